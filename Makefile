@@ -1,0 +1,103 @@
+# consulate — build, test, run. `make help` lists the targets.
+CC      ?= cc
+SANITIZE ?=
+PKGS    := libcjson sqlite3 libcurl libssh2 libsodium yaml-0.1 cmocka
+
+ifeq ($(SANITIZE),)
+BUILD   := build
+OPT     := -O2
+else
+BUILD   := build/san
+OPT     := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS  := -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
+LIBS    := -lcivetweb $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+SERVER_SRCS := $(wildcard server/*.c)
+SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
+               $(BUILD)/obj/gen/migrations.o
+LIB_OBJS    := $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJS))
+MIGRATIONS  := $(sort $(wildcard migrations/*.sql))
+
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+HTTP_SRCS   := $(wildcard tests/http/test_*.c)
+HTTP_BINS   := $(patsubst tests/http/%.c,$(BUILD)/tests/http/%,$(HTTP_SRCS))
+HTTP_HELP   := $(filter-out $(HTTP_SRCS),$(wildcard tests/http/*.c))
+SIM_SRCS    := $(wildcard tests/sim/*.c)
+BENCH_SRCS  := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
+
+.PHONY: all deps test unit-test http-test bench run demo clean help format
+all: deps $(BUILD)/consulate $(if $(SIM_SRCS),$(BUILD)/consul-sim)
+
+help:
+	@echo "make            build $(BUILD)/consulate (installs missing Debian packages first)"
+	@echo "make test       build and run every test"
+	@echo "make bench      run the benchmarks and print their figures"
+	@echo "make run        run the console against the configured Consul"
+	@echo "make demo       run the console against a simulated 4-server datacenter"
+	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
+
+deps:
+	@./scripts/deps.sh
+
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/consulate: $(SERVER_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/http/%: $(BUILD)/obj/tests/http/%.o $(patsubst %.c,$(BUILD)/obj/%.o,$(HTTP_HELP)) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj/%.o,$(HTTP_HELP)) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+test: all $(UNIT_BINS) $(HTTP_BINS)
+	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS)
+
+unit-test: all $(UNIT_BINS)
+	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
+
+http-test: all $(HTTP_BINS)
+	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
+
+bench: all $(BENCH_BINS)
+	@BUILD=$(BUILD) ./scripts/bench.sh $(BENCH_BINS)
+
+run: all
+	$(BUILD)/consulate serve $(if $(CONFIG),--config $(CONFIG))
+
+demo: all
+	@BUILD=$(BUILD) ./scripts/demo.sh
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i server/*.c include/*.h tests/*/*.c
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
