@@ -1,0 +1,22 @@
+/* store_internal: helpers shared by the store's own files (store.c, store_audit.c, …).
+ * Nothing outside the store includes this. */
+#ifndef CONSULATE_STORE_INTERNAL_H
+#define CONSULATE_STORE_INTERNAL_H
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+struct store;
+
+/* Prepares a constant SQL string; logs and returns STORE_ERROR on failure. */
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
+/* Binds text (SQLITE_TRANSIENT) or NULL when v is NULL. */
+void store_bind_text(sqlite3_stmt *st, int idx, const char *v);
+/* Steps a statement that returns no rows, maps constraint errors to STORE_CONFLICT, and
+ * finalizes it. */
+int store_step_done(struct store *s, sqlite3_stmt *st);
+/* One-row one-integer query with an optional text parameter ?1. */
+int store_query_int(struct store *s, const char *sql, const char *param, int64_t *n);
+
+#endif

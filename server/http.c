@@ -1,0 +1,678 @@
+/* http: civetweb set-up, the /api/ dispatcher, replies with the security headers, static
+ * files and the HTTP counters. See include/http.h. */
+#include "http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "app.h"
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#define SESSION_COOKIE "consulate_session"
+
+static const char security_headers[] =
+    "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "X-Frame-Options: DENY\r\n";
+
+/* ---- counters ---- */
+
+static const int counted_statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405,
+                                       409, 413, 429, 500, 502, 503, 504};
+#define N_STATUS (ARRAY_LEN(counted_statuses) + 1)
+#define N_ROUTE_SLOTS 96 /* routes, then "static", "healthz", "none" */
+static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t counters[N_ROUTE_SLOTS][N_STATUS];
+
+static void
+count_request(int slot, int status)
+{
+    size_t si = N_STATUS - 1;
+    for (size_t i = 0; i < ARRAY_LEN(counted_statuses); i++) {
+        if (counted_statuses[i] == status) {
+            si = i;
+            break;
+        }
+    }
+    if (slot < 0 || slot >= N_ROUTE_SLOTS) {
+        slot = N_ROUTE_SLOTS - 1;
+    }
+    pthread_mutex_lock(&counters_lock);
+    counters[slot][si]++;
+    pthread_mutex_unlock(&counters_lock);
+}
+
+void
+http_metrics_write(struct buf *b)
+{
+    buf_puts(b, "# HELP consulate_http_requests_total HTTP requests served, by route and "
+                "status.\n# TYPE consulate_http_requests_total counter\n");
+    pthread_mutex_lock(&counters_lock);
+    for (int slot = 0; slot < N_ROUTE_SLOTS; slot++) {
+        const char *route, *method = "";
+        if ((size_t)slot < http_routes_count) {
+            route = http_routes[slot].pattern;
+            method = http_routes[slot].method;
+        } else if (slot == N_ROUTE_SLOTS - 3) {
+            route = "static";
+        } else if (slot == N_ROUTE_SLOTS - 2) {
+            route = "/healthz";
+        } else if (slot == N_ROUTE_SLOTS - 1) {
+            route = "unmatched";
+        } else {
+            continue;
+        }
+        for (size_t si = 0; si < N_STATUS; si++) {
+            if (!counters[slot][si]) {
+                continue;
+            }
+            char status[8];
+            if (si < ARRAY_LEN(counted_statuses)) {
+                snprintf(status, sizeof(status), "%d", counted_statuses[si]);
+            } else {
+                snprintf(status, sizeof(status), "other");
+            }
+            buf_printf(b,
+                       "consulate_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} "
+                       "%llu\n",
+                       route, method, status, (unsigned long long)counters[slot][si]);
+        }
+    }
+    pthread_mutex_unlock(&counters_lock);
+}
+
+/* ---- replies ---- */
+
+static int
+is_api(const struct req *r)
+{
+    return r->path && str_starts_with(r->path, "/api/");
+}
+
+/* Writes status line and headers and body in one write (no Nagle stall). */
+static int
+send_all(struct mg_connection *conn, int status, const char *content_type,
+         const char *extra_headers, int no_store, int head_only, const void *body, size_t len)
+{
+    struct buf b;
+    buf_init(&b, len + 8192);
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
+    buf_puts(&b, security_headers);
+    if (no_store) {
+        buf_puts(&b, "Cache-Control: no-store\r\n");
+    }
+    if (content_type) {
+        buf_printf(&b, "Content-Type: %s\r\n", content_type);
+    }
+    if (extra_headers) {
+        buf_puts(&b, extra_headers);
+    }
+    buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
+    if (!head_only && len) {
+        buf_append(&b, body, len);
+    }
+    int rc = mg_write(conn, b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
+int
+http_reply(struct req *r, int status, const char *content_type, const char *extra_headers,
+           const void *body, size_t len)
+{
+    send_all(r->conn, status, content_type, extra_headers, is_api(r),
+             strcmp(r->method, "HEAD") == 0, body, len);
+    r->status = status;
+    return status;
+}
+
+int
+http_reply_json(struct req *r, int status, cJSON *j)
+{
+    char *s = json_print(j);
+    cJSON_Delete(j);
+    http_reply(r, status, "application/json; charset=utf-8", NULL, s, strlen(s));
+    free(s);
+    return status;
+}
+
+int
+http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", msg);
+    return http_reply_json(r, status, j);
+}
+
+int
+http_stream_begin(struct req *r, int status, const char *content_type, const char *extra_headers)
+{
+    struct buf b;
+    buf_init(&b, 8192);
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
+    buf_puts(&b, security_headers);
+    if (is_api(r)) {
+        buf_puts(&b, "Cache-Control: no-store\r\n");
+    }
+    buf_printf(&b, "Content-Type: %s\r\n", content_type);
+    if (extra_headers) {
+        buf_puts(&b, extra_headers);
+    }
+    buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
+    int rc = mg_write(r->conn, b.data, b.len);
+    buf_free(&b);
+    r->status = status;
+    return rc > 0 ? 0 : -1;
+}
+
+int
+http_stream_write(struct req *r, const void *data, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    return mg_send_chunk(r->conn, data, (unsigned int)len) > 0 ? 0 : -1;
+}
+
+void
+http_stream_end(struct req *r)
+{
+    mg_send_chunk(r->conn, "", 0);
+}
+
+/* ---- request helpers ---- */
+
+const char *
+http_header(struct req *r, const char *name)
+{
+    return mg_get_header(r->conn, name);
+}
+
+char *
+http_query(struct req *r, const char *name, int *present)
+{
+    if (present) {
+        *present = 0;
+    }
+    if (!r->query) {
+        return NULL;
+    }
+    size_t nlen = strlen(name);
+    const char *p = r->query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        size_t seg = end ? (size_t)(end - p) : strlen(p);
+        if (seg >= nlen && strncmp(p, name, nlen) == 0 && (seg == nlen || p[nlen] == '=')) {
+            if (present) {
+                *present = 1;
+            }
+            if (seg == nlen) {
+                return xstrdup("");
+            }
+            size_t vlen = seg - nlen - 1;
+            char *out = xmalloc(vlen + 1);
+            int n = mg_url_decode(p + nlen + 1, (int)vlen, out, (int)vlen + 1, 1);
+            if (n < 0) {
+                free(out);
+                return NULL;
+            }
+            return out;
+        }
+        p += seg;
+        if (*p == '&') {
+            p++;
+        }
+    }
+    return NULL;
+}
+
+cJSON *
+http_json_body(struct req *r)
+{
+    if (!r->body || r->body_len == 0) {
+        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
+        return NULL;
+    }
+    if (!utf8_valid(r->body, r->body_len)) {
+        http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8");
+        return NULL;
+    }
+    const char *end = NULL;
+    /* length + 1: cJSON checks the terminating NUL itself when require_null_terminated */
+    cJSON *j = cJSON_ParseWithLengthOpts(r->body, r->body_len + 1, &end, 1);
+    if (!j) {
+        http_reply_error(r, 400, "invalid_json", "request body is not valid JSON (at byte %ld)",
+                         end ? (long)(end - r->body) : 0L);
+        return NULL;
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+int
+http_audit(struct req *r, const char *action, const char *target, cJSON *detail,
+           const char *outcome)
+{
+    char *d = NULL;
+    if (detail) {
+        d = json_print(detail);
+        cJSON_Delete(detail);
+    }
+    struct audit_entry e = {
+        .actor = r->authenticated ? r->user.name : "",
+        .role = r->authenticated ? role_name(r->user.role) : "",
+        .ip = r->ip,
+        .action = action,
+        .target = target ? target : "",
+        .detail = d,
+        .outcome = outcome,
+    };
+    int rc = store_audit_append(r->db, &e, NULL);
+    free(d);
+    r->audited = 1;
+    if (rc != STORE_OK) {
+        log_error("audit: could not record %s: %s", action, store_errmsg(r->db));
+    }
+    return rc;
+}
+
+int
+http_deny(struct req *r, const char *action, const char *target, const char *why)
+{
+    if (action) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "method", r->method);
+        cJSON_AddStringToObject(d, "path", r->path);
+        cJSON_AddStringToObject(d, "reason", why);
+        http_audit(r, action, target, d, "denied");
+    }
+    return http_reply_error(r, 403, "forbidden", "%s", why);
+}
+
+/* ---- the /api/ dispatcher ---- */
+
+static int
+method_has_body(const char *m)
+{
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "DELETE") != 0 &&
+           strcmp(m, "OPTIONS") != 0;
+}
+
+/* Reads the request body, refusing more than HTTP_MAX_BODY bytes. Returns 0, or the status
+ * already sent. */
+static int
+read_body(struct req *r)
+{
+    long long cl = r->ri->content_length;
+    if (cl > HTTP_MAX_BODY) {
+        return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
+                                HTTP_MAX_BODY);
+    }
+    struct buf b;
+    buf_init(&b, HTTP_MAX_BODY);
+    char chunk[16384];
+    int n;
+    while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
+        if (buf_append(&b, chunk, (size_t)n) != BUF_OK) {
+            buf_free(&b);
+            return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
+                                    HTTP_MAX_BODY);
+        }
+    }
+    r->body_len = b.len;
+    r->body = buf_steal(&b);
+    return 0;
+}
+
+/* True when the Origin header, if any, names this server (scheme://Host). */
+static int
+origin_ok(struct req *r)
+{
+    const char *origin = http_header(r, "Origin");
+    if (!origin) {
+        return 1;
+    }
+    const char *host = http_header(r, "Host");
+    if (!host) {
+        return 0;
+    }
+    char expect[512];
+    snprintf(expect, sizeof(expect), "%s://%s", r->tls ? "https" : "http", host);
+    return strcmp(origin, expect) == 0;
+}
+
+static int
+authenticate(struct req *r)
+{
+    const char *cookies = http_header(r, "Cookie");
+    char token[128];
+    if (!cookies || mg_get_cookie(cookies, SESSION_COOKIE, token, sizeof(token)) <= 0) {
+        return AUTH_NO_SESSION;
+    }
+    int rc = auth_session_lookup(r->db, r->app->cfg, token, &r->user);
+    secret_wipe(token, sizeof(token));
+    if (rc == AUTH_OK) {
+        r->authenticated = 1;
+    }
+    return rc;
+}
+
+static int
+metrics_token_ok(struct req *r)
+{
+    const char *want = r->app->cfg->metrics_token;
+    const char *authz = http_header(r, "Authorization");
+    return want && authz && str_starts_with(authz, "Bearer ") && str_ct_equal(authz + 7, want);
+}
+
+static int
+dispatch(struct req *r)
+{
+    int path_matched = 0;
+    const struct route *rt = route_find(http_routes, http_routes_count, r->method, r->path,
+                                        r->params, &r->nparams, &path_matched);
+    if (!rt) {
+        if (path_matched) {
+            return http_reply_error(r, 405, "method_not_allowed",
+                                    "method %s is not allowed on %s", r->method, r->path);
+        }
+        return http_reply_error(r, 404, "not_found", "no such route: %s", r->path);
+    }
+    r->route = rt;
+    const char *target = r->nparams > 0 ? r->params[0] : "";
+    int writes = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
+
+    if (!(rt->flags & ROUTE_PUBLIC)) {
+        int arc = authenticate(r);
+        if (arc == AUTH_ERROR) {
+            return http_reply_error(r, 500, "internal", "session lookup failed");
+        }
+        if (arc != AUTH_OK) {
+            if ((rt->flags & ROUTE_METRICS) && metrics_token_ok(r)) {
+                return rt->fn(r);
+            }
+            if (writes && rt->action) {
+                cJSON *d = cJSON_CreateObject();
+                cJSON_AddStringToObject(d, "method", r->method);
+                cJSON_AddStringToObject(d, "path", r->path);
+                cJSON_AddStringToObject(d, "reason", "not logged in");
+                http_audit(r, rt->action, target, d, "denied");
+            }
+            return http_reply_error(r, 401, "unauthenticated", "log in first");
+        }
+    }
+    if (writes) {
+        const char *csrf = http_header(r, "X-CSRF-Token");
+        int bad_origin = !origin_ok(r);
+        int bad_token = r->authenticated && (!csrf || !str_ct_equal(csrf, r->user.csrf_token));
+        if (bad_origin || bad_token) {
+            if (rt->action) {
+                cJSON *d = cJSON_CreateObject();
+                cJSON_AddStringToObject(d, "method", r->method);
+                cJSON_AddStringToObject(d, "path", r->path);
+                cJSON_AddStringToObject(d, "reason", bad_origin ? "cross-origin request"
+                                                                : "missing or wrong CSRF token");
+                http_audit(r, rt->action, target, d, "denied");
+            }
+            return http_reply_error(r, 403, "csrf",
+                                    bad_origin ? "cross-origin request refused"
+                                               : "missing or wrong X-CSRF-Token header");
+        }
+    }
+    if (r->authenticated && r->user.role < rt->min_role) {
+        char why[128];
+        snprintf(why, sizeof(why), "this needs the %s role (you are %s)", role_name(rt->min_role),
+                 role_name(r->user.role));
+        return http_deny(r, writes ? rt->action : NULL, target, why);
+    }
+    if (method_has_body(r->method) && !(rt->flags & ROUTE_STREAM_BODY)) {
+        if (read_body(r) == 0) {
+            rt->fn(r);
+        }
+    } else {
+        rt->fn(r);
+    }
+    /* Every state-changing request leaves a trace: one a handler refused (bad input,
+     * conflict) without recording it is recorded here, after its rollback. */
+    if (writes && rt->action && !r->audited) {
+        store_rollback(r->db);
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "method", r->method);
+        cJSON_AddStringToObject(d, "path", r->path);
+        cJSON_AddNumberToObject(d, "status", r->status);
+        http_audit(r, rt->action, target, d, r->status < 400 ? "ok" : "error");
+    }
+    return r->status;
+}
+
+static void
+req_init(struct req *r, struct mg_connection *conn)
+{
+    memset(r, 0, sizeof(*r));
+    r->conn = conn;
+    r->ri = mg_get_request_info(conn);
+    r->app = r->ri->user_data;
+    r->method = r->ri->request_method;
+    r->path = r->ri->local_uri_raw ? r->ri->local_uri_raw : r->ri->local_uri;
+    r->query = r->ri->query_string;
+    r->tls = r->ri->is_ssl;
+    snprintf(r->ip, sizeof(r->ip), "%s", r->ri->remote_addr);
+}
+
+static void
+req_clear(struct req *r)
+{
+    for (int i = 0; i < r->nparams; i++) {
+        free(r->params[i]);
+    }
+    free(r->body);
+    if (r->db) {
+        store_rollback(r->db); /* a handler that failed mid-transaction leaves nothing */
+    }
+}
+
+static int
+api_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    struct req r;
+    req_init(&r, conn);
+    r.db = store_thread(r.app->cfg->database);
+    if (!r.db) {
+        http_reply_error(&r, 500, "internal", "database unavailable");
+    } else {
+        dispatch(&r);
+    }
+    int slot = N_ROUTE_SLOTS - 1;
+    if (r.route) {
+        slot = (int)(r.route - http_routes);
+    }
+    count_request(slot, r.status);
+    req_clear(&r);
+    return r.status ? r.status : 500;
+}
+
+/* ---- static files ---- */
+
+static const char *
+content_type_for(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(types); i++) {
+        if (str_ends_with(path, types[i].ext)) {
+            return types[i].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* Serves a file under web_root. Refuses encoded or literal "..", NUL, backslashes and
+ * anything that resolves outside the root; directories are not listed. */
+static int
+static_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    struct req r;
+    req_init(&r, conn);
+    int status;
+    char *rel = NULL, *full = NULL, *body = NULL;
+    char root_real[PATH_MAX], file_real[PATH_MAX];
+    if (strcmp(r.method, "GET") != 0 && strcmp(r.method, "HEAD") != 0) {
+        status = http_reply(&r, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n",
+                            "method not allowed\n", 19);
+        goto out;
+    }
+    size_t plen = strlen(r.path);
+    rel = xmalloc(plen + 16);
+    int dlen = mg_url_decode(r.path, (int)plen, rel, (int)plen + 1, 0);
+    if (dlen < 0 || strlen(rel) != (size_t)dlen) { /* undecodable, or an encoded NUL */
+        goto not_found;
+    }
+    if (strcmp(rel, "/") == 0) {
+        strcpy(rel, "/index.html");
+    }
+    if (rel[0] != '/' || strstr(rel, "..") || strchr(rel, '\\') || strstr(rel, "//")) {
+        goto not_found;
+    }
+    for (const char *p = rel; *p; p++) {
+        if ((unsigned char)*p < 0x20) {
+            goto not_found;
+        }
+    }
+    if (!realpath(r.app->cfg->web_root, root_real)) {
+        goto not_found;
+    }
+    full = xasprintf("%s%s", root_real, rel);
+    if (!realpath(full, file_real) || !str_starts_with(file_real, root_real) ||
+        file_real[strlen(root_real)] != '/') {
+        goto not_found;
+    }
+    struct stat st;
+    if (stat(file_real, &st) != 0 || !S_ISREG(st.st_mode)) {
+        goto not_found;
+    }
+    size_t len;
+    body = file_read_all(file_real, 16 << 20, &len);
+    if (!body) {
+        goto not_found;
+    }
+    status = http_reply(&r, 200, content_type_for(file_real), "Cache-Control: no-cache\r\n",
+                        body, len);
+    goto out;
+not_found:
+    status = http_reply(&r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
+out:
+    count_request(N_ROUTE_SLOTS - 3, status);
+    free(rel);
+    free(full);
+    free(body);
+    return status;
+}
+
+static int
+healthz_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    struct req r;
+    req_init(&r, conn);
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"ok\":true,\"version\":\"%s\"}", CONSULATE_VERSION);
+    int status = http_reply(&r, 200, "application/json", "Cache-Control: no-store\r\n", body,
+                            (size_t)n);
+    count_request(N_ROUTE_SLOTS - 2, status);
+    return status;
+}
+
+/* /metrics shares the dispatcher (auth by admin session or bearer token). */
+static int
+metrics_handler(struct mg_connection *conn, void *cbdata)
+{
+    return api_handler(conn, cbdata);
+}
+
+static int
+log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+struct mg_context *
+http_start(struct app *app, int *port_out, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    char threads[16];
+    snprintf(threads, sizeof(threads), "%d", cfg->threads);
+    const char *options[] = {
+        "listening_ports", cfg->listen,
+        "num_threads", threads,
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "30000",
+        "request_timeout_ms", "30000",
+        "tcp_nodelay", "1",
+        "decode_url", "no",
+        NULL,
+    };
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.log_message = log_message;
+    mg_init_library(0);
+    struct mg_context *ctx = mg_start(&cb, app, options);
+    if (!ctx) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                 cfg->listen);
+        return NULL;
+    }
+    mg_set_request_handler(ctx, "/api/", api_handler, NULL);
+    mg_set_request_handler(ctx, "/api", api_handler, NULL);
+    mg_set_request_handler(ctx, "/metrics$", metrics_handler, NULL);
+    mg_set_request_handler(ctx, "/healthz$", healthz_handler, NULL);
+    mg_set_request_handler(ctx, "/", static_handler, NULL);
+    struct mg_server_port ports[4];
+    memset(ports, 0, sizeof(ports));
+    int n = mg_get_server_ports(ctx, 4, ports);
+    *port_out = n > 0 ? ports[0].port : 0;
+    return ctx;
+}
+
+void
+http_stop(struct mg_context *ctx)
+{
+    if (ctx) {
+        mg_stop(ctx);
+    }
+}

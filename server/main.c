@@ -1,0 +1,410 @@
+/* main: the command line. `consulate serve|user|audit|migrate|version`, each taking
+ * --config FILE and --db PATH. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "auth.h"
+#include "cli_audit.h"
+#include "config.h"
+#include "http.h"
+#include "store.h"
+#include "util.h"
+
+static void
+usage(FILE *f)
+{
+    fputs("usage: consulate COMMAND [--config FILE] [--db PATH]\n"
+          "\n"
+          "commands:\n"
+          "  serve                               run the console\n"
+          "  user add NAME --role ROLE [--password-stdin]\n"
+          "  user passwd NAME [--password-stdin]\n"
+          "  user list\n"
+          "  audit verify                        check the audit hash chain (exit 1 if broken)\n"
+          "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
+          "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
+          "  migrate                             apply database migrations\n"
+          "  version                             print the version\n"
+          "\n"
+          "environment: CONSULATE_CONFIG, CONSULATE_DB, CONSULATE_LISTEN,\n"
+          "             CONSULATE_CONSUL_ADDR (comma-separated), CONSULATE_CONSUL_TOKEN\n",
+          f);
+}
+
+/* Removes --config FILE and --db PATH (anywhere on the line) from argv. Returns -1 on a
+ * missing value. */
+static int
+take_global_opts(int *argc, char **argv, const char **config, const char **db)
+{
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char **slot = NULL;
+        if (strcmp(argv[i], "--config") == 0) {
+            slot = config;
+        } else if (strcmp(argv[i], "--db") == 0) {
+            slot = db;
+        }
+        if (!slot) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc) {
+            fprintf(stderr, "consulate: %s needs a value\n", argv[i]);
+            return -1;
+        }
+        *slot = argv[++i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+static int
+load_config(struct config *cfg, const char *path, const char *db)
+{
+    struct config_error err;
+    config_defaults(cfg);
+    if (!path) {
+        path = getenv("CONSULATE_CONFIG");
+    }
+    if (path) {
+        int rc = config_load_file(cfg, path, &err);
+        if (rc != CONFIG_OK) {
+            fprintf(stderr, "consulate: %s\n", err.message);
+            return 2;
+        }
+    }
+    if (config_apply_env(cfg, &err) != CONFIG_OK) {
+        fprintf(stderr, "consulate: %s\n", err.message);
+        return 2;
+    }
+    if (db) {
+        free(cfg->database);
+        cfg->database = xstrdup(db);
+    }
+    return 0;
+}
+
+/* Opens and migrates the database. Returns NULL after printing why. */
+static struct store *
+open_db(const struct config *cfg)
+{
+    char err[512];
+    struct store *s = store_open(cfg->database, err, sizeof(err));
+    if (!s) {
+        fprintf(stderr, "consulate: %s\n", err);
+        return NULL;
+    }
+    int from, to;
+    int rc = store_migrate(s, &from, &to);
+    if (rc == STORE_TOO_NEW) {
+        fprintf(stderr,
+                "consulate: database %s has schema version %d, newer than this consulate "
+                "(%d); refusing to use it — upgrade consulate\n",
+                cfg->database, from, store_latest_version());
+        store_close(s);
+        return NULL;
+    }
+    if (rc != STORE_OK) {
+        fprintf(stderr, "consulate: migrating %s failed: %s\n", cfg->database,
+                store_errmsg(s));
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Reads a password without echo from the terminal, or one line from stdin. The result is
+ * newly allocated (wipe and free it) or NULL. */
+static char *
+read_password(int from_stdin, const char *prompt)
+{
+    char line[AUTH_PASSWORD_MAX + 2];
+    FILE *in = stdin;
+    FILE *tty = NULL;
+    struct termios old, quiet;
+    int restore = 0;
+    if (!from_stdin) {
+        tty = fopen("/dev/tty", "r+");
+        if (!tty) {
+            fputs("consulate: no terminal to ask for a password; use --password-stdin\n",
+                  stderr);
+            return NULL;
+        }
+        in = tty;
+        fputs(prompt, tty);
+        fflush(tty);
+        if (tcgetattr(fileno(tty), &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            restore = tcsetattr(fileno(tty), TCSAFLUSH, &quiet) == 0;
+        }
+    }
+    char *got = fgets(line, sizeof(line), in);
+    if (restore) {
+        tcsetattr(fileno(tty), TCSAFLUSH, &old);
+        fputs("\n", tty);
+    }
+    if (tty) {
+        fclose(tty);
+    }
+    if (!got) {
+        fputs("consulate: no password given\n", stderr);
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    char *pw = xstrdup(line);
+    secret_wipe(line, sizeof(line));
+    return pw;
+}
+
+static void
+audit_cli(struct store *s, const char *action, const char *target, const char *detail)
+{
+    struct audit_entry e = {"cli", "", "local", action, target, detail, "ok"};
+    store_audit_append(s, &e, NULL);
+}
+
+static int
+cmd_user(struct store *s, int argc, char **argv)
+{
+    if (argc < 3 || (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "passwd") != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    int add = strcmp(argv[1], "add") == 0;
+    const char *name = argv[2], *role = NULL;
+    int from_stdin = 0;
+    for (int i = 3; i < argc; i++) {
+        if (add && strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            role = argv[++i];
+        } else if (strcmp(argv[i], "--password-stdin") == 0) {
+            from_stdin = 1;
+        } else {
+            fprintf(stderr, "consulate: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!auth_name_valid(name)) {
+        fprintf(stderr, "consulate: invalid user name '%s'\n", name);
+        return 2;
+    }
+    if (add && role_parse(role) == ROLE_NONE) {
+        fputs("consulate: --role must be one of viewer, operator, approver, admin\n", stderr);
+        return 2;
+    }
+    struct store_user u = {0};
+    int exists = store_user_get(s, name, &u) == STORE_OK;
+    store_user_clear(&u);
+    if (add && exists) {
+        fprintf(stderr, "consulate: user '%s' already exists\n", name);
+        return 1;
+    }
+    if (!add && !exists) {
+        fprintf(stderr, "consulate: no user named '%s'\n", name);
+        return 1;
+    }
+    char *pw = read_password(from_stdin, "Password: ");
+    if (!pw) {
+        return 1;
+    }
+    const char *problem = auth_password_problem(pw);
+    char hash[AUTH_HASH_MAX];
+    int rc = 1;
+    if (problem) {
+        fprintf(stderr, "consulate: %s\n", problem);
+        goto out;
+    }
+    if (auth_password_hash(pw, hash) != 0 || store_begin(s) != STORE_OK) {
+        fputs("consulate: cannot store the password\n", stderr);
+        goto out;
+    }
+    int src;
+    if (add) {
+        src = store_user_insert(s, name, role, hash, time_now_ms(), NULL);
+    } else {
+        src = store_user_update(s, name, NULL, hash, -1, time_now_ms());
+        if (src == STORE_OK && store_user_get(s, name, &u) == STORE_OK) {
+            src = store_session_delete_user(s, u.id);
+            store_user_clear(&u);
+        }
+    }
+    if (src == STORE_OK) {
+        char *detail = add ? xasprintf("{\"role\":\"%s\"}", role)
+                           : xstrdup("{\"password_changed\":true}");
+        audit_cli(s, add ? "user.create" : "user.update", name, detail);
+        free(detail);
+    }
+    if (src != STORE_OK || store_commit(s) != STORE_OK) {
+        store_rollback(s);
+        fprintf(stderr, "consulate: database error: %s\n", store_errmsg(s));
+        goto out;
+    }
+    printf("consulate: %s user %s\n", add ? "created" : "changed the password of", name);
+    rc = 0;
+out:
+    secret_wipe(hash, sizeof(hash));
+    secret_free_str(pw);
+    return rc;
+}
+
+static int
+print_user(const struct store_user *u, void *ctx)
+{
+    (void)ctx;
+    char ts[40] = "never";
+    if (u->last_login_at) {
+        time_format_rfc3339(u->last_login_at, ts, sizeof(ts));
+    }
+    printf("%-24s %-9s %-9s last login %s\n", u->name, u->role,
+           u->disabled ? "disabled" : "enabled", ts);
+    return 0;
+}
+
+/* Creates "admin" with a random password when the database has no user, printing the
+ * password once. Audited as user.bootstrap. */
+static int
+bootstrap_admin(struct store *s)
+{
+    int64_t n = 0;
+    if (store_user_count(s, &n) != STORE_OK) {
+        return -1;
+    }
+    if (n > 0) {
+        return 0;
+    }
+    char pw[21], hash[AUTH_HASH_MAX];
+    auth_password_generate(pw);
+    int rc = -1;
+    if (auth_password_hash(pw, hash) != 0 || store_begin(s) != STORE_OK) {
+        goto out;
+    }
+    struct audit_entry e = {"system", "", "local", "user.bootstrap", "admin",
+                            "{\"role\":\"admin\"}", "ok"};
+    if (store_user_insert(s, "admin", "admin", hash, time_now_ms(), NULL) != STORE_OK ||
+        store_audit_append(s, &e, NULL) != STORE_OK || store_commit(s) != STORE_OK) {
+        store_rollback(s);
+        goto out;
+    }
+    printf("consulate: created user admin with password: %s\n", pw);
+    printf("consulate: (shown only this once; change it under Users)\n");
+    fflush(stdout);
+    rc = 0;
+out:
+    secret_wipe(pw, sizeof(pw));
+    secret_wipe(hash, sizeof(hash));
+    return rc;
+}
+
+static int
+cmd_serve(struct config *cfg, struct store *s)
+{
+    if (cfg->bootstrap_admin && bootstrap_admin(s) != 0) {
+        fprintf(stderr, "consulate: cannot create the first admin: %s\n", store_errmsg(s));
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
+    char err[512];
+    int port = 0;
+    struct mg_context *ctx = http_start(&app, &port, err, sizeof(err));
+    if (!ctx) {
+        fprintf(stderr, "consulate: %s\n", err);
+        return 1;
+    }
+    char host[256];
+    int cfg_port;
+    config_split_listen(cfg->listen, host, sizeof(host), &cfg_port);
+    printf("consulate: listening on http://%s:%d\n", host, port);
+    fflush(stdout);
+    log_info("consulate %s serving on %s:%d, database %s", CONSULATE_VERSION, host, port,
+             cfg->database);
+
+    for (;;) {
+        struct timespec tick = {60, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            break;
+        }
+        int64_t now = time_now_ms();
+        store_session_purge(s, now - (int64_t)cfg->session_idle_timeout_s * 1000,
+                            now - (int64_t)cfg->session_absolute_timeout_s * 1000);
+        store_login_failure_purge(s, now - (int64_t)cfg->login_window_s * 1000);
+    }
+    log_info("shutting down");
+    http_stop(ctx);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL, *db = NULL;
+    if (take_global_opts(&argc, argv, &config_path, &db) != 0) {
+        return 2;
+    }
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("consulate %s\n", CONSULATE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "audit") &&
+        strcmp(cmd, "migrate")) {
+        fprintf(stderr, "consulate: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "serve") == 0 && argc > 2) {
+        fprintf(stderr, "consulate: unexpected argument '%s'\n", argv[2]);
+        return 2;
+    }
+    struct config cfg;
+    int rc = load_config(&cfg, config_path, db);
+    if (rc) {
+        config_free(&cfg);
+        return rc;
+    }
+    struct store *s = open_db(&cfg);
+    if (!s) {
+        config_free(&cfg);
+        return 1;
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        int v = 0;
+        store_schema_version(s, &v);
+        printf("consulate: database %s is at schema version %d\n", cfg.database, v);
+        rc = 0;
+    } else if (strcmp(cmd, "serve") == 0) {
+        rc = cmd_serve(&cfg, s);
+    } else if (strcmp(cmd, "user") == 0) {
+        if (argc >= 3 && strcmp(argv[2], "list") == 0) {
+            rc = store_user_each(s, print_user, NULL) == STORE_ERROR;
+        } else {
+            rc = cmd_user(s, argc - 1, argv + 1);
+        }
+    } else {
+        rc = cli_audit_main(s, argc - 1, argv + 1);
+    }
+    store_close(s);
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* routes: the one route table. Method, path pattern, handler, the least role allowed, and
+ * the audit action of state-changing routes (denials are recorded under it). Order matters
+ * only where patterns overlap: the first match wins. */
+#include "api.h"
+#include "util.h"
+
+const struct route http_routes[] = {
+    {"POST", "/api/session", api_session_create, ROLE_NONE, "auth.login", ROUTE_PUBLIC},
+    {"GET", "/api/session", api_session_get, ROLE_VIEWER, NULL, 0},
+    {"DELETE", "/api/session", api_session_delete, ROLE_VIEWER, "auth.logout", 0},
+
+    {"GET", "/api/users", api_users_list, ROLE_ADMIN, NULL, 0},
+    {"POST", "/api/users", api_users_create, ROLE_ADMIN, "user.create", 0},
+    {"PATCH", "/api/users/{name}", api_users_update, ROLE_ADMIN, "user.update", 0},
+    {"DELETE", "/api/users/{name}", api_users_delete, ROLE_ADMIN, "user.delete", 0},
+
+    {"GET", "/api/audit", api_audit_list, ROLE_VIEWER, NULL, 0},
+    {"GET", "/api/audit/export", api_audit_export, ROLE_VIEWER, NULL, 0},
+    {"GET", "/api/audit/verify", api_audit_verify, ROLE_VIEWER, NULL, 0},
+
+    {"GET", "/metrics", api_metrics, ROLE_ADMIN, NULL, ROUTE_METRICS},
+};
+
+const size_t http_routes_count = ARRAY_LEN(http_routes);

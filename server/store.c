@@ -1,0 +1,766 @@
+/* store: connection, migrations, transactions, users, sessions, login throttling, audit
+ * append and settings. See include/store.h. Audit queries live in store_audit.c. */
+#include "store.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "audit.h"
+#include "store_internal.h"
+#include "util.h"
+
+struct store {
+    sqlite3 *db;
+    char *path;
+};
+
+sqlite3 *
+store_sqlite(struct store *s)
+{
+    return s->db;
+}
+
+const char *
+store_errmsg(struct store *s)
+{
+    return s && s->db ? sqlite3_errmsg(s->db) : "no database";
+}
+
+/* Creates every missing directory of path's parent, like mkdir -p. */
+static int
+mkdir_parents(const char *path)
+{
+    char *copy = xstrdup(path);
+    char *dir = dirname(copy);
+    int rc = 0;
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+                rc = -1;
+            }
+            *p = '/';
+        }
+    }
+    if (rc == 0 && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, ":memory:") != 0 && mkdir_parents(path) != 0) {
+        snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    static const char pragmas[] = "PRAGMA journal_mode=WAL;"
+                                  "PRAGMA synchronous=NORMAL;"
+                                  "PRAGMA foreign_keys=ON;"
+                                  "PRAGMA temp_store=MEMORY;";
+    char *msg = NULL;
+    if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot configure database %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return NULL;
+    }
+    struct store *s = xcalloc(1, sizeof(*s));
+    s->db = db;
+    s->path = xstrdup(path);
+    return s;
+}
+
+void
+store_close(struct store *s)
+{
+    if (!s) {
+        return;
+    }
+    sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+}
+
+/* ---- per-thread connections ---- */
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+static void
+thread_store_free(void *p)
+{
+    store_close(p);
+}
+
+static void
+thread_key_make(void)
+{
+    pthread_key_create(&thread_key, thread_store_free);
+}
+
+struct store *
+store_thread(const char *path)
+{
+    pthread_once(&thread_once, thread_key_make);
+    struct store *s = pthread_getspecific(thread_key);
+    if (s && strcmp(s->path, path) == 0) {
+        return s;
+    }
+    if (s) {
+        store_close(s);
+        pthread_setspecific(thread_key, NULL);
+    }
+    char err[512];
+    s = store_open(path, err, sizeof(err));
+    if (!s) {
+        log_error("store: %s", err);
+        return NULL;
+    }
+    pthread_setspecific(thread_key, s);
+    return s;
+}
+
+/* ---- statements ---- */
+
+int
+store_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        log_error("store: prepare failed: %s", sqlite3_errmsg(s->db));
+        *st = NULL;
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+void
+store_bind_text(sqlite3_stmt *st, int idx, const char *v)
+{
+    if (v) {
+        sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_null(st, idx);
+    }
+}
+
+/* Runs a statement that returns no rows and finalizes it. */
+int
+store_step_done(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    int out = STORE_OK;
+    if (rc == SQLITE_CONSTRAINT) {
+        out = STORE_CONFLICT;
+    } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("store: %s", sqlite3_errmsg(s->db));
+        out = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int
+exec_sql(struct store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("store: %s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+int
+store_begin(struct store *s)
+{
+    return exec_sql(s, "BEGIN IMMEDIATE");
+}
+
+int
+store_commit(struct store *s)
+{
+    return exec_sql(s, "COMMIT");
+}
+
+void
+store_rollback(struct store *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) {
+        exec_sql(s, "ROLLBACK");
+    }
+}
+
+/* ---- migrations ---- */
+
+int
+store_latest_version(void)
+{
+    int v = 0;
+    for (const struct store_migration *m = store_migrations; m->sql; m++) {
+        if (m->version > v) {
+            v = m->version;
+        }
+    }
+    return v;
+}
+
+int
+store_schema_version(struct store *s, int *version)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "PRAGMA user_version", &st)) {
+        return STORE_ERROR;
+    }
+    int rc = STORE_ERROR;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+store_migrate(struct store *s, int *from, int *to)
+{
+    int cur;
+    if (store_schema_version(s, &cur)) {
+        return STORE_ERROR;
+    }
+    if (from) {
+        *from = cur;
+    }
+    if (to) {
+        *to = cur;
+    }
+    if (cur > store_latest_version()) {
+        return STORE_TOO_NEW;
+    }
+    for (const struct store_migration *m = store_migrations; m->sql; m++) {
+        if (m->version <= cur) {
+            continue;
+        }
+        if (store_begin(s)) {
+            return STORE_ERROR;
+        }
+        /* PRAGMA user_version takes no bound parameter; the number is ours, not input. */
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", m->version);
+        if (exec_sql(s, m->sql) || exec_sql(s, pragma)) {
+            log_error("store: migration %s failed", m->name);
+            store_rollback(s);
+            return STORE_ERROR;
+        }
+        if (store_commit(s)) {
+            store_rollback(s);
+            return STORE_ERROR;
+        }
+        cur = m->version;
+        if (to) {
+            *to = cur;
+        }
+    }
+    return STORE_OK;
+}
+
+/* ---- users ---- */
+
+void
+store_user_clear(struct store_user *u)
+{
+    if (u) {
+        secret_free_str(u->password_hash);
+        memset(u, 0, sizeof(*u));
+    }
+}
+
+static void
+user_from_row(sqlite3_stmt *st, struct store_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->id = sqlite3_column_int64(st, 0);
+    snprintf(u->name, sizeof(u->name), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(u->role, sizeof(u->role), "%s", (const char *)sqlite3_column_text(st, 2));
+    u->password_hash = xstrdup((const char *)sqlite3_column_text(st, 3));
+    u->disabled = sqlite3_column_int(st, 4);
+    u->created_at = sqlite3_column_int64(st, 5);
+    u->last_login_at = sqlite3_column_int64(st, 6);
+}
+
+#define USER_COLS "id, name, role, password_hash, disabled, created_at, last_login_at"
+
+static int
+user_get(struct store *s, const char *sql, const char *name, int64_t id, struct store_user *out)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof(*out));
+    if (store_prepare(s, sql, &st)) {
+        return STORE_ERROR;
+    }
+    if (name) {
+        store_bind_text(st, 1, name);
+    } else {
+        sqlite3_bind_int64(st, 1, id);
+    }
+    int rc = sqlite3_step(st);
+    int out_rc;
+    if (rc == SQLITE_ROW) {
+        user_from_row(st, out);
+        out_rc = STORE_OK;
+    } else if (rc == SQLITE_DONE) {
+        out_rc = STORE_NOT_FOUND;
+    } else {
+        out_rc = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+int
+store_user_get(struct store *s, const char *name, struct store_user *out)
+{
+    return user_get(s, "SELECT " USER_COLS " FROM users WHERE name = ?1", name, 0, out);
+}
+
+int
+store_user_get_by_id(struct store *s, int64_t id, struct store_user *out)
+{
+    return user_get(s, "SELECT " USER_COLS " FROM users WHERE id = ?1", NULL, id, out);
+}
+
+int
+store_user_each(struct store *s, store_user_cb cb, void *ctx)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "SELECT " USER_COLS " FROM users ORDER BY name", &st)) {
+        return STORE_ERROR;
+    }
+    int rc, out = STORE_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_user u;
+        user_from_row(st, &u);
+        int stop = cb(&u, ctx);
+        store_user_clear(&u);
+        if (stop) {
+            out = STORE_STOP;
+            break;
+        }
+    }
+    if (out == STORE_OK && rc != SQLITE_DONE) {
+        out = STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Runs a one-row, one-integer query with an optional text parameter. */
+int
+store_query_int(struct store *s, const char *sql, const char *param, int64_t *n)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, sql, &st)) {
+        return STORE_ERROR;
+    }
+    if (param) {
+        store_bind_text(st, 1, param);
+    }
+    int out = STORE_ERROR;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *n = sqlite3_column_int64(st, 0);
+        out = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int
+store_user_count(struct store *s, int64_t *n)
+{
+    return store_query_int(s, "SELECT count(*) FROM users", NULL, n);
+}
+
+int
+store_user_count_admins(struct store *s, int64_t *n)
+{
+    return store_query_int(s, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0",
+                           NULL, n);
+}
+
+int
+store_user_insert(struct store *s, const char *name, const char *role, const char *pwhash,
+                  int64_t now, int64_t *id_out)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
+                      "VALUES (?1, ?2, ?3, ?4, ?4)",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, name);
+    store_bind_text(st, 2, role);
+    store_bind_text(st, 3, pwhash);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = store_step_done(s, st);
+    if (rc == STORE_OK && id_out) {
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    }
+    return rc;
+}
+
+int
+store_user_update(struct store *s, const char *name, const char *role, const char *pwhash,
+                  int disabled, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "UPDATE users SET role = coalesce(?2, role), "
+                      "password_hash = coalesce(?3, password_hash), "
+                      "disabled = CASE WHEN ?4 < 0 THEN disabled ELSE ?4 END, updated_at = ?5 "
+                      "WHERE name = ?1",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, name);
+    store_bind_text(st, 2, role);
+    store_bind_text(st, 3, pwhash);
+    sqlite3_bind_int(st, 4, disabled);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = store_step_done(s, st);
+    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) {
+        rc = STORE_NOT_FOUND;
+    }
+    return rc;
+}
+
+int
+store_user_delete(struct store *s, const char *name)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM users WHERE name = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, name);
+    int rc = store_step_done(s, st);
+    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) {
+        rc = STORE_NOT_FOUND;
+    }
+    return rc;
+}
+
+int
+store_user_touch_login(struct store *s, int64_t id, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "UPDATE users SET last_login_at = ?2 WHERE id = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    return store_step_done(s, st);
+}
+
+/* ---- sessions ---- */
+
+int
+store_session_insert(struct store *s, const char *token_hash, int64_t user_id, const char *csrf,
+                     int64_t now, const char *ip, const char *ua)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, "
+                      "last_seen_at, ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, token_hash);
+    sqlite3_bind_int64(st, 2, user_id);
+    store_bind_text(st, 3, csrf);
+    sqlite3_bind_int64(st, 4, now);
+    store_bind_text(st, 5, ip);
+    store_bind_text(st, 6, ua ? ua : "");
+    return store_step_done(s, st);
+}
+
+int
+store_session_get(struct store *s, const char *token_hash, struct store_session *out)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "SELECT user_id, csrf_token, created_at, last_seen_at FROM sessions "
+                      "WHERE token_hash = ?1",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, token_hash);
+    int rc = sqlite3_step(st), out_rc;
+    if (rc == SQLITE_ROW) {
+        out->user_id = sqlite3_column_int64(st, 0);
+        snprintf(out->csrf_token, sizeof(out->csrf_token), "%s",
+                 (const char *)sqlite3_column_text(st, 1));
+        out->created_at = sqlite3_column_int64(st, 2);
+        out->last_seen_at = sqlite3_column_int64(st, 3);
+        out_rc = STORE_OK;
+    } else {
+        out_rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+int
+store_session_touch(struct store *s, const char *token_hash, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, token_hash);
+    sqlite3_bind_int64(st, 2, now);
+    return store_step_done(s, st);
+}
+
+int
+store_session_delete(struct store *s, const char *token_hash)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM sessions WHERE token_hash = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, token_hash);
+    return store_step_done(s, st);
+}
+
+int
+store_session_delete_user(struct store *s, int64_t user_id)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM sessions WHERE user_id = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, user_id);
+    return store_step_done(s, st);
+}
+
+int
+store_session_purge(struct store *s, int64_t idle_before, int64_t created_before)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, idle_before);
+    sqlite3_bind_int64(st, 2, created_before);
+    return store_step_done(s, st);
+}
+
+/* ---- login throttling ---- */
+
+int
+store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, username);
+    store_bind_text(st, 2, ip);
+    sqlite3_bind_int64(st, 3, now);
+    return store_step_done(s, st);
+}
+
+int
+store_login_failure_count(struct store *s, const char *username, const char *ip, int64_t since,
+                          int64_t *by_user, int64_t *by_ip)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "SELECT (SELECT count(*) FROM login_failures WHERE username = ?1 AND at >= "
+                      "?3), (SELECT count(*) FROM login_failures WHERE ip = ?2 AND at >= ?3)",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, username);
+    store_bind_text(st, 2, ip);
+    sqlite3_bind_int64(st, 3, since);
+    int out = STORE_ERROR;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *by_user = sqlite3_column_int64(st, 0);
+        *by_ip = sqlite3_column_int64(st, 1);
+        out = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int
+store_login_failure_clear_user(struct store *s, const char *username)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM login_failures WHERE username = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, username);
+    return store_step_done(s, st);
+}
+
+int
+store_login_failure_purge(struct store *s, int64_t before)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "DELETE FROM login_failures WHERE at < ?1", &st)) {
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, before);
+    return store_step_done(s, st);
+}
+
+/* ---- audit append ---- */
+
+static void
+text_value(struct audit_value *v, const char *s)
+{
+    v->type = AUDIT_TEXT;
+    v->data = s;
+    v->len = strlen(s);
+}
+
+int
+store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out)
+{
+    int own_tx = sqlite3_get_autocommit(s->db);
+    if (own_tx && store_begin(s)) {
+        return STORE_ERROR;
+    }
+    int rc = STORE_ERROR;
+    sqlite3_stmt *st = NULL;
+    char prev[65] = AUDIT_GENESIS;
+    int64_t next_id = 1;
+    /* The next id is taken from sqlite_sequence, as AUTOINCREMENT would assign it, so the
+     * hash can cover the id before the row is written. We hold the write lock. */
+    if (store_prepare(s,
+                      "SELECT (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), "
+                      "(SELECT seq FROM sqlite_sequence WHERE name = 'audit_log')",
+                      &st)) {
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        goto out;
+    }
+    if (sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+        snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    next_id = sqlite3_column_int64(st, 1) + 1;
+    sqlite3_finalize(st);
+    st = NULL;
+
+    int64_t ts = time_now_ms();
+    const char *detail = e->detail ? e->detail : "{}";
+    struct audit_value cols[AUDIT_NCOLS] = {0};
+    cols[0].type = AUDIT_INT;
+    cols[0].i = next_id;
+    cols[1].type = AUDIT_INT;
+    cols[1].i = ts;
+    text_value(&cols[2], e->actor ? e->actor : "");
+    text_value(&cols[3], e->role ? e->role : "");
+    text_value(&cols[4], e->ip ? e->ip : "");
+    text_value(&cols[5], e->action);
+    text_value(&cols[6], e->target ? e->target : "");
+    text_value(&cols[7], detail);
+    text_value(&cols[8], e->outcome);
+    text_value(&cols[9], prev);
+    char hash[65];
+    audit_hash_row(cols, hash);
+
+    if (store_prepare(s,
+                      "INSERT INTO audit_log (id, ts, actor, role, ip, action, target, detail, "
+                      "outcome, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                      "?10, ?11)",
+                      &st)) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, next_id);
+    sqlite3_bind_int64(st, 2, ts);
+    for (int c = 2; c < AUDIT_NCOLS; c++) {
+        sqlite3_bind_text(st, c + 1, cols[c].data, (int)cols[c].len, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_text(st, 11, hash, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        log_error("store: audit append: %s", sqlite3_errmsg(s->db));
+        goto out;
+    }
+    if (id_out) {
+        *id_out = next_id;
+    }
+    rc = STORE_OK;
+out:
+    sqlite3_finalize(st);
+    if (own_tx) {
+        if (rc == STORE_OK && store_commit(s) != STORE_OK) {
+            rc = STORE_ERROR;
+        }
+        if (rc != STORE_OK) {
+            store_rollback(s);
+        }
+    }
+    return rc;
+}
+
+/* ---- settings ---- */
+
+int
+store_setting_get(struct store *s, const char *key, char **value)
+{
+    sqlite3_stmt *st;
+    *value = NULL;
+    if (store_prepare(s, "SELECT value FROM settings WHERE key = ?1", &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, key);
+    int rc = sqlite3_step(st), out;
+    if (rc == SQLITE_ROW) {
+        *value = xstrdup((const char *)sqlite3_column_text(st, 0));
+        out = STORE_OK;
+    } else {
+        out = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int
+store_setting_set(struct store *s, const char *key, const char *value)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    store_bind_text(st, 1, key);
+    store_bind_text(st, 2, value);
+    return store_step_done(s, st);
+}

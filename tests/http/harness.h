@@ -1,0 +1,73 @@
+/* harness: starts the real consulate binary on port 0 with a temporary database and talks to
+ * it with libcurl, as a browser would (cookie jar + CSRF header). For tests/http/test_*.c. */
+#ifndef CONSULATE_TEST_HARNESS_H
+#define CONSULATE_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+struct srv {
+    pid_t pid;
+    int port;
+    char base[64];      /* "http://127.0.0.1:PORT" */
+    char dir[256];      /* temporary directory (config, database, server.log) */
+    char db[320];
+    char config[320];
+    char log[320];      /* the server's stderr */
+    char admin_pw[64];  /* bootstrap admin password */
+};
+
+/* Starts `$CONSULATE_BIN serve` with a config of listen 127.0.0.1:0, a fresh database in a
+ * temporary directory, web_root $CONSULATE_SRC/web, and extra_config (JSON members without
+ * braces, e.g. "\"login\":{\"max_failures\":3}", or NULL). Waits for it to listen. NULL on
+ * failure (message on stderr). */
+struct srv *srv_start(const char *extra_config);
+/* Same, reusing an existing directory (database kept): for restart tests. */
+struct srv *srv_start_in(const char *dir, const char *extra_config);
+/* Stops the server (SIGTERM, then SIGKILL after 5 s). Removes the directory unless keep. */
+void srv_stop_keep(struct srv *s, int keep);
+void srv_stop(struct srv *s);
+
+/* Runs `$CONSULATE_BIN args…` (argv NULL-terminated, without the program name) with
+ * stdin_text on its stdin; returns its exit status and, when out is not NULL, its stdout and
+ * stderr together (caller frees). */
+int run_cli(const char *const *args, const char *stdin_text, char **out);
+
+struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char *headers;  /* raw response headers */
+    cJSON *json;    /* parsed body when it is JSON, else NULL */
+};
+void resp_free(struct resp *r);
+/* Returns the value of a response header (case-insensitive name) newly allocated, or NULL. */
+char *resp_header(const struct resp *r, const char *name);
+
+/* A client: its own cookie jar and CSRF token, like one browser. */
+struct client;
+struct client *client_new(struct srv *s);
+void client_free(struct client *c);
+/* POST /api/session; on 200 keeps the CSRF token. Returns the HTTP status. */
+long client_login(struct client *c, const char *user, const char *pw);
+/* A JSON request (Content-Type application/json), with X-CSRF-Token when known. */
+struct resp client_req(struct client *c, const char *method, const char *path, const char *body);
+/* Full control: raw body of len bytes and extra headers ("Name: value", NULL-terminated list;
+ * may be NULL). csrf: send the token when 1. */
+struct resp client_req_raw(struct client *c, const char *method, const char *path,
+                           const void *body, size_t len, const char *const *headers, int csrf);
+/* Forgets the CSRF token (to test its absence) or sets another. */
+void client_set_csrf(struct client *c, const char *token);
+const char *client_csrf(struct client *c);
+
+/* Creates a user through the admin API using the bootstrap admin. Returns the status. */
+long srv_add_user(struct srv *s, const char *name, const char *role, const char *pw);
+/* A logged-in client for name/pw; NULL when the login fails. */
+struct client *srv_login(struct srv *s, const char *name, const char *pw);
+
+/* Counts audit entries matching action (prefix) and outcome through SQL on the database. */
+long db_count_audit(struct srv *s, const char *action, const char *outcome);
+
+#endif
