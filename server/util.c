@@ -399,11 +399,6 @@ utf8_valid(const char *s, size_t len)
         } else {
             return 0;
         }
-        if (i + n >= len + (n == 0)) {
-            if (n) {
-                return 0;
-            }
-        }
         for (size_t k = 1; k <= n; k++) {
             if (i + k >= len || (p[i + k] & 0xC0) != 0x80) {
                 return 0;
