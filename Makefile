@@ -32,12 +32,16 @@ SIM_SRCS    := $(wildcard tests/sim/*.c)
 BENCH_SRCS  := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit-test http-test bench run demo clean help format
+.PHONY: all deps test unit-test http-test e2e bench run demo clean help format
+
+# The browser tests run in the plain build only (the sanitizer run repeats the C tests).
+E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
 all: deps $(BUILD)/consulate $(if $(SIM_SRCS),$(BUILD)/consul-sim)
 
 help:
 	@echo "make            build $(BUILD)/consulate (installs missing Debian packages first)"
 	@echo "make test       build and run every test"
+	@echo "make e2e        the browser tests only (Chromium)"
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make run        run the console against the configured Consul"
 	@echo "make demo       run the console against a simulated 4-server datacenter"
@@ -77,7 +81,10 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 test: all $(UNIT_BINS) $(HTTP_BINS)
-	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS)
+	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
+
+e2e: all
+	@BUILD=$(BUILD) ./scripts/run-tests.sh ./scripts/e2e.sh
 
 unit-test: all $(UNIT_BINS)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)

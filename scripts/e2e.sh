@@ -1,0 +1,25 @@
+#!/bin/bash
+# Runs the browser tests (tests/e2e) against the real server and simulator, installing what
+# they need when missing: Debian's chromium, Node.js, and playwright-core from npm (no
+# browser download). Prints the node test runner's summary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+need=""
+[ -x /usr/bin/chromium ] || need="$need chromium"
+command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+if [ -n "$need" ]; then
+    echo "e2e: installing:$need" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq >&2
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $need >&2
+fi
+cd "$here/tests/e2e"
+if [ ! -d node_modules/playwright-core ]; then
+    npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+export CONSULATE_BIN=${CONSULATE_BIN:-$here/build/consulate}
+export CONSUL_SIM_BIN=${CONSUL_SIM_BIN:-$here/build/consul-sim}
+exec node --test --test-concurrency=1 --test-reporter=spec run.mjs
