@@ -1,0 +1,1078 @@
+/* test_sim: the Consul simulator agrees with the documented Consul response shapes (the
+ * JSON files in shared/consul-api/) and models raft, serf, autopilot, blocking queries, ACLs,
+ * the exporter and its control API. Needs CONSUL_SIM_BIN; CONSULATE_SRC is the repo root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "simctl.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static char *
+url_of(const char *base, const char *path)
+{
+    size_t n = strlen(base) + strlen(path) + 1;
+    char *u = malloc(n);
+    assert_non_null(u);
+    snprintf(u, n, "%s%s", base, path);
+    return u;
+}
+
+/* GET base+path; returns the status and (optionally) the body/headers to free. */
+static long
+get(const char *base, const char *path, char **body, char **headers)
+{
+    char *u = url_of(base, path);
+    long st = 0;
+    int rc = sim_http_get(u, &st, body, headers);
+    free(u);
+    return rc == 0 ? st : -rc;
+}
+
+static long
+req(const char *method, const char *base, const char *path, const char *data, char **body)
+{
+    char *u = url_of(base, path);
+    long st = 0;
+    int rc = sim_http(method, u, data, NULL, &st, body, NULL);
+    free(u);
+    return rc == 0 ? st : -rc;
+}
+
+static cJSON *
+get_json(const char *base, const char *path, long *status)
+{
+    char *u = url_of(base, path);
+    cJSON *j = sim_get_json(u, status);
+    free(u);
+    return j;
+}
+
+/* Control API call that must answer want; returns the parsed body (caller deletes). */
+static cJSON *
+ctl(struct sim *sim, const char *method, const char *path, const char *body, long want)
+{
+    long st = 0;
+    char *resp = NULL;
+    int rc = sim_ctl(sim, method, path, body, &st, &resp);
+    if (rc != 0 || st != want) {
+        print_error("control %s %s -> rc %d status %ld body %s\n", method, path, rc, st,
+                    resp ? resp : "");
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(st, want);
+    cJSON *j = cJSON_Parse(resp);
+    free(resp);
+    return j;
+}
+
+static void
+ctl_ok(struct sim *sim, const char *method, const char *path, const char *body)
+{
+    cJSON_Delete(ctl(sim, method, path, body, 200));
+}
+
+static char *
+leader_of(const char *http)
+{
+    char *body = NULL;
+    long st = get(http, "/v1/status/leader", &body, NULL);
+    if (st != 200) {
+        free(body);
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(body);
+    free(body);
+    char *out = cJSON_IsString(j) ? strdup(j->valuestring) : NULL;
+    cJSON_Delete(j);
+    return out;
+}
+
+/* Polls until the agent at http reports a leader equal to want ("" = none), for up to ms. */
+static bool
+wait_leader(const char *http, const char *want, int ms)
+{
+    long long deadline = sim_now_ms() + ms;
+    do {
+        char *l = leader_of(http);
+        bool ok = l && strcmp(l, want) == 0;
+        free(l);
+        if (ok) {
+            return true;
+        }
+        sim_sleep_ms(10);
+    } while (sim_now_ms() < deadline);
+    return false;
+}
+
+static bool
+wait_refused(const char *http, int ms)
+{
+    long long deadline = sim_now_ms() + ms;
+    do {
+        if (sim_refused(http) == 1) {
+            return true;
+        }
+        sim_sleep_ms(10);
+    } while (sim_now_ms() < deadline);
+    return false;
+}
+
+/* Finds the element of array a whose string member key equals value. Borrowed. */
+static const cJSON *
+find_by(const cJSON *a, const char *key, const char *value)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
+        if (cJSON_IsString(v) && strcmp(v->valuestring, value) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static int
+member_status(const char *http, const char *name)
+{
+    cJSON *m = get_json(http, "/v1/agent/members", NULL);
+    const cJSON *e = find_by(m, "Name", name);
+    int st = e ? cJSON_GetObjectItemCaseSensitive(e, "Status")->valueint : -1;
+    cJSON_Delete(m);
+    return st;
+}
+
+static int
+raft_count(const char *http, const char *query, int *voters, int *leaders)
+{
+    cJSON *c = get_json(http, query, NULL);
+    const cJSON *servers = cJSON_GetObjectItemCaseSensitive(c, "Servers");
+    int n = 0;
+    *voters = *leaders = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, servers)
+    {
+        n++;
+        *voters += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "Voter"));
+        *leaders += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "Leader"));
+    }
+    cJSON_Delete(c);
+    return servers ? n : -1;
+}
+
+static bool
+log_contains(struct sim *sim, const char *server, const char *needle)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/sim/servers/%s/log", server);
+    cJSON *j = ctl(sim, "GET", path, NULL, 200);
+    bool found = false;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(j, "lines"))
+    {
+        found = found || strstr(l->valuestring, needle) != NULL;
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
+/* ------------------------------------------------------------ shape test */
+
+/* Keys whose objects are maps with dynamic keys (compare value shapes, not keys). */
+static bool
+dynamic_key(const char *key)
+{
+    static const char *const keys[] = {"Meta", "NodeMeta", "ServiceMeta", "Tags"};
+    for (size_t i = 0; key && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(key, keys[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *
+type_name(const cJSON *j)
+{
+    if (cJSON_IsNull(j)) {
+        return "null";
+    }
+    if (cJSON_IsBool(j)) {
+        return "bool";
+    }
+    if (cJSON_IsNumber(j)) {
+        return "number";
+    }
+    if (cJSON_IsString(j)) {
+        return "string";
+    }
+    if (cJSON_IsArray(j)) {
+        return "array";
+    }
+    return cJSON_IsObject(j) ? "object" : "invalid";
+}
+
+/* Union of the shapes of the elements (or values) of container c: objects merge their keys,
+ * other types keep the first non-null. Returns a new tree or NULL when c is empty. */
+static cJSON *
+merged_shape(const cJSON *c)
+{
+    cJSON *out = NULL;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, c)
+    {
+        if (!out || cJSON_IsNull(out)) {
+            cJSON_Delete(out);
+            out = cJSON_Duplicate(e, 1);
+            continue;
+        }
+        if (cJSON_IsObject(out) && cJSON_IsObject(e)) {
+            const cJSON *k;
+            cJSON_ArrayForEach(k, e)
+            {
+                const cJSON *have = cJSON_GetObjectItemCaseSensitive(out, k->string);
+                if (!have) {
+                    cJSON_AddItemToObject(out, k->string, cJSON_Duplicate(k, 1));
+                } else if (cJSON_IsNull(have) && !cJSON_IsNull(k)) {
+                    cJSON_ReplaceItemInObjectCaseSensitive(out, k->string, cJSON_Duplicate(k, 1));
+                } else if (cJSON_IsArray(have) && cJSON_GetArraySize(have) == 0 &&
+                           cJSON_IsArray(k) && cJSON_GetArraySize(k) > 0) {
+                    cJSON_ReplaceItemInObjectCaseSensitive(out, k->string, cJSON_Duplicate(k, 1));
+                }
+            }
+        }
+    }
+    return out;
+}
+
+static const cJSON *
+lookup_key(const cJSON *obj, const char *key, const char *path)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    /* The docs themselves disagree on "address"/"Address" inside TaggedAddresses; Go
+     * decodes either, so accept a case-insensitive match there only. */
+    if (!v && strstr(path, "TaggedAddresses")) {
+        v = cJSON_GetObjectItem(obj, key);
+    }
+    return v;
+}
+
+struct shape_ctx {
+    const char *const *dyn_paths; /* object paths that are dynamic maps */
+    char err[1024];
+};
+
+static bool
+is_dyn_path(const struct shape_ctx *sc, const char *path, const char *key)
+{
+    for (size_t i = 0; sc->dyn_paths && sc->dyn_paths[i]; i++) {
+        if (strcmp(sc->dyn_paths[i], path) == 0) {
+            return true;
+        }
+    }
+    return dynamic_key(key);
+}
+
+/* Every key of fixture fx exists in answer ans with the same JSON type, recursively. */
+static bool
+shape_ok(struct shape_ctx *sc, const cJSON *fx, const cJSON *ans, const char *path, const char *key)
+{
+    char sub[512];
+    if (cJSON_IsNull(fx)) {
+        return true; /* a Go nil slice/map/pointer: any type */
+    }
+    if (strcmp(type_name(fx), type_name(ans)) != 0) {
+        snprintf(sc->err, sizeof(sc->err), "%s: fixture has %s, simulator has %s", path,
+                 type_name(fx), type_name(ans));
+        return false;
+    }
+    bool top = strcmp(path, "$") == 0;
+    if (cJSON_IsArray(fx) || (cJSON_IsObject(fx) && is_dyn_path(sc, path, key))) {
+        cJSON *shape = merged_shape(fx);
+        bool ok = true;
+        if (shape && top && cJSON_GetArraySize(ans) == 0) {
+            snprintf(sc->err, sizeof(sc->err), "%s: simulator returned an empty %s", path,
+                     type_name(ans));
+            ok = false;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ans)
+        {
+            if (!ok || !shape) {
+                break;
+            }
+            if (cJSON_IsArray(ans)) {
+                snprintf(sub, sizeof(sub), "%s[]", path);
+            } else {
+                snprintf(sub, sizeof(sub), "%s.%s", path, e->string);
+            }
+            ok = shape_ok(sc, shape, e, sub, NULL);
+        }
+        cJSON_Delete(shape);
+        return ok;
+    }
+    if (cJSON_IsObject(fx)) {
+        const cJSON *k;
+        cJSON_ArrayForEach(k, fx)
+        {
+            snprintf(sub, sizeof(sub), "%s.%s", path, k->string);
+            const cJSON *v = lookup_key(ans, k->string, sub);
+            if (!v) {
+                snprintf(sc->err, sizeof(sc->err), "%s: missing in the simulator's answer", sub);
+                return false;
+            }
+            if (!shape_ok(sc, k, v, sub, k->string)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+struct fixture_map {
+    const char *file;
+    const char *method; /* NULL = not a response: skipped */
+    const char *path;
+    const char *body;
+    const char *const *dyn;
+};
+
+static const char *const dyn_root[] = {"$", NULL};
+static const char *const dyn_node[] = {"$.Services", NULL};
+static const char *const dyn_state[] = {"$.Servers", "$.RedundancyZones", NULL};
+
+static const struct fixture_map fixtures[] = {
+    {"v1_agent_checks.json", "GET", "/v1/agent/checks", NULL, dyn_root},
+    {"v1_agent_health_service_name_web.json", "GET", "/v1/agent/health/service/name/web", NULL,
+     NULL},
+    {"v1_agent_members.json", "GET", "/v1/agent/members", NULL, NULL},
+    {"v1_agent_self.json", "GET", "/v1/agent/self", NULL, NULL},
+    {"v1_agent_services.json", "GET", "/v1/agent/services", NULL, dyn_root},
+    {"v1_catalog_datacenters.json", "GET", "/v1/catalog/datacenters", NULL, NULL},
+    {"v1_catalog_node-services_t2-node.json", "GET", "/v1/catalog/node-services/consul-1", NULL,
+     NULL},
+    {"v1_catalog_node_my-node.json", "GET", "/v1/catalog/node/consul-1", NULL, dyn_node},
+    {"v1_catalog_nodes.json", "GET", "/v1/catalog/nodes", NULL, NULL},
+    {"v1_catalog_service_web.json", "GET", "/v1/catalog/service/web", NULL, NULL},
+    {"v1_catalog_services.json", "GET", "/v1/catalog/services", NULL, dyn_root},
+    {"v1_coordinate_datacenters.json", "GET", "/v1/coordinate/datacenters", NULL, NULL},
+    {"v1_coordinate_nodes.json", "GET", "/v1/coordinate/nodes", NULL, NULL},
+    {"v1_health_checks_my-service.json", "GET", "/v1/health/checks/redis", NULL, NULL},
+    {"v1_health_node_my-node.json", "GET", "/v1/health/node/consul-1", NULL, NULL},
+    {"v1_health_service_my-service.json", "GET", "/v1/health/service/redis", NULL, NULL},
+    {"v1_health_state_passing.json", "GET", "/v1/health/state/passing", NULL, NULL},
+    {"v1_kv_key.json", "GET", "/v1/kv/zip", NULL, NULL},
+    {"v1_kv_key_keys.json", "GET", "/v1/kv/web/?keys&separator=/", NULL, NULL},
+    {"v1_kv_key_put.json", "PUT", "/v1/kv/shape/put", "value", NULL},
+    {"v1_operator_autopilot_configuration.json", "GET", "/v1/operator/autopilot/configuration",
+     NULL, NULL},
+    {"v1_operator_autopilot_health.json", "GET", "/v1/operator/autopilot/health", NULL, NULL},
+    {"v1_operator_autopilot_state.json", "GET", "/v1/operator/autopilot/state", NULL, dyn_state},
+    /* Nested parts of the state response, compared inside test_shapes. */
+    {"v1_operator_autopilot_state_server.json", NULL, NULL, NULL, NULL},
+    {"v1_operator_autopilot_state_redundancy_zone.json", NULL, NULL, NULL, NULL},
+    {"v1_operator_autopilot_state_upgrade.json", NULL, NULL, NULL, NULL},
+    {"v1_operator_raft_configuration.json", "GET", "/v1/operator/raft/configuration", NULL, NULL},
+    {"v1_operator_raft_peer_delete.request.json", NULL, NULL, NULL, NULL},
+    {"v1_status_leader.json", "GET", "/v1/status/leader", NULL, NULL},
+    {"v1_status_peers.json", "GET", "/v1/status/peers", NULL, NULL},
+};
+
+static cJSON *
+load_fixture(const char *dir, const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        print_error("cannot open %s\n", path);
+        return NULL;
+    }
+    static char data[1 << 20];
+    size_t n = fread(data, 1, sizeof(data) - 1, f);
+    fclose(f);
+    data[n] = '\0';
+    return cJSON_Parse(data);
+}
+
+static void
+fixture_dir(char *out, size_t len)
+{
+    const char *src = getenv("CONSULATE_SRC");
+    snprintf(out, len, "%s/../shared/consul-api", src && *src ? src : ".");
+}
+
+/* Compares every value of answer object ans (a map) with the fixture in file. */
+static void
+compare_nested(const char *dir, const char *file, const cJSON *ans, const char *path,
+               bool each_value)
+{
+    cJSON *fx = load_fixture(dir, file);
+    assert_non_null(fx);
+    struct shape_ctx sc = {NULL, ""};
+    const cJSON *v;
+    if (!each_value) {
+        assert_non_null(ans);
+        if (!shape_ok(&sc, fx, ans, path, NULL)) {
+            fail_msg("%s: %s", file, sc.err);
+        }
+    } else {
+        cJSON_ArrayForEach(v, ans)
+        {
+            if (!shape_ok(&sc, fx, v, path, NULL)) {
+                fail_msg("%s: %s", file, sc.err);
+            }
+        }
+    }
+    cJSON_Delete(fx);
+}
+
+static void
+test_shapes(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --clients 2 --demo-data --ip-base 127.0.0.31");
+    assert_non_null(sim);
+    const char *http = sim->servers[0].http;
+    /* KV data for the KV fixtures: a locked key (Session) and a small tree. */
+    assert_int_equal(
+        req("PUT", http, "/v1/kv/zip?acquire=adf4238a-882b-9ddc-4a9d-5b6758e4159e", "test", NULL),
+        200);
+    assert_int_equal(req("PUT", http, "/v1/kv/web/foo", "1", NULL), 200);
+    assert_int_equal(req("PUT", http, "/v1/kv/web/bar", "2", NULL), 200);
+    assert_int_equal(req("PUT", http, "/v1/kv/web/subdir/x", "3", NULL), 200);
+    char dir[1024];
+    fixture_dir(dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    if (!d) {
+        fail_msg("cannot open fixture directory %s (set CONSULATE_SRC)", dir);
+    }
+    int compared = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 5, ".json") != 0) {
+            continue;
+        }
+        const struct fixture_map *fm = NULL;
+        for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+            if (strcmp(fixtures[i].file, de->d_name) == 0) {
+                fm = &fixtures[i];
+            }
+        }
+        if (!fm) {
+            fail_msg("fixture %s has no endpoint mapping in test_sim.c", de->d_name);
+        }
+        if (!fm->method) {
+            continue;
+        }
+        cJSON *fx = load_fixture(dir, fm->file);
+        assert_non_null(fx);
+        char *body = NULL;
+        char *headers = NULL;
+        char *u = url_of(http, fm->path);
+        long st = 0;
+        int rc = sim_http(fm->method, u, fm->body, NULL, &st, &body, &headers);
+        free(u);
+        assert_int_equal(rc, 0);
+        if (st != 200 && st != 429 && st != 503) {
+            fail_msg("%s %s -> %ld %s", fm->method, fm->path, st, body);
+        }
+        char *ctype = sim_header(headers, "Content-Type");
+        assert_non_null(ctype);
+        assert_string_equal(ctype, "application/json");
+        cJSON *ans = cJSON_Parse(body);
+        if (!ans) {
+            fail_msg("%s: simulator body is not JSON: %s", fm->path, body);
+        }
+        struct shape_ctx sc = {fm->dyn, ""};
+        if (!shape_ok(&sc, fx, ans, "$", NULL)) {
+            fail_msg("%s (%s %s): %s", fm->file, fm->method, fm->path, sc.err);
+        }
+        if (strcmp(fm->file, "v1_operator_autopilot_state.json") == 0) {
+            const cJSON *servers = cJSON_GetObjectItemCaseSensitive(ans, "Servers");
+            assert_int_equal(cJSON_GetArraySize(servers), 3);
+            compare_nested(dir, "v1_operator_autopilot_state_server.json", servers, "$.Servers.*",
+                           true);
+            compare_nested(dir, "v1_operator_autopilot_state_redundancy_zone.json",
+                           cJSON_GetObjectItemCaseSensitive(ans, "RedundancyZones"),
+                           "$.RedundancyZones.*", true);
+            compare_nested(dir, "v1_operator_autopilot_state_upgrade.json",
+                           cJSON_GetObjectItemCaseSensitive(ans, "Upgrade"), "$.Upgrade", false);
+        }
+        compared++;
+        cJSON_Delete(ans);
+        cJSON_Delete(fx);
+        free(ctype);
+        free(body);
+        free(headers);
+    }
+    closedir(d);
+    assert_true(compared >= 25);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* ------------------------------------------------------------ raft tests */
+
+static void
+test_raft_quorum(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 4 --speed 20 --ip-base 127.0.0.41");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    const char *h3 = sim->servers[2].http;
+    int voters;
+    int leaders;
+    assert_int_equal(raft_count(h3, "/v1/operator/raft/configuration", &voters, &leaders), 4);
+    assert_int_equal(voters, 4);
+    assert_int_equal(leaders, 1);
+    assert_true(wait_leader(h3, "127.0.0.41:8300", 100));
+
+    /* Two of four voters down: no quorum, no leader. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    assert_true(wait_leader(h3, "127.0.0.42:8300", 1000)); /* 3 of 4 up: new leader */
+    ctl_ok(sim, "POST", "/sim/servers/consul-2/stop", NULL);
+    assert_true(wait_leader(h3, "", 1000));
+    char *body = NULL;
+    char *headers = NULL;
+    assert_int_equal(get(h3, "/v1/operator/raft/configuration", &body, &headers), 500);
+    assert_string_equal(body, "No cluster leader");
+    char *ct = sim_header(headers, "Content-Type");
+    assert_string_equal(ct, "text/plain; charset=utf-8");
+    free(ct);
+    free(body);
+    free(headers);
+    assert_int_equal(get(h3, "/v1/kv/anything", NULL, NULL), 500);
+    assert_int_equal(get(h3, "/v1/catalog/nodes", NULL, NULL), 500);
+    assert_int_equal(get(h3, "/v1/operator/raft/configuration?stale", &body, &headers), 200);
+    char *kl = sim_header(headers, "X-Consul-KnownLeader");
+    char *ec = sim_header(headers, "X-Consul-Effective-Consistency");
+    assert_string_equal(kl, "false");
+    assert_string_equal(ec, "stale");
+    free(kl);
+    free(ec);
+    free(body);
+    free(headers);
+    assert_int_equal(raft_count(h3, "/v1/operator/raft/configuration?stale", &voters, &leaders), 4);
+    assert_int_equal(leaders, 0);
+    assert_int_equal(get(h3, "/v1/operator/autopilot/health", NULL, NULL), 500);
+    assert_int_equal(member_status(h3, "consul-1"), 4);
+    assert_int_equal(member_status(h3, "consul-3"), 1);
+    assert_true(wait_refused(h1, 1000));
+
+    /* Exporter of a stopped agent keeps answering with consul_up 0. */
+    body = NULL;
+    assert_int_equal(get(sim->servers[0].metrics, "/metrics", &body, NULL), 200);
+    assert_non_null(strstr(body, "\nconsul_up 0\n"));
+    free(body);
+
+    /* One back: quorum again. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-2/start", NULL);
+    assert_true(wait_leader(h3, "127.0.0.42:8300", 1000));
+    assert_int_equal(get(sim->servers[1].http, "/v1/status/leader", NULL, NULL), 200);
+    assert_int_equal(raft_count(h3, "/v1/operator/raft/configuration", &voters, &leaders), 4);
+    assert_int_equal(leaders, 1);
+    /* Health: consul-1 is down, so autopilot reports unhealthy with 429 and the same JSON. */
+    cJSON *h = get_json(h3, "/v1/operator/autopilot/health", NULL);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "Healthy")));
+    cJSON_Delete(h);
+    assert_int_equal(get(h3, "/v1/operator/autopilot/health", NULL, NULL), 429);
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/start", NULL);
+    assert_int_equal(get(h1, "/v1/status/leader", NULL, NULL), 200);
+    long long deadline = sim_now_ms() + 1000;
+    while (get(h3, "/v1/operator/autopilot/health", NULL, NULL) != 200 && sim_now_ms() < deadline) {
+        sim_sleep_ms(10);
+    }
+    h = get_json(h3, "/v1/operator/autopilot/health", NULL);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "Healthy")));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(h, "FailureTolerance")->valueint, 1);
+    cJSON_Delete(h);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+static void
+test_join_and_promotion(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --speed 20 --ip-base 127.0.0.51");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    long long t0 = sim_now_ms();
+    cJSON *s4 =
+        ctl(sim, "POST", "/sim/servers",
+            "{\"name\":\"consul-4\",\"ip\":\"127.0.0.54\",\"retry_join\":[\"127.0.0.51\"]}", 201);
+    char h4[128];
+    snprintf(h4, sizeof(h4), "%s", cJSON_GetObjectItemCaseSensitive(s4, "http")->valuestring);
+    cJSON_Delete(s4);
+    /* It appears as a non-voter, then autopilot promotes it after 10 s / 20 = 500 ms. */
+    bool seen_nonvoter = false;
+    long long promoted = 0;
+    while (sim_now_ms() - t0 < 5000 && !promoted) {
+        cJSON *c = get_json(h1, "/v1/operator/raft/configuration", NULL);
+        const cJSON *e =
+            find_by(cJSON_GetObjectItemCaseSensitive(c, "Servers"), "Node", "consul-4");
+        if (e && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "Voter"))) {
+            seen_nonvoter = true;
+        }
+        if (e && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "Voter"))) {
+            promoted = sim_now_ms();
+        }
+        cJSON_Delete(c);
+        sim_sleep_ms(10);
+    }
+    assert_true(seen_nonvoter);
+    assert_true(promoted > 0);
+    assert_true(promoted - t0 >= 400);
+    assert_true(wait_leader(h4, "127.0.0.51:8300", 500));
+    int voters;
+    int leaders;
+    assert_int_equal(raft_count(h4, "/v1/operator/raft/configuration", &voters, &leaders), 4);
+    assert_int_equal(voters, 4);
+    cJSON *st = get_json(h1, "/v1/operator/autopilot/state", NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "Voters")), 4);
+    cJSON_Delete(st);
+
+    /* A server whose retry-join list names nobody alive keeps retrying, with no leader. */
+    cJSON *s5 =
+        ctl(sim, "POST", "/sim/servers",
+            "{\"name\":\"consul-5\",\"ip\":\"127.0.0.55\",\"retry_join\":[\"127.0.0.59\"]}", 201);
+    char h5[128];
+    snprintf(h5, sizeof(h5), "%s", cJSON_GetObjectItemCaseSensitive(s5, "http")->valuestring);
+    cJSON_Delete(s5);
+    sim_sleep_ms(200);
+    assert_true(wait_leader(h5, "", 10));
+    assert_int_equal(get(h5, "/v1/catalog/nodes", NULL, NULL), 500);
+    cJSON *m = get_json(h5, "/v1/agent/members", NULL);
+    assert_int_equal(cJSON_GetArraySize(m), 1);
+    cJSON_Delete(m);
+    assert_true(log_contains(sim, "consul-5", "Join cluster failed, will retry"));
+    assert_int_equal(member_status(h1, "consul-5"), -1);
+    /* Fix the "compose file" and restart: it joins. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-5/config", "{\"retry_join\":[\"127.0.0.52\"]}");
+    ctl_ok(sim, "POST", "/sim/servers/consul-5/stop", NULL);
+    ctl_ok(sim, "POST", "/sim/servers/consul-5/start", NULL);
+    assert_true(wait_leader(h5, "127.0.0.51:8300", 1000));
+    assert_int_equal(member_status(h1, "consul-5"), 1);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+static void
+test_name_conflict(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --speed 20 --ip-base 127.0.0.61");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    cJSON_Delete(ctl(sim, "POST", "/sim/servers",
+                     "{\"name\":\"consul-2\",\"ip\":\"127.0.0.65\","
+                     "\"retry_join\":[\"127.0.0.61\"]}",
+                     201));
+    const char *msg = "Node name conflicts with another node at 127.0.0.62:8301. Names must be "
+                      "unique!";
+    long long deadline = sim_now_ms() + 2000;
+    while (!log_contains(sim, "127.0.0.65", msg) && sim_now_ms() < deadline) {
+        sim_sleep_ms(20);
+    }
+    assert_true(log_contains(sim, "127.0.0.65", msg));
+    cJSON *m = get_json(h1, "/v1/agent/members", NULL);
+    assert_int_equal(cJSON_GetArraySize(m), 3);
+    cJSON_Delete(m);
+    int voters;
+    int leaders;
+    assert_int_equal(raft_count(h1, "/v1/operator/raft/configuration", &voters, &leaders), 3);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+static void
+test_leave_stop_force_leave(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 4 --speed 20 --ip-base 127.0.0.71");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    const char *h3 = sim->servers[2].http;
+    const char *h4 = sim->servers[3].http;
+    int voters;
+    int leaders;
+    /* Graceful leave on the agent itself. */
+    assert_int_equal(req("PUT", h4, "/v1/agent/leave", NULL, NULL), 200);
+    assert_true(wait_refused(h4, 1000));
+    assert_int_equal(raft_count(h1, "/v1/operator/raft/configuration", &voters, &leaders), 3);
+    assert_int_equal(member_status(h1, "consul-4"), 3);
+    /* A stopped server stays in raft and shows failed. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/stop", NULL);
+    assert_true(wait_refused(h3, 1000));
+    assert_int_equal(member_status(h1, "consul-3"), 4);
+    assert_int_equal(raft_count(h1, "/v1/operator/raft/configuration", &voters, &leaders), 3);
+    assert_int_equal(leaders, 1);
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/start", NULL);
+    assert_int_equal(get(h3, "/v1/agent/self", NULL, NULL), 200);
+    assert_int_equal(member_status(h1, "consul-3"), 1);
+    /* force-leave of the failed node: left, and out of raft. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/stop", NULL);
+    assert_int_equal(req("PUT", h1, "/v1/agent/force-leave/consul-3", NULL, NULL), 200);
+    assert_int_equal(member_status(h1, "consul-3"), 3);
+    assert_int_equal(raft_count(h1, "/v1/operator/raft/configuration", &voters, &leaders), 2);
+    assert_int_equal(req("PUT", h1, "/v1/agent/force-leave/nope", NULL, NULL), 500);
+    /* remove-peer and transfer-leader. */
+    assert_int_equal(req("POST", h1, "/v1/operator/raft/transfer-leader", NULL, NULL), 200);
+    assert_true(wait_leader(h1, "127.0.0.72:8300", 100));
+    assert_int_equal(req("DELETE", h1, "/v1/operator/raft/peer?address=10.9.9.9:8300", NULL, NULL),
+                     500);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* ------------------------------------------------------- blocking queries */
+
+struct delayed {
+    const char *method;
+    char url[256];
+    const char *body;
+    int delay_ms;
+};
+
+static void *
+delayed_main(void *arg)
+{
+    struct delayed *d = arg;
+    sim_sleep_ms(d->delay_ms);
+    sim_http(d->method, d->url, d->body, NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static unsigned long long
+index_of(const char *headers)
+{
+    char *v = sim_header(headers, "X-Consul-Index");
+    unsigned long long n = v ? strtoull(v, NULL, 10) : 0;
+    free(v);
+    return n;
+}
+
+static void
+test_blocking_kv(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --ip-base 127.0.0.81");
+    assert_non_null(sim);
+    const char *h = sim->servers[1].http;
+    char *headers = NULL;
+    char path[256];
+    assert_int_equal(req("PUT", h, "/v1/kv/watch", "a", NULL), 200);
+    assert_int_equal(get(h, "/v1/kv/watch", NULL, &headers), 200);
+    unsigned long long idx = index_of(headers);
+    free(headers);
+    assert_true(idx > 0);
+
+    /* A PUT wakes the watcher promptly. */
+    struct delayed d = {"PUT", "", "b", 200};
+    snprintf(d.url, sizeof(d.url), "%s/v1/kv/watch", sim->servers[0].http);
+    pthread_t t;
+    pthread_create(&t, NULL, delayed_main, &d);
+    long long t0 = sim_now_ms();
+    snprintf(path, sizeof(path), "/v1/kv/watch?index=%llu&wait=5s", idx);
+    assert_int_equal(get(h, path, NULL, &headers), 200);
+    long long took = sim_now_ms() - t0;
+    pthread_join(t, NULL);
+    unsigned long long idx2 = index_of(headers);
+    free(headers);
+    assert_true(took >= 150 && took < 2000);
+    assert_true(idx2 > idx);
+
+    /* Without a change it waits for the wait time (plus at most wait/16). */
+    t0 = sim_now_ms();
+    snprintf(path, sizeof(path), "/v1/kv/watch?index=%llu&wait=300ms", idx2);
+    assert_int_equal(get(h, path, NULL, &headers), 200);
+    took = sim_now_ms() - t0;
+    assert_int_equal(index_of(headers), idx2);
+    free(headers);
+    assert_true(took >= 290 && took < 1500);
+
+    /* A catalog change does not wake a KV watcher. */
+    struct delayed d2 = {"POST", "",
+                         "{\"node\":\"consul-1\",\"check_id\":\"mem\","
+                         "\"status\":\"warning\"}",
+                         100};
+    snprintf(d2.url, sizeof(d2.url), "%s/sim/checks", sim->control);
+    pthread_create(&t, NULL, delayed_main, &d2);
+    t0 = sim_now_ms();
+    snprintf(path, sizeof(path), "/v1/kv/watch?index=%llu&wait=400ms", idx2);
+    assert_int_equal(get(h, path, NULL, NULL), 200);
+    took = sim_now_ms() - t0;
+    pthread_join(t, NULL);
+    assert_true(took >= 390);
+    /* ... but it wakes a health watcher. */
+    assert_int_equal(get(h, "/v1/health/state/any", NULL, &headers), 200);
+    unsigned long long hidx = index_of(headers);
+    free(headers);
+    d2.body = "{\"node\":\"consul-1\",\"check_id\":\"mem\",\"status\":\"critical\"}";
+    pthread_create(&t, NULL, delayed_main, &d2);
+    t0 = sim_now_ms();
+    snprintf(path, sizeof(path), "/v1/health/state/any?index=%llu&wait=5s", hidx);
+    assert_int_equal(get(h, path, NULL, NULL), 200);
+    took = sim_now_ms() - t0;
+    pthread_join(t, NULL);
+    assert_true(took < 2000);
+
+    char *body = NULL;
+    assert_int_equal(get(h, "/v1/kv/watch?index=1&wait=5parsecs", &body, NULL), 400);
+    assert_string_equal(body, "Invalid wait time");
+    free(body);
+    assert_int_equal(get(h, "/v1/kv/watch?index=abc", &body, NULL), 400);
+    assert_string_equal(body, "Invalid index");
+    free(body);
+    /* Members do not block. */
+    t0 = sim_now_ms();
+    assert_int_equal(get(h, "/v1/agent/members?index=999999&wait=2s", NULL, NULL), 200);
+    assert_true(sim_now_ms() - t0 < 1000);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* ------------------------------------------------------- ACL and errors */
+
+static void
+test_acl_token(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 1 --token s3cret --ip-base 127.0.0.91");
+    assert_non_null(sim);
+    const char *h = sim->servers[0].http;
+    ctl_ok(sim, "POST", "/sim/requests/reset", NULL);
+    char *body = NULL;
+    char *headers = NULL;
+    assert_int_equal(get(h, "/v1/status/leader", &body, &headers), 403);
+    assert_string_equal(body, "Permission denied");
+    char *ct = sim_header(headers, "Content-Type");
+    assert_string_equal(ct, "text/plain; charset=utf-8");
+    free(ct);
+    free(body);
+    free(headers);
+    char *u = url_of(h, "/v1/status/leader");
+    const char *const tok[] = {"X-Consul-Token: s3cret", NULL};
+    const char *const bearer[] = {"Authorization: Bearer s3cret", NULL};
+    const char *const wrong[] = {"X-Consul-Token: nope", NULL};
+    long st = 0;
+    assert_int_equal(sim_http("GET", u, NULL, tok, &st, NULL, NULL), 0);
+    assert_int_equal(st, 200);
+    assert_int_equal(sim_http("GET", u, NULL, bearer, &st, NULL, NULL), 0);
+    assert_int_equal(st, 200);
+    assert_int_equal(sim_http("GET", u, NULL, wrong, &st, NULL, NULL), 0);
+    assert_int_equal(st, 403);
+    free(u);
+    cJSON *s = sim_state(sim);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(s, "counters");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(c, "requests_without_token")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(c, "requests_total")->valueint, 4);
+    cJSON_Delete(s);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+static void
+test_errors_and_kv(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 1 --ip-base 127.0.0.101");
+    assert_non_null(sim);
+    const char *h = sim->servers[0].http;
+    char *body = NULL;
+    char *headers = NULL;
+    assert_int_equal(get(h, "/v1/no/such/thing", NULL, NULL), 404);
+    assert_int_equal(req("PUT", h, "/v1/status/leader", NULL, NULL), 405);
+    char *u = url_of(h, "/v1/status/leader");
+    long st;
+    assert_int_equal(sim_http("POST", u, NULL, NULL, &st, NULL, &headers), 0);
+    free(u);
+    char *allow = sim_header(headers, "Allow");
+    assert_string_equal(allow, "GET");
+    free(allow);
+    free(headers);
+    assert_int_equal(get(h, "/v1/catalog/nodes?stale&consistent", &body, NULL), 400);
+    assert_string_equal(body, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+    free(body);
+    assert_int_equal(get(h, "/v1/health/state/bogus", NULL, NULL), 400);
+    /* Meta headers on the leader. */
+    assert_int_equal(get(h, "/v1/catalog/nodes?consistent", NULL, &headers), 200);
+    char *idx = sim_header(headers, "X-Consul-Index");
+    char *lc = sim_header(headers, "X-Consul-LastContact");
+    char *ec = sim_header(headers, "X-Consul-Effective-Consistency");
+    assert_non_null(idx);
+    assert_true(strtoull(idx, NULL, 10) > 0);
+    assert_string_equal(lc, "0");
+    assert_string_equal(ec, "consistent");
+    free(idx);
+    free(lc);
+    free(ec);
+    free(headers);
+    /* KV semantics. */
+    assert_int_equal(get(h, "/v1/kv/app/missing", NULL, NULL), 404);
+    assert_int_equal(req("PUT", h, "/v1/kv/app/a?cas=0", "one", &body), 200);
+    assert_string_equal(body, "true");
+    free(body);
+    assert_int_equal(req("PUT", h, "/v1/kv/app/a?cas=0", "two", &body), 200);
+    assert_string_equal(body, "false");
+    free(body);
+    cJSON *e = get_json(h, "/v1/kv/app/a", NULL);
+    int mi = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "ModifyIndex")->valueint;
+    cJSON_Delete(e);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/kv/app/a?cas=%d&flags=42", mi);
+    assert_int_equal(req("PUT", h, path, "three", &body), 200);
+    assert_string_equal(body, "true");
+    free(body);
+    assert_int_equal(get(h, "/v1/kv/app/a?raw", &body, &headers), 200);
+    assert_string_equal(body, "three");
+    char *ct = sim_header(headers, "Content-Type");
+    assert_string_equal(ct, "text/plain");
+    free(ct);
+    free(body);
+    free(headers);
+    e = get_json(h, "/v1/kv/app/a", NULL);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "Flags")->valueint,
+                     42);
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "Value")->valuestring,
+        "dGhyZWU=");
+    cJSON_Delete(e);
+    assert_int_equal(req("DELETE", h, "/v1/kv/app/a?cas=1", NULL, &body), 200);
+    assert_string_equal(body, "false");
+    free(body);
+    assert_int_equal(req("PUT", h, "/v1/kv/app/b/c", "x", NULL), 200);
+    cJSON *keys = get_json(h, "/v1/kv/app/?keys&separator=/", NULL);
+    assert_int_equal(cJSON_GetArraySize(keys), 2);
+    assert_string_equal(cJSON_GetArrayItem(keys, 0)->valuestring, "app/a");
+    assert_string_equal(cJSON_GetArrayItem(keys, 1)->valuestring, "app/b/");
+    cJSON_Delete(keys);
+    size_t big = 524288 + 1;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    huge[big] = '\0';
+    assert_int_equal(req("PUT", h, "/v1/kv/app/huge", huge, &body), 413);
+    assert_string_equal(body, "Value exceeds 524288 byte limit");
+    free(body);
+    huge[big - 1] = '\0';
+    assert_int_equal(req("PUT", h, "/v1/kv/app/huge", huge, NULL), 200);
+    free(huge);
+    assert_int_equal(req("DELETE", h, "/v1/kv/app?recurse", NULL, NULL), 200);
+    assert_int_equal(get(h, "/v1/kv/app?recurse", NULL, NULL), 404);
+    assert_int_equal(req("GET", h, "/v1/snapshot", NULL, NULL), 200);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* -------------------------------------------------- exporter and control */
+
+static void
+test_exporter_and_control(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --clients 2 --demo-data --ip-base 127.0.0.111");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    char *body = NULL;
+    assert_int_equal(get(sim->servers[0].metrics, "/metrics", &body, NULL), 200);
+    static const char *const want[] = {
+        "# TYPE consul_up gauge\n",
+        "\nconsul_up 1\n",
+        "\nconsul_raft_peers 3\n",
+        "\nconsul_raft_leader 1\n",
+        "\nconsul_serf_lan_members 5\n",
+        "consul_serf_lan_member_status{member=\"k8s-node-1\"} 1\n",
+        "consul_health_node_status{check=\"serfHealth\",node=\"consul-1\",status=\"passing\"} 1",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (!strstr(body, want[i])) {
+            fail_msg("metrics lack %s", want[i]);
+        }
+    }
+    free(body);
+    /* Agent health by service name reflects the failing demo check. */
+    assert_int_equal(get(h1, "/v1/agent/health/service/name/web", NULL, NULL), 200);
+    assert_int_equal(get(sim->servers[1].http, "/v1/agent/health/service/name/web", NULL, NULL),
+                     503);
+    assert_int_equal(get(h1, "/v1/agent/health/service/name/nope", NULL, NULL), 404);
+    cJSON *crit = get_json(h1, "/v1/health/state/critical", NULL);
+    assert_int_equal(cJSON_GetArraySize(crit), 1);
+    cJSON_Delete(crit);
+    /* A failed client. */
+    ctl_ok(sim, "POST", "/sim/clients/k8s-node-1/fail", NULL);
+    assert_int_equal(member_status(h1, "k8s-node-1"), 4);
+    crit = get_json(h1, "/v1/health/state/critical", NULL);
+    assert_non_null(find_by(crit, "Node", "k8s-node-1"));
+    cJSON_Delete(crit);
+    cJSON *passing = get_json(h1, "/v1/health/service/api?passing", NULL);
+    assert_int_equal(cJSON_GetArraySize(passing), 1);
+    cJSON_Delete(passing);
+    /* Host down takes the exporter too; host up brings the agent back. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/host-down", NULL);
+    assert_int_equal(sim_refused(sim->servers[2].metrics), 1);
+    assert_int_equal(member_status(h1, "consul-3"), 4);
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/host-up", NULL);
+    assert_int_equal(get(sim->servers[2].http, "/v1/status/leader", NULL, NULL), 200);
+    assert_int_equal(member_status(h1, "consul-3"), 1);
+    /* Bad control input. */
+    cJSON *err = ctl(sim, "POST", "/sim/servers", "{}", 400);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(err, "error")->valuestring, "name"));
+    cJSON_Delete(err);
+    err = ctl(sim, "POST", "/sim/checks",
+              "{\"node\":\"consul-1\",\"check_id\":\"x\","
+              "\"status\":\"bogus\"}",
+              400);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(err, "error")->valuestring, "status"));
+    cJSON_Delete(err);
+    cJSON_Delete(ctl(sim, "POST", "/sim/servers/nope/stop", NULL, 404));
+    cJSON_Delete(ctl(sim, "PUT", "/sim/latency", "{\"ms\":\"x\"}", 400));
+    /* Latency is added to agent responses. */
+    ctl_ok(sim, "PUT", "/sim/latency", "{\"ms\":80}");
+    long long t0 = sim_now_ms();
+    assert_int_equal(get(h1, "/v1/status/leader", NULL, NULL), 200);
+    assert_true(sim_now_ms() - t0 >= 75);
+    ctl_ok(sim, "PUT", "/sim/latency", "{\"ms\":0}");
+    ctl_ok(sim, "PUT", "/sim/speed", "{\"factor\":5}");
+    /* Request counters by path. */
+    ctl_ok(sim, "POST", "/sim/requests/reset", NULL);
+    assert_int_equal(get(h1, "/v1/status/peers", NULL, NULL), 200);
+    assert_int_equal(get(h1, "/v1/status/peers", NULL, NULL), 200);
+    cJSON *rq = ctl(sim, "GET", "/sim/requests", NULL, 200);
+    const cJSON *bp = cJSON_GetObjectItemCaseSensitive(rq, "by_path");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bp, "/v1/status/peers")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(rq, "total")->valueint, 2);
+    cJSON_Delete(rq);
+    cJSON *s = sim_state(sim);
+    assert_non_null(s);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "leader")->valuestring, "consul-1");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "servers")), 3);
+    cJSON_Delete(s);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_raft_quorum),
+        cmocka_unit_test(test_join_and_promotion),
+        cmocka_unit_test(test_name_conflict),
+        cmocka_unit_test(test_leave_stop_force_leave),
+        cmocka_unit_test(test_blocking_kv),
+        cmocka_unit_test(test_acl_token),
+        cmocka_unit_test(test_errors_and_kv),
+        cmocka_unit_test(test_exporter_and_control),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

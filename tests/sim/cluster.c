@@ -1,0 +1,917 @@
+/* cluster: the datacenter model. Servers, raft membership and leadership, serf status,
+ * retry-join, autopilot promotion and client agents. Knows nothing of HTTP. Every dc_*
+ * function expects dc->mu held unless its comment says otherwise. */
+#include "sim.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Small string lists. strlist_free releases the strings and the array. */
+void
+strlist_add(struct strlist *l, const char *s)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = xstrdup(s);
+}
+
+void
+strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i]);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void
+strlist_copy(struct strlist *dst, const struct strlist *src)
+{
+    strlist_free(dst);
+    for (size_t i = 0; src && i < src->n; i++) {
+        strlist_add(dst, src->v[i]);
+    }
+}
+
+bool
+strlist_has(const struct strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i], s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A UUID-shaped id derived from seed, so a node keeps its id across runs. */
+void
+deterministic_uuid(const char *seed, char out[37])
+{
+    char h[65];
+    sha256_hex(seed, strlen(seed), h);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+void
+dc_init(struct dc *dc, const struct dc_options *opt)
+{
+    memset(dc, 0, sizeof(*dc));
+    pthread_mutex_init(&dc->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&dc->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    dc->opt = *opt;
+    dc->speed = opt->speed;
+    atomic_init(&dc->latency_ms, 0);
+    atomic_init(&dc->shutdown, false);
+    dc->index = 1;
+    dc->idx_kv = dc->idx_catalog = dc->idx_raft = 1;
+    dc->last_tick_mono = time_mono_ms();
+    dc->leader_lost_mono = dc->last_tick_mono;
+}
+
+void
+server_free(struct server *s)
+{
+    strlist_free(&s->retry_join);
+    strlist_free(&s->retry_join_cfg);
+    for (size_t i = 0; i < s->log_n; i++) {
+        free(s->log[(s->log_head + i) % SIM_LOG_MAX]);
+    }
+    free(s->log);
+    pthread_mutex_destroy(&s->lmu);
+    free(s);
+}
+
+void
+dc_free(struct dc *dc)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        server_free(dc->servers[i]);
+    }
+    free(dc->servers);
+    for (size_t i = 0; i < dc->n_clients; i++) {
+        free(dc->clients[i]);
+    }
+    free(dc->clients);
+    for (size_t i = 0; i < dc->n_services; i++) {
+        strlist_free(&dc->services[i]->tags);
+        free(dc->services[i]);
+    }
+    free(dc->services);
+    for (size_t i = 0; i < dc->n_checks; i++) {
+        free(dc->checks[i]->output);
+        free(dc->checks[i]);
+    }
+    free(dc->checks);
+    kv_free_all(dc);
+    for (size_t i = 0; i < dc->n_paths; i++) {
+        free(dc->paths[i].path);
+    }
+    free(dc->paths);
+    free(dc->opt.token);
+    pthread_cond_destroy(&dc->cond);
+    pthread_mutex_destroy(&dc->mu);
+}
+
+void
+dc_bump(struct dc *dc, unsigned mask)
+{
+    dc->index++;
+    if (mask & RES_KV) {
+        dc->idx_kv = dc->index;
+    }
+    if (mask & RES_CATALOG) {
+        dc->idx_catalog = dc->index;
+    }
+    if (mask & RES_RAFT) {
+        dc->idx_raft = dc->index;
+    }
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (server_up(s) && s->joined) {
+            s->last_index = dc->index;
+        }
+    }
+    pthread_cond_broadcast(&dc->cond);
+}
+
+uint64_t
+dc_res_index(const struct dc *dc, unsigned res)
+{
+    uint64_t v = 0;
+    if ((res & RES_KV) && dc->idx_kv > v) {
+        v = dc->idx_kv;
+    }
+    if ((res & RES_CATALOG) && dc->idx_catalog > v) {
+        v = dc->idx_catalog;
+    }
+    if ((res & RES_RAFT) && dc->idx_raft > v) {
+        v = dc->idx_raft;
+    }
+    return v ? v : 1;
+}
+
+void
+dc_log(struct server *s, const char *level, const char *fmt, ...)
+{
+    char ts[40];
+    char lvl[16];
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    time_format_rfc3339(time_now_ms(), ts, sizeof(ts));
+    snprintf(lvl, sizeof(lvl), "[%s]", level);
+    char *line = xasprintf("%s %-7s %s", ts, lvl, text);
+    if (!s->log) {
+        s->log = xcalloc(SIM_LOG_MAX, sizeof(*s->log));
+    }
+    if (s->log_n == SIM_LOG_MAX) {
+        free(s->log[s->log_head]);
+        s->log[s->log_head] = line;
+        s->log_head = (s->log_head + 1) % SIM_LOG_MAX;
+    } else {
+        s->log[(s->log_head + s->log_n) % SIM_LOG_MAX] = line;
+        s->log_n++;
+    }
+    s->log_total++;
+    if (!s->dc->opt.quiet) {
+        fprintf(stderr, "%s: %s\n", s->name, line);
+    }
+}
+
+/* Logs to every server that is up and in the cluster, except `except`. */
+static void
+log_members(struct dc *dc, const struct server *except, const char *level, const char *text)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *o = dc->servers[i];
+        if (o != except && server_up(o) && o->joined) {
+            dc_log(o, level, "%s", text);
+        }
+    }
+}
+
+bool
+server_up(const struct server *s)
+{
+    return s->running && s->host_up;
+}
+
+struct server *
+dc_agent_leader(const struct dc *dc, const struct server *s)
+{
+    if (!s->joined || !server_up(s)) {
+        return NULL;
+    }
+    return dc->leader;
+}
+
+/* Number of raft voters, and of those the ones that are up. */
+static void
+count_voters(const struct dc *dc, int *voters, int *up)
+{
+    *voters = *up = 0;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        const struct server *s = dc->servers[i];
+        if (s->in_raft && s->voter) {
+            (*voters)++;
+            if (server_up(s)) {
+                (*up)++;
+            }
+        }
+    }
+}
+
+/* Sets the leader to l (may be NULL), logging and bumping when it changes. */
+static void
+set_leader(struct dc *dc, struct server *l)
+{
+    struct server *old = dc->leader;
+    if (old == l) {
+        return;
+    }
+    dc->leader = l;
+    dc->term++;
+    char text[256];
+    if (l) {
+        dc_log(l, "INFO",
+               "agent.server.raft: entering leader state: leader=\"Node at %s:8300 "
+               "[Leader]\"",
+               l->ip);
+        dc_log(l, "INFO", "agent.server: cluster leadership acquired");
+        snprintf(text, sizeof(text), "agent.server: New leader elected: payload=%s", l->name);
+        log_members(dc, NULL, "INFO", text);
+    } else {
+        dc->leader_lost_mono = time_mono_ms();
+        snprintf(text, sizeof(text),
+                 "agent.server.raft: heartbeat timeout reached, starting "
+                 "election: last-leader-addr=%s:8300 last-leader-id=%s",
+                 old ? old->ip : "", old ? old->node_id : "");
+        log_members(dc, NULL, "WARN", text);
+        log_members(dc, NULL, "ERROR",
+                    "agent: Coordinate update error: error=\"No cluster "
+                    "leader\"");
+    }
+    if (old && server_up(old) && l) {
+        dc_log(old, "INFO", "agent.server: cluster leadership lost");
+    }
+    dc_bump(dc, RES_RAFT | RES_CATALOG);
+}
+
+void
+dc_recompute(struct dc *dc)
+{
+    int voters;
+    int up;
+    count_voters(dc, &voters, &up);
+    if (voters == 0 || up < voters / 2 + 1) {
+        set_leader(dc, NULL);
+        return;
+    }
+    struct server *cur = dc->leader;
+    if (cur && server_up(cur) && cur->in_raft && cur->voter) {
+        return;
+    }
+    struct server *best = NULL;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (s->in_raft && s->voter && server_up(s) && (!best || strcmp(s->name, best->name) < 0)) {
+            best = s;
+        }
+    }
+    set_leader(dc, best);
+}
+
+struct server *
+server_new(struct dc *dc, const char *name, const char *ip, const struct strlist *retry_join)
+{
+    struct server *s = xcalloc(1, sizeof(*s));
+    s->dc = dc;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->ip, sizeof(s->ip), "%s", ip);
+    char seed[128];
+    snprintf(seed, sizeof(seed), "%s/%s", dc->opt.name, name);
+    deterministic_uuid(seed, s->node_id);
+    s->http_port = dc->opt.http_port;
+    s->metrics_port = dc->opt.metrics_port;
+    s->healthy_since_sim = -1;
+    pthread_mutex_init(&s->lmu, NULL);
+    strlist_copy(&s->retry_join_cfg, retry_join);
+    return s;
+}
+
+static void
+log_startup(struct server *s)
+{
+    struct dc *dc = s->dc;
+    dc_log(s, "INFO", "==> Starting Consul agent...");
+    dc_log(s, "INFO", "           Version: '%s'", SIM_CONSUL_VERSION);
+    dc_log(s, "INFO", "        Build Date: '2024-02-20 18:04:34 +0000 UTC'");
+    dc_log(s, "INFO", "           Node ID: '%s'", s->node_id);
+    dc_log(s, "INFO", "         Node name: '%s'", s->name);
+    dc_log(s, "INFO", "        Datacenter: '%s' (Segment: '<all>')", dc->opt.name);
+    dc_log(s, "INFO", "            Server: true (Bootstrap: false)");
+    dc_log(s, "INFO", "       Client Addr: [0.0.0.0] (HTTP: %d, HTTPS: -1, gRPC: -1, DNS: 8600)",
+           s->http_port);
+    dc_log(s, "INFO", "      Cluster Addr: %s (LAN: 8301, WAN: 8302)", s->ip);
+    dc_log(s, "INFO", "==> Log data will now stream in as it occurs:");
+    dc_log(s, "INFO", "agent.server.raft: starting restore from snapshot");
+    dc_log(s, "INFO", "agent: Started HTTP server: address=[::]:%d network=tcp", s->http_port);
+    if (s->retry_join.n) {
+        char list[512] = "";
+        for (size_t i = 0; i < s->retry_join.n; i++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof(list) - l, "%s%s", i ? " " : "", s->retry_join.v[i]);
+        }
+        dc_log(s, "INFO",
+               "agent: Retry join is supported for the following discovery "
+               "methods: cluster=LAN discovery_methods=\"aliyun aws azure digitalocean gce "
+               "k8s linode mdns os packet scaleway softlayer tencentcloud triton vsphere\"");
+        dc_log(s, "INFO", "agent: Joining cluster...: cluster=LAN");
+        dc_log(s, "INFO", "agent: (LAN) joining: lan_addresses=[%s]", list);
+    }
+}
+
+void
+dc_server_add(struct dc *dc, struct server *s, bool bootstrap)
+{
+    dc->servers = xrealloc(dc->servers, (dc->n_servers + 1) * sizeof(*dc->servers));
+    dc->servers[dc->n_servers++] = s;
+    s->running = true;
+    s->host_up = true;
+    strlist_copy(&s->retry_join, &s->retry_join_cfg);
+    s->create_index = dc->index + 1;
+    log_startup(s);
+    if (bootstrap) {
+        s->joined = true;
+        s->in_raft = true;
+        s->voter = true;
+        s->serf_status = SERF_ALIVE;
+        s->healthy_since_sim = dc->sim_now;
+        s->stable_since_wall = time_now_ms();
+        dc_log(s, "INFO", "agent.server.serf.lan: serf: EventMemberJoin: %s %s", s->name, s->ip);
+    } else {
+        s->next_retry_sim = dc->sim_now;
+    }
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+    dc_recompute(dc);
+}
+
+struct server *
+dc_find_server(const struct dc *dc, const char *name_or_ip)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        if (strcmp(dc->servers[i]->name, name_or_ip) == 0) {
+            return dc->servers[i];
+        }
+    }
+    return dc_find_server_ip(dc, name_or_ip);
+}
+
+struct server *
+dc_find_server_ip(const struct dc *dc, const char *ip)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        if (strcmp(dc->servers[i]->ip, ip) == 0) {
+            return dc->servers[i];
+        }
+    }
+    return NULL;
+}
+
+struct client *
+dc_find_client(const struct dc *dc, const char *name)
+{
+    for (size_t i = 0; i < dc->n_clients; i++) {
+        if (strcmp(dc->clients[i]->name, name) == 0) {
+            return dc->clients[i];
+        }
+    }
+    return NULL;
+}
+
+/* Marks a joined server failed in serf and tells the others. */
+static void
+mark_failed(struct dc *dc, struct server *s)
+{
+    if (!s->joined || s->serf_status == SERF_FAILED) {
+        return;
+    }
+    s->serf_status = SERF_FAILED;
+    char text[256];
+    snprintf(text, sizeof(text), "agent.server.serf.lan: serf: EventMemberFailed: %s %s", s->name,
+             s->ip);
+    log_members(dc, s, "INFO", text);
+}
+
+void
+dc_server_stop(struct dc *dc, struct server *s, const char *why)
+{
+    if (!s->running) {
+        return;
+    }
+    if (s->host_up) {
+        dc_log(s, "INFO", "==> Caught signal: %s", why);
+        dc_log(s, "INFO", "agent: Graceful shutdown disabled. Exiting");
+        dc_log(s, "INFO", "agent: Requesting shutdown");
+        dc_log(s, "INFO", "agent.server: shutting down server");
+        dc_log(s, "INFO", "agent: shutdown complete");
+    }
+    s->running = false;
+    s->healthy_since_sim = -1;
+    s->down_since_mono = time_mono_ms();
+    s->conflict = false;
+    mark_failed(dc, s);
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+    dc_recompute(dc);
+}
+
+void
+dc_server_start(struct dc *dc, struct server *s)
+{
+    if (s->running) {
+        return;
+    }
+    s->running = true;
+    if (!s->host_up) {
+        return; /* it will come up with the host */
+    }
+    strlist_copy(&s->retry_join, &s->retry_join_cfg);
+    log_startup(s);
+    s->next_retry_sim = dc->sim_now;
+    if (s->joined) {
+        /* A server that was a member rejoins from its serf snapshot. */
+        s->serf_status = SERF_ALIVE;
+        s->healthy_since_sim = dc->sim_now;
+        s->stable_since_wall = time_now_ms();
+        s->last_index = dc->index;
+        char text[256];
+        snprintf(text, sizeof(text), "agent.server.serf.lan: serf: EventMemberJoin: %s %s", s->name,
+                 s->ip);
+        log_members(dc, NULL, "INFO", text);
+    }
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+    dc_recompute(dc);
+}
+
+void
+dc_server_leave(struct dc *dc, struct server *s)
+{
+    if (!server_up(s)) {
+        return;
+    }
+    dc_log(s, "INFO", "agent: Gracefully shutting down agent...");
+    dc_log(s, "INFO", "agent.server: server starting leave");
+    if (s->joined) {
+        char text[256];
+        snprintf(text, sizeof(text), "agent.server.serf.lan: serf: EventMemberLeave: %s %s",
+                 s->name, s->ip);
+        log_members(dc, NULL, "INFO", text);
+        if (s->in_raft && dc->leader && dc->leader != s) {
+            dc_log(dc->leader, "INFO", "agent.server: removing server by ID: id=%s", s->node_id);
+        }
+        s->serf_status = SERF_LEFT;
+    }
+    dc_log(s, "INFO", "agent: Graceful leave complete");
+    dc_log(s, "INFO", "agent: shutdown complete");
+    s->joined = false;
+    s->in_raft = false;
+    s->voter = false;
+    s->running = false;
+    s->healthy_since_sim = -1;
+    s->down_since_mono = time_mono_ms();
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+    dc_recompute(dc);
+}
+
+void
+dc_host_down(struct dc *dc, struct server *s)
+{
+    if (!s->host_up) {
+        return;
+    }
+    /* s->running keeps what the container should do when the host comes back. */
+    if (s->running) {
+        s->down_since_mono = time_mono_ms();
+    }
+    s->host_up = false;
+    s->healthy_since_sim = -1;
+    s->conflict = false;
+    mark_failed(dc, s);
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+    dc_recompute(dc);
+}
+
+/* The host boots; a container that was running starts again (restart: always). */
+void
+dc_host_up(struct dc *dc, struct server *s)
+{
+    if (s->host_up) {
+        return;
+    }
+    s->host_up = true;
+    bool run = s->running;
+    s->running = false;
+    if (run) {
+        dc_server_start(dc, s);
+    } else {
+        dc_bump(dc, RES_CATALOG);
+    }
+}
+
+int
+dc_force_leave(struct dc *dc, const char *node, bool prune)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (strcmp(s->name, node) != 0 || s->serf_status == SERF_NONE) {
+            continue;
+        }
+        if (s->serf_status == SERF_FAILED || (prune && s->serf_status == SERF_LEFT)) {
+            char text[256];
+            snprintf(text, sizeof(text),
+                     "agent.server.serf.lan: serf: EventMemberLeave "
+                     "(forced): %s %s",
+                     s->name, s->ip);
+            log_members(dc, s, "INFO", text);
+            s->serf_status = prune ? SERF_NONE : SERF_LEFT;
+            s->joined = false;
+            s->in_raft = false;
+            s->voter = false;
+            dc_bump(dc, RES_CATALOG | RES_RAFT);
+            dc_recompute(dc);
+        }
+        return 0;
+    }
+    struct client *c = dc_find_client(dc, node);
+    if (!c || c->serf_status == SERF_NONE) {
+        return -1;
+    }
+    if (c->serf_status == SERF_FAILED || (prune && c->serf_status == SERF_LEFT)) {
+        dc_client_set_status(dc, c, prune ? SERF_NONE : SERF_LEFT);
+    }
+    return 0;
+}
+
+int
+dc_raft_remove(struct dc *dc, const char *id, const char *address)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        char addr[32];
+        snprintf(addr, sizeof(addr), "%s:8300", s->ip);
+        if (!s->in_raft) {
+            continue;
+        }
+        if ((id && strcmp(id, s->node_id) == 0) || (address && strcmp(address, addr) == 0)) {
+            s->in_raft = false;
+            s->voter = false;
+            s->healthy_since_sim = -1;
+            if (dc->leader) {
+                dc_log(dc->leader, "INFO",
+                       "agent.server.raft: updating configuration: "
+                       "command=RemoveServer server-id=%s server-addr= servers=[]",
+                       s->node_id);
+            }
+            dc_bump(dc, RES_RAFT | RES_CATALOG);
+            dc_recompute(dc);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+dc_transfer_leader(struct dc *dc, const char *id)
+{
+    struct server *cur = dc->leader;
+    struct server *best = NULL;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (s == cur || !s->in_raft || !s->voter || !server_up(s)) {
+            continue;
+        }
+        if (id && *id) {
+            if (strcmp(s->node_id, id) == 0) {
+                best = s;
+            }
+        } else if (!best || strcmp(s->name, best->name) < 0) {
+            best = s;
+        }
+    }
+    if (!cur || !best) {
+        return -1;
+    }
+    dc_log(cur, "INFO", "agent.server.raft: starting leadership transfer: id=%s address=%s:8300",
+           best->node_id, best->ip);
+    set_leader(dc, best);
+    return 0;
+}
+
+/* Finds a member with the same name as s (another server or a client), or NULL. */
+static const char *
+name_conflict(const struct dc *dc, const struct server *s)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        const struct server *o = dc->servers[i];
+        if (o != s && o->joined && strcmp(o->name, s->name) == 0) {
+            return o->ip;
+        }
+    }
+    const struct client *c = dc_find_client(dc, s->name);
+    if (c && (c->serf_status == SERF_ALIVE || c->serf_status == SERF_FAILED)) {
+        return c->ip;
+    }
+    return NULL;
+}
+
+/* One retry-join attempt of server s. */
+static void
+try_join(struct dc *dc, struct server *s)
+{
+    struct server *target = NULL;
+    for (size_t i = 0; i < s->retry_join.n && !target; i++) {
+        struct server *t = dc_find_server_ip(dc, s->retry_join.v[i]);
+        if (t && t != s && server_up(t) && t->joined) {
+            target = t;
+        }
+    }
+    int64_t retry = (int64_t)SIM_RETRY_MS;
+    s->next_retry_sim = dc->sim_now + retry;
+    if (!target) {
+        const char *first = s->retry_join.n ? s->retry_join.v[0] : "";
+        dc_log(s, "WARN",
+               "agent: (LAN) couldn't join: number_of_nodes=0 error=\"1 error "
+               "occurred: * Failed to join %s:8301: dial tcp %s:8301: connect: connection "
+               "refused\"",
+               first, first);
+        dc_log(s, "WARN",
+               "agent: Join cluster failed, will retry: cluster=LAN "
+               "retry_interval=1s error=\"No servers to join\"");
+        return;
+    }
+    const char *other = name_conflict(dc, s);
+    if (other) {
+        if (!s->conflict) {
+            dc_log(target, "WARN",
+                   "agent.server.memberlist.lan: memberlist: Conflicting "
+                   "address for %s. Mine: %s:8301 Theirs: %s:8301 Old state: 0",
+                   s->name, other, s->ip);
+        }
+        s->conflict = true;
+        dc_log(s, "ERROR",
+               "agent.server.serf.lan: serf: Node name conflicts with another node "
+               "at %s:8301. Names must be unique! (Resolution enabled: true)",
+               other);
+        dc_log(s, "WARN",
+               "agent: Join cluster failed, will retry: cluster=LAN "
+               "retry_interval=1s error=\"Member '%s' has conflicting node ID\"",
+               s->name);
+        return;
+    }
+    if (!dc->leader) {
+        dc_log(s, "WARN",
+               "agent: Join cluster failed, will retry: cluster=LAN "
+               "retry_interval=1s error=\"No cluster leader\"");
+        return;
+    }
+    s->conflict = false;
+    s->joined = true;
+    s->serf_status = SERF_ALIVE;
+    s->last_index = dc->index;
+    size_t members = 0;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        members += dc->servers[i]->joined;
+    }
+    char text[256];
+    snprintf(text, sizeof(text), "agent.server.serf.lan: serf: EventMemberJoin: %s %s", s->name,
+             s->ip);
+    log_members(dc, NULL, "INFO", text);
+    dc_log(s, "INFO", "agent: (LAN) joined: number_of_nodes=%zu", members);
+    dc_log(s, "INFO",
+           "agent: Join cluster completed. Synced with initial agents: cluster=LAN "
+           "num_agents=%zu",
+           members);
+    dc_log(s, "INFO", "agent.server: New leader elected: payload=%s", dc->leader->name);
+    dc_bump(dc, RES_CATALOG | RES_RAFT);
+}
+
+/* Leader reconcile: joined servers that are up but not in raft are added as non-voters. */
+static void
+reconcile_raft(struct dc *dc)
+{
+    struct server *l = dc->leader;
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (!s->joined || !server_up(s) || s->in_raft) {
+            continue;
+        }
+        s->in_raft = true;
+        s->voter = false;
+        s->healthy_since_sim = dc->sim_now;
+        s->stable_since_wall = time_now_ms();
+        dc_log(l, "INFO",
+               "agent.server.raft: updating configuration: command=AddNonvoter "
+               "server-id=%s server-addr=%s:8300",
+               s->node_id, s->ip);
+        dc_log(l, "INFO", "agent.server.raft: added peer, starting replication: peer=%s",
+               s->node_id);
+        dc_log(s, "INFO",
+               "agent.server.raft: entering follower state: follower=\"Node at "
+               "%s:8300 [Follower]\" leader-address=%s:8300 leader-id=%s",
+               s->ip, l->ip, l->node_id);
+        dc_bump(dc, RES_RAFT | RES_CATALOG);
+    }
+}
+
+/* Autopilot: a non-voter healthy for the stabilization time becomes a voter. */
+static void
+promote(struct dc *dc)
+{
+    struct server *l = dc->leader;
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (!s->in_raft || s->voter || !server_up(s) || s->healthy_since_sim < 0) {
+            continue;
+        }
+        if (dc->sim_now - s->healthy_since_sim < dc->opt.stabilization_ms) {
+            continue;
+        }
+        s->voter = true;
+        dc_log(l, "INFO",
+               "agent.server.autopilot: Promoting server: id=%s address=%s:8300 "
+               "name=%s",
+               s->node_id, s->ip, s->name);
+        dc_log(l, "INFO",
+               "agent.server.raft: updating configuration: command=AddVoter "
+               "server-id=%s server-addr=%s:8300",
+               s->node_id, s->ip);
+        dc_bump(dc, RES_RAFT | RES_CATALOG);
+        dc_recompute(dc);
+    }
+}
+
+void
+dc_tick(struct dc *dc)
+{
+    int64_t now = time_mono_ms();
+    dc->sim_now += (int64_t)((double)(now - dc->last_tick_mono) * dc->speed);
+    dc->last_tick_mono = now;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (server_up(s) && !s->joined && s->retry_join.n && dc->sim_now >= s->next_retry_sim) {
+            try_join(dc, s);
+        }
+        if (server_up(s) && s->in_raft && s->healthy_since_sim < 0) {
+            s->healthy_since_sim = dc->sim_now;
+        }
+    }
+    dc_recompute(dc);
+    reconcile_raft(dc);
+    promote(dc);
+}
+
+int
+dc_client_add(struct dc *dc, const char *name, const char *ip)
+{
+    struct client *c = dc_find_client(dc, name);
+    if (!c) {
+        c = xcalloc(1, sizeof(*c));
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        char seed[128];
+        snprintf(seed, sizeof(seed), "%s/%s", dc->opt.name, name);
+        deterministic_uuid(seed, c->node_id);
+        dc->clients = xrealloc(dc->clients, (dc->n_clients + 1) * sizeof(*dc->clients));
+        dc->clients[dc->n_clients++] = c;
+    }
+    snprintf(c->ip, sizeof(c->ip), "%s", ip);
+    c->create_index = dc->index + 1;
+    dc_client_set_status(dc, c, SERF_ALIVE);
+    return 0;
+}
+
+void
+dc_client_set_status(struct dc *dc, struct client *c, int serf_status)
+{
+    static const char *const ev[] = {"", "EventMemberJoin", "", "EventMemberLeave",
+                                     "EventMemberFailed"};
+    if (c->serf_status == serf_status) {
+        return;
+    }
+    c->serf_status = serf_status;
+    if (serf_status != SERF_NONE) {
+        char text[256];
+        snprintf(text, sizeof(text), "agent.server.serf.lan: serf: %s: %s %s", ev[serf_status],
+                 c->name, c->ip);
+        log_members(dc, NULL, "INFO", text);
+    }
+    if (serf_status == SERF_LEFT || serf_status == SERF_NONE) {
+        /* The leader deregisters a node that left: its services and checks go too. */
+        size_t j = 0;
+        for (size_t i = 0; i < dc->n_services; i++) {
+            if (strcmp(dc->services[i]->node, c->name) == 0) {
+                strlist_free(&dc->services[i]->tags);
+                free(dc->services[i]);
+            } else {
+                dc->services[j++] = dc->services[i];
+            }
+        }
+        dc->n_services = j;
+        j = 0;
+        for (size_t i = 0; i < dc->n_checks; i++) {
+            if (strcmp(dc->checks[i]->node, c->name) == 0) {
+                free(dc->checks[i]->output);
+                free(dc->checks[i]);
+            } else {
+                dc->checks[j++] = dc->checks[i];
+            }
+        }
+        dc->n_checks = j;
+    }
+    dc_bump(dc, RES_CATALOG);
+}
+
+size_t
+dc_nodes(const struct dc *dc, struct node_ref **out)
+{
+    struct node_ref *v = xcalloc(dc->n_servers + dc->n_clients + 1, sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        const struct server *s = dc->servers[i];
+        if (s->joined) {
+            v[n++] = (struct node_ref){s->name,        s->ip, s->node_id,
+                                       s->serf_status, true,  s->create_index};
+        }
+    }
+    for (size_t i = 0; i < dc->n_clients; i++) {
+        const struct client *c = dc->clients[i];
+        if (c->serf_status == SERF_ALIVE || c->serf_status == SERF_FAILED) {
+            v[n++] = (struct node_ref){c->name,        c->ip, c->node_id,
+                                       c->serf_status, false, c->create_index};
+        }
+    }
+    *out = v;
+    return n;
+}
+
+bool
+dc_node_lookup(const struct dc *dc, const char *name, struct node_ref *out)
+{
+    struct node_ref *v;
+    size_t n = dc_nodes(dc, &v);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (strcmp(v[i].name, name) == 0) {
+            *out = v[i];
+            found = true;
+        }
+    }
+    free(v);
+    return found;
+}
+
+void
+dc_count_request(struct dc *dc, struct server *s, const char *path, bool had_token)
+{
+    dc->requests_total++;
+    s->requests++;
+    if (!had_token) {
+        dc->requests_without_token++;
+    }
+    for (size_t i = 0; i < dc->n_paths; i++) {
+        if (strcmp(dc->paths[i].path, path) == 0) {
+            dc->paths[i].n++;
+            return;
+        }
+    }
+    const char *p = path;
+    if (dc->n_paths >= SIM_MAX_PATHS) {
+        p = "(other)";
+        for (size_t i = 0; i < dc->n_paths; i++) {
+            if (strcmp(dc->paths[i].path, p) == 0) {
+                dc->paths[i].n++;
+                return;
+            }
+        }
+    }
+    dc->paths = xrealloc(dc->paths, (dc->n_paths + 1) * sizeof(*dc->paths));
+    dc->paths[dc->n_paths].path = xstrdup(p);
+    dc->paths[dc->n_paths].n = 1;
+    dc->n_paths++;
+}
