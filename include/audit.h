@@ -36,4 +36,30 @@ int audit_outcome_valid(const char *outcome);
  * '.', 1..64 chars, no leading or trailing dot). */
 int audit_action_valid(const char *action);
 
+/* Returns 1 when prefix can start an action name: 1..64 of lower-case letters, digits, '_'
+ * and '.' (a trailing dot allowed, so "auth." selects "auth.login" but not "authx"). */
+int audit_action_prefix_valid(const char *prefix);
+
+/* ---- row formatting for the API and exports (pure; struct audit_row is in store.h) ---- */
+
+struct audit_row;
+struct buf;
+struct cJSON;
+
+/* Appends the CSV header record "id,time,actor,role,ip,action,target,outcome,detail,hash"
+ * and CRLF to b. Returns BUF_OK or BUF_TOO_BIG. */
+int audit_csv_header(struct buf *b);
+/* Appends one row as an RFC 4180 CSV record (CRLF-terminated; fields with a comma, quote,
+ * CR or LF quoted, quotes doubled; time as RFC 3339 UTC with ms). A text field starting with
+ * = + - @ tab or CR gets a leading ' so spreadsheets do not read it as a formula. Returns
+ * BUF_OK, or BUF_TOO_BIG leaving b unchanged. */
+int audit_csv_row(struct buf *b, const struct audit_row *row);
+/* Returns a new JSON object for the row (the caller deletes it): id, time, actor, role, ip,
+ * action, target, detail (the parsed object, or the raw text when it is not a JSON object),
+ * outcome, prev_hash, hash. */
+struct cJSON *audit_row_json(const struct audit_row *row);
+/* Appends the row's JSON object and a newline (one line of JSON Lines) to b. Returns BUF_OK,
+ * or BUF_TOO_BIG leaving b unchanged. */
+int audit_jsonl_row(struct buf *b, const struct audit_row *row);
+
 #endif

@@ -2,10 +2,13 @@
 #include "audit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "store.h"
 #include "util.h"
 
 static void
@@ -74,6 +77,134 @@ audit_action_valid(const char *action)
     }
     for (size_t i = 0; i < len; i++) {
         char c = action[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- row formatting ---- */
+
+/* Truncates b back to len (undoing a partial append). */
+static void
+buf_truncate(struct buf *b, size_t len)
+{
+    b->len = len;
+    if (b->data) {
+        b->data[len] = '\0';
+    }
+}
+
+/* Appends one CSV field: the formula guard first, quoted when it holds a comma, quote, CR or
+ * LF, quotes doubled. */
+static int
+csv_field(struct buf *b, const char *s)
+{
+    int guard =
+        s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
+    if (!strpbrk(s, ",\"\r\n")) {
+        return (guard ? buf_append(b, "'", 1) : BUF_OK) | buf_puts(b, s);
+    }
+    int rc = buf_append(b, guard ? "\"'" : "\"", guard ? 2 : 1);
+    for (;;) {
+        const char *q = strchr(s, '"');
+        if (!q) {
+            rc |= buf_puts(b, s);
+            break;
+        }
+        rc |= buf_append(b, s, (size_t)(q - s + 1));
+        rc |= buf_append(b, "\"", 1);
+        s = q + 1;
+    }
+    return rc | buf_append(b, "\"", 1);
+}
+
+int
+audit_csv_header(struct buf *b)
+{
+    return buf_puts(b, "id,time,actor,role,ip,action,target,outcome,detail,hash\r\n");
+}
+
+static const char *
+nz(const char *s)
+{
+    return s ? s : "";
+}
+
+int
+audit_csv_row(struct buf *b, const struct audit_row *row)
+{
+    size_t start = b->len;
+    char when[40];
+    time_format_rfc3339(row->ts, when, sizeof(when));
+    int rc = buf_printf(b, "%lld,%s,", (long long)row->id, when);
+    const char *fields[] = {row->actor,  row->role,    row->ip,     row->action,
+                            row->target, row->outcome, row->detail, row->hash};
+    for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+        rc |= csv_field(b, nz(fields[i]));
+        rc |= buf_puts(b, i + 1 < ARRAY_LEN(fields) ? "," : "\r\n");
+    }
+    if (rc != BUF_OK) {
+        buf_truncate(b, start);
+        return BUF_TOO_BIG;
+    }
+    return BUF_OK;
+}
+
+cJSON *
+audit_row_json(const struct audit_row *row)
+{
+    char when[40];
+    time_format_rfc3339(row->ts, when, sizeof(when));
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "id", (double)row->id);
+    cJSON_AddStringToObject(j, "time", when);
+    cJSON_AddStringToObject(j, "actor", nz(row->actor));
+    cJSON_AddStringToObject(j, "role", nz(row->role));
+    cJSON_AddStringToObject(j, "ip", nz(row->ip));
+    cJSON_AddStringToObject(j, "action", nz(row->action));
+    cJSON_AddStringToObject(j, "target", nz(row->target));
+    const char *detail = nz(row->detail);
+    cJSON *d = cJSON_ParseWithOpts(detail, NULL, 1);
+    if (cJSON_IsObject(d)) {
+        cJSON_AddItemToObject(j, "detail", d);
+    } else {
+        cJSON_Delete(d);
+        cJSON_AddStringToObject(j, "detail", detail);
+    }
+    cJSON_AddStringToObject(j, "outcome", nz(row->outcome));
+    cJSON_AddStringToObject(j, "prev_hash", nz(row->prev_hash));
+    cJSON_AddStringToObject(j, "hash", nz(row->hash));
+    return j;
+}
+
+int
+audit_jsonl_row(struct buf *b, const struct audit_row *row)
+{
+    size_t start = b->len;
+    cJSON *j = audit_row_json(row);
+    char *text = json_print(j);
+    cJSON_Delete(j);
+    int rc = buf_puts(b, text);
+    rc |= buf_append(b, "\n", 1);
+    free(text);
+    if (rc != BUF_OK) {
+        buf_truncate(b, start);
+        return BUF_TOO_BIG;
+    }
+    return BUF_OK;
+}
+
+int
+audit_action_prefix_valid(const char *prefix)
+{
+    size_t len = prefix ? strlen(prefix) : 0;
+    if (len == 0 || len > 64) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = prefix[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.')) {
             return 0;
         }

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Runs each benchmark binary given (make bench: BUILD=… ./scripts/bench.sh build/tests/bench/*)
+# and prints its table, then the idle memory of a freshly started server.
+# Benchmarks cache their generated data under $BUILD/bench/.
+set -u
+BUILD=${BUILD:-build}
+export BUILD
+export CONSULATE_BIN=${CONSULATE_BIN:-$PWD/$BUILD/consulate}
+export CONSULATE_SRC=${CONSULATE_SRC:-$PWD}
+status=0
+for b in "$@"; do
+    echo "== $b"
+    if ! "$b"; then
+        echo "benchmark $b failed" >&2
+        status=1
+    fi
+    echo
+done
+
+# Idle RSS of `consulate serve` on port 0 with a fresh temporary database.
+if [ -x "$CONSULATE_BIN" ]; then
+    dir=$(mktemp -d /tmp/consulate-bench-XXXXXX)
+    cat >"$dir/config.json" <<JSON
+{"listen":"127.0.0.1:0","database":"$dir/consulate.db","web_root":"$CONSULATE_SRC/web"}
+JSON
+    "$CONSULATE_BIN" serve --config "$dir/config.json" >"$dir/out.log" 2>"$dir/err.log" &
+    pid=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$dir/out.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    if grep -q "listening on" "$dir/out.log" 2>/dev/null; then
+        sleep 1
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+        threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
+        anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
+        file=$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status")
+        verdict=MISSED
+        [ "$rss" -le $((12 * 1024)) ] && verdict=ok
+        echo "== server"
+        printf "  %-44s %13.1f MB   %-12s %s\n" "idle RSS of consulate serve ($threads threads)" \
+            "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "<= 12 MB" "$verdict"
+        printf "  %-44s %13.1f MB\n" "  of which anonymous (heap, stacks)" \
+            "$(awk -v k="$anon" 'BEGIN {print k / 1024}')"
+        printf "  %-44s %13.1f MB\n" "  of which file-backed (shared libraries)" \
+            "$(awk -v k="$file" 'BEGIN {print k / 1024}')"
+    else
+        echo "server did not start; see $dir/err.log" >&2
+        status=1
+    fi
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -rf "$dir"
+else
+    echo "(no $CONSULATE_BIN: idle server memory not measured)"
+fi
+exit $status
