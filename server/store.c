@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -188,6 +189,39 @@ exec_sql(struct store *s, const char *sql)
         return STORE_ERROR;
     }
     return STORE_OK;
+}
+
+/* Runs a constant statement that returns no rows. types names the arguments that follow, one
+ * letter each: 't' text (NULL binds NULL), 'i' int64_t, 'n' int. With must_change, a statement
+ * that changed no row returns STORE_NOT_FOUND. */
+static int
+exec_bound(struct store *s, int must_change, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, sql, &st)) {
+        return STORE_ERROR;
+    }
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        switch (types[i]) {
+        case 't':
+            store_bind_text(st, i + 1, va_arg(ap, const char *));
+            break;
+        case 'i':
+            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            break;
+        default:
+            sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+            break;
+        }
+    }
+    va_end(ap);
+    int rc = store_step_done(s, st);
+    if (rc == STORE_OK && must_change && sqlite3_changes(s->db) == 0) {
+        rc = STORE_NOT_FOUND;
+    }
+    return rc;
 }
 
 int
@@ -410,18 +444,10 @@ int
 store_user_insert(struct store *s, const char *name, const char *role, const char *pwhash,
                   int64_t now, int64_t *id_out)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s,
-                      "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
-                      "VALUES (?1, ?2, ?3, ?4, ?4)",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, name);
-    store_bind_text(st, 2, role);
-    store_bind_text(st, 3, pwhash);
-    sqlite3_bind_int64(st, 4, now);
-    int rc = store_step_done(s, st);
+    int rc = exec_bound(s, 0,
+                        "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
+                        "VALUES (?1, ?2, ?3, ?4, ?4)",
+                        "ttti", name, role, pwhash, now);
     if (rc == STORE_OK && id_out) {
         *id_out = sqlite3_last_insert_rowid(s->db);
     }
@@ -432,52 +458,24 @@ int
 store_user_update(struct store *s, const char *name, const char *role, const char *pwhash,
                   int disabled, int64_t now)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s,
+    return exec_bound(s, 1,
                       "UPDATE users SET role = coalesce(?2, role), "
                       "password_hash = coalesce(?3, password_hash), "
                       "disabled = CASE WHEN ?4 < 0 THEN disabled ELSE ?4 END, updated_at = ?5 "
                       "WHERE name = ?1",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, name);
-    store_bind_text(st, 2, role);
-    store_bind_text(st, 3, pwhash);
-    sqlite3_bind_int(st, 4, disabled);
-    sqlite3_bind_int64(st, 5, now);
-    int rc = store_step_done(s, st);
-    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) {
-        rc = STORE_NOT_FOUND;
-    }
-    return rc;
+                      "tttni", name, role, pwhash, disabled, now);
 }
 
 int
 store_user_delete(struct store *s, const char *name)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM users WHERE name = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, name);
-    int rc = store_step_done(s, st);
-    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) {
-        rc = STORE_NOT_FOUND;
-    }
-    return rc;
+    return exec_bound(s, 1, "DELETE FROM users WHERE name = ?1", "t", name);
 }
 
 int
 store_user_touch_login(struct store *s, int64_t id, int64_t now)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "UPDATE users SET last_login_at = ?2 WHERE id = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, now);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "UPDATE users SET last_login_at = ?2 WHERE id = ?1", "ii", id, now);
 }
 
 /* ---- sessions ---- */
@@ -486,20 +484,10 @@ int
 store_session_insert(struct store *s, const char *token_hash, int64_t user_id, const char *csrf,
                      int64_t now, const char *ip, const char *ua)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s,
+    return exec_bound(s, 0,
                       "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, "
                       "last_seen_at, ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, token_hash);
-    sqlite3_bind_int64(st, 2, user_id);
-    store_bind_text(st, 3, csrf);
-    sqlite3_bind_int64(st, 4, now);
-    store_bind_text(st, 5, ip);
-    store_bind_text(st, 6, ua ? ua : "");
-    return store_step_done(s, st);
+                      "tititt", token_hash, user_id, csrf, now, ip, ua ? ua : "");
 }
 
 int
@@ -531,48 +519,27 @@ store_session_get(struct store *s, const char *token_hash, struct store_session 
 int
 store_session_touch(struct store *s, const char *token_hash, int64_t now)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, token_hash);
-    sqlite3_bind_int64(st, 2, now);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1", "ti",
+                      token_hash, now);
 }
 
 int
 store_session_delete(struct store *s, const char *token_hash)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM sessions WHERE token_hash = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, token_hash);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "DELETE FROM sessions WHERE token_hash = ?1", "t", token_hash);
 }
 
 int
 store_session_delete_user(struct store *s, int64_t user_id)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM sessions WHERE user_id = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    sqlite3_bind_int64(st, 1, user_id);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "DELETE FROM sessions WHERE user_id = ?1", "i", user_id);
 }
 
 int
 store_session_purge(struct store *s, int64_t idle_before, int64_t created_before)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    sqlite3_bind_int64(st, 1, idle_before);
-    sqlite3_bind_int64(st, 2, created_before);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "DELETE FROM sessions WHERE last_seen_at < ?1 OR created_at < ?2", "ii",
+                      idle_before, created_before);
 }
 
 /* ---- login throttling ---- */
@@ -580,15 +547,8 @@ store_session_purge(struct store *s, int64_t idle_before, int64_t created_before
 int
 store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, username);
-    store_bind_text(st, 2, ip);
-    sqlite3_bind_int64(st, 3, now);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
+                      "tti", username, ip, now);
 }
 
 int
@@ -618,23 +578,13 @@ store_login_failure_count(struct store *s, const char *username, const char *ip,
 int
 store_login_failure_clear_user(struct store *s, const char *username)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM login_failures WHERE username = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, username);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "DELETE FROM login_failures WHERE username = ?1", "t", username);
 }
 
 int
 store_login_failure_purge(struct store *s, int64_t before)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s, "DELETE FROM login_failures WHERE at < ?1", &st)) {
-        return STORE_ERROR;
-    }
-    sqlite3_bind_int64(st, 1, before);
-    return store_step_done(s, st);
+    return exec_bound(s, 0, "DELETE FROM login_failures WHERE at < ?1", "i", before);
 }
 
 /* ---- audit append ---- */
@@ -753,14 +703,8 @@ store_setting_get(struct store *s, const char *key, char **value)
 int
 store_setting_set(struct store *s, const char *key, const char *value)
 {
-    sqlite3_stmt *st;
-    if (store_prepare(s,
+    return exec_bound(s, 0,
                       "INSERT INTO settings (key, value) VALUES (?1, ?2) "
                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                      &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, key);
-    store_bind_text(st, 2, value);
-    return store_step_done(s, st);
+                      "tt", key, value);
 }
