@@ -9,8 +9,12 @@
 
 struct store;
 
-/* Prepares a constant SQL string; logs and returns STORE_ERROR on failure. */
+/* Prepares a constant SQL string (its address is the cache key, so pass the literal or a
+ * constant table entry, never a built string); logs and returns STORE_ERROR on failure. */
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
+/* Hands a statement from store_prepare back: a cached one is reset for its next use, any
+ * other is finalized. NULL is a no-op. Every store_prepare is paired with one call. */
+void store_finish(struct store *s, sqlite3_stmt *st);
 /* Binds text (SQLITE_TRANSIENT) or NULL when v is NULL. */
 void store_bind_text(sqlite3_stmt *st, int idx, const char *v);
 /* Steps a statement that returns no rows, maps constraint errors to STORE_CONFLICT, and

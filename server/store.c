@@ -15,9 +15,21 @@
 #include "store_internal.h"
 #include "util.h"
 
+/* Prepared statements are kept per connection, keyed by the address of their constant SQL
+ * text, so a hot path (the session lookup of every request) does not parse SQL again. A
+ * statement in use (a nested query with the same text) gets a private one-off copy. */
+#define STMT_CACHE 64
+
+struct cached_stmt {
+    const char *sql;
+    sqlite3_stmt *st;
+    int busy;
+};
+
 struct store {
     sqlite3 *db;
     char *path;
+    struct cached_stmt cache[STMT_CACHE];
 };
 
 sqlite3 *
@@ -96,6 +108,9 @@ store_close(struct store *s)
     if (!s) {
         return;
     }
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(s->cache[i].st);
+    }
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -145,12 +160,52 @@ store_thread(const char *path)
 int
 store_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+    struct cached_stmt *free_slot = NULL;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        struct cached_stmt *c = &s->cache[i];
+        if (c->sql == sql) {
+            if (!c->busy) {
+                c->busy = 1;
+                *st = c->st;
+                return STORE_OK;
+            }
+            free_slot = NULL;
+            break;
+        }
+        if (!c->sql && !free_slot) {
+            free_slot = c;
+        }
+    }
+    unsigned flags = free_slot ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(s->db, sql, -1, flags, st, NULL) != SQLITE_OK) {
         log_error("store: prepare failed: %s", sqlite3_errmsg(s->db));
+        sqlite3_finalize(*st);
         *st = NULL;
         return STORE_ERROR;
     }
+    if (free_slot) {
+        free_slot->sql = sql;
+        free_slot->st = *st;
+        free_slot->busy = 1;
+    }
     return STORE_OK;
+}
+
+void
+store_finish(struct store *s, sqlite3_stmt *st)
+{
+    if (!st) {
+        return;
+    }
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].busy = 0;
+            return;
+        }
+    }
+    store_finish(s, st);
 }
 
 void
@@ -175,7 +230,7 @@ store_step_done(struct store *s, sqlite3_stmt *st)
         log_error("store: %s", sqlite3_errmsg(s->db));
         out = STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 
@@ -270,7 +325,7 @@ store_schema_version(struct store *s, int *version)
         *version = sqlite3_column_int(st, 0);
         rc = STORE_OK;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return rc;
 }
 
@@ -366,7 +421,7 @@ user_get(struct store *s, const char *sql, const char *name, int64_t id, struct 
     } else {
         out_rc = STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out_rc;
 }
 
@@ -403,7 +458,7 @@ store_user_each(struct store *s, store_user_cb cb, void *ctx)
     if (out == STORE_OK && rc != SQLITE_DONE) {
         out = STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 
@@ -423,7 +478,7 @@ store_query_int(struct store *s, const char *sql, const char *param, int64_t *n)
         *n = sqlite3_column_int64(st, 0);
         out = STORE_OK;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 
@@ -512,7 +567,7 @@ store_session_get(struct store *s, const char *token_hash, struct store_session 
     } else {
         out_rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out_rc;
 }
 
@@ -571,7 +626,7 @@ store_login_failure_count(struct store *s, const char *username, const char *ip,
         *by_ip = sqlite3_column_int64(st, 1);
         out = STORE_OK;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 
@@ -623,7 +678,7 @@ store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out
         snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 0));
     }
     next_id = sqlite3_column_int64(st, 1) + 1;
-    sqlite3_finalize(st);
+    store_finish(s, st);
     st = NULL;
 
     int64_t ts = time_now_ms();
@@ -666,7 +721,7 @@ store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out
     }
     rc = STORE_OK;
 out:
-    sqlite3_finalize(st);
+    store_finish(s, st);
     if (own_tx) {
         if (rc == STORE_OK && store_commit(s) != STORE_OK) {
             rc = STORE_ERROR;
@@ -696,7 +751,7 @@ store_setting_get(struct store *s, const char *key, char **value)
     } else {
         out = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 

@@ -218,7 +218,7 @@ plan_run(struct store *s, enum plan p, const struct audit_filter *f, int64_t pro
         log_error("store: audit query: %s", store_errmsg(s));
         out = STORE_ERROR;
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     return out;
 }
 
@@ -370,7 +370,7 @@ verify_walk(struct store *s, struct chain *c)
     if (rc == SQLITE_ROW) {
         seq = sqlite3_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return STORE_ERROR;
     }
@@ -380,7 +380,7 @@ verify_walk(struct store *s, struct chain *c)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         chain_check_row(c, st);
     }
-    sqlite3_finalize(st);
+    store_finish(s, st);
     if (rc != SQLITE_DONE) {
         log_error("store: audit verify: %s", store_errmsg(s));
         return STORE_ERROR;
