@@ -1,0 +1,202 @@
+/* bench_proxy: the cost of the Consul proxy. Starts the simulator (one server) and consulate,
+ * logs in, and runs wrk (-t2 -c16 -d5s --latency) against GET /v1/catalog/nodes directly on
+ * the simulator and through consulate's /api/consul/v1/catalog/nodes, then prints the
+ * throughput ratio (target >= 0.9) and the p50/p99 latency added (target p99 <= 1 ms).
+ * A program, not a test: the exit status is 1 only when something could not run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../http/harness.h"
+#include "../http/simctl.h"
+#include "util.h"
+
+#define WRK_ARGS "-t2 -c16 -d5s --latency"
+
+struct wrk_result {
+    double rps;
+    double p50_ms, p90_ms, p99_ms;
+    long non2xx;
+    long errors;
+};
+
+/* "1.23ms" / "456.00us" / "1.02s" → milliseconds. */
+static double
+wrk_ms(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (str_starts_with(end, "us")) {
+        return v / 1000.0;
+    }
+    if (str_starts_with(end, "ms")) {
+        return v;
+    }
+    if (str_starts_with(end, "s")) {
+        return v * 1000.0;
+    }
+    if (str_starts_with(end, "m")) {
+        return v * 60000.0;
+    }
+    return v;
+}
+
+/* Runs wrk (load: "-t2 -c16" or "-t1 -c1") on url with an optional extra header; returns 0
+ * and fills out. */
+static int
+run_wrk(const char *load, const char *url, const char *header, const char *duration,
+        struct wrk_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *cmd = xasprintf("wrk %s -d%s --latency %s%s%s '%s' 2>&1", load, duration,
+                          header ? "-H '" : "", header ? header : "", header ? "'" : "", url);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    if (!p) {
+        return -1;
+    }
+    char line[512];
+    while (fgets(line, sizeof(line), p)) {
+        const char *s = line;
+        while (*s == ' ' || *s == '\t') {
+            s++;
+        }
+        if (str_starts_with(s, "Requests/sec:")) {
+            out->rps = strtod(s + 13, NULL);
+        } else if (str_starts_with(s, "50%")) {
+            out->p50_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
+        } else if (str_starts_with(s, "90%")) {
+            out->p90_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
+        } else if (str_starts_with(s, "99%")) {
+            out->p99_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
+        } else if (str_starts_with(s, "Non-2xx or 3xx responses:")) {
+            out->non2xx = strtol(s + 25, NULL, 10);
+        } else if (str_starts_with(s, "Socket errors:")) {
+            out->errors = 1;
+        }
+    }
+    int rc = pclose(p);
+    return rc == 0 && out->rps > 0 ? 0 : -1;
+}
+
+/* Logs in as admin and returns "Cookie: consulate_session=…" (the caller frees), or NULL. */
+static char *
+session_cookie(struct srv *s)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "username", "admin");
+    cJSON_AddStringToObject(j, "password", s->admin_pw);
+    char *body = json_print(j);
+    cJSON_Delete(j);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/api/session", s->base);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    long status = 0;
+    char *hdrs = NULL;
+    char *out = NULL;
+    int rc = sim_http("POST", url, body, ct, &status, NULL, &hdrs);
+    free(body);
+    char *sc = rc == 0 && status == 200 ? sim_header(hdrs, "Set-Cookie") : NULL;
+    if (sc) {
+        size_t n = strcspn(sc, ";");
+        sc[n] = '\0';
+        out = xasprintf("Cookie: %s", sc);
+    }
+    free(sc);
+    free(hdrs);
+    return out;
+}
+
+static void
+row(const char *metric, const char *value, const char *target, const char *verdict)
+{
+    printf("  %-44s %16s   %-12s %s\n", metric, value, target, verdict);
+}
+
+int
+main(void)
+{
+    int status = 1;
+    struct srv *srv = NULL;
+    char *cookie = NULL;
+    struct sim *sim = sim_start("--servers 1 --ip-base 127.0.0.51");
+    if (!sim) {
+        fprintf(stderr, "bench_proxy: cannot start the simulator\n");
+        goto out;
+    }
+    char direct[256], proxied[256];
+    snprintf(direct, sizeof(direct), "%s/v1/catalog/nodes", sim->servers[0].http);
+    /* wait for a leader so that the catalog answers 200 */
+    for (int i = 0; i < 200; i++) {
+        long st = 0;
+        if (sim_http_get(direct, &st, NULL, NULL) == 0 && st == 200) {
+            break;
+        }
+        usleep(50000);
+    }
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "\"consul\":{\"addresses\":[\"%s\"],\"watch\":false}",
+             sim->servers[0].http);
+    log_set_quiet(1);
+    srv = srv_start(cfg);
+    if (!srv) {
+        fprintf(stderr, "bench_proxy: cannot start consulate\n");
+        goto out;
+    }
+    cookie = session_cookie(srv);
+    if (!cookie) {
+        fprintf(stderr, "bench_proxy: cannot log in\n");
+        goto out;
+    }
+    snprintf(proxied, sizeof(proxied), "%s/api/consul/v1/catalog/nodes", srv->base);
+
+    struct wrk_result warm, d, p, d1, p1;
+    run_wrk("-t2 -c16", direct, NULL, "1s", &warm);
+    if (run_wrk("-t2 -c16", direct, NULL, "5s", &d) != 0 ||
+        run_wrk("-t1 -c1", direct, NULL, "3s", &d1) != 0) {
+        fprintf(stderr, "bench_proxy: wrk against the simulator failed\n");
+        goto out;
+    }
+    run_wrk("-t2 -c16", proxied, cookie, "1s", &warm);
+    if (run_wrk("-t2 -c16", proxied, cookie, "5s", &p) != 0 ||
+        run_wrk("-t1 -c1", proxied, cookie, "3s", &p1) != 0) {
+        fprintf(stderr, "bench_proxy: wrk through consulate failed\n");
+        goto out;
+    }
+
+    printf("proxy benchmark: wrk %s, GET /v1/catalog/nodes (1 simulated server)\n", WRK_ARGS);
+    printf("  %-44s %16s   %-12s\n", "metric", "value", "target");
+    char v[64];
+    snprintf(v, sizeof(v), "%.0f req/s", d.rps);
+    row("throughput, directly to the simulator", v, "", "");
+    snprintf(v, sizeof(v), "%.0f req/s", p.rps);
+    row("throughput, through consulate", v, "", p.non2xx || p.errors ? "(errors!)" : "");
+    double ratio = p.rps / d.rps;
+    snprintf(v, sizeof(v), "%.2f", ratio);
+    row("throughput ratio (proxy / direct)", v, ">= 0.9", ratio >= 0.9 ? "ok" : "MISSED");
+    snprintf(v, sizeof(v), "%.3f / %.3f ms", d.p50_ms, d.p99_ms);
+    row("latency p50 / p99, direct", v, "", "");
+    snprintf(v, sizeof(v), "%.3f / %.3f ms", p.p50_ms, p.p99_ms);
+    row("latency p50 / p99, through consulate", v, "", "");
+    snprintf(v, sizeof(v), "%.3f ms", p.p50_ms - d.p50_ms);
+    row("latency added, p50", v, "", "");
+    double added = p.p99_ms - d.p99_ms;
+    snprintf(v, sizeof(v), "%.3f ms", added);
+    row("latency added, p99", v, "<= 1 ms", added <= 1.0 ? "ok" : "MISSED");
+    double added1 = p1.p99_ms - d1.p99_ms;
+    snprintf(v, sizeof(v), "%.3f / %.3f ms", p1.p50_ms - d1.p50_ms, added1);
+    row("latency added p50 / p99, one connection", v, "p99 <= 1 ms",
+        added1 <= 1.0 ? "ok (-t1 -c1)" : "MISSED (-t1 -c1)");
+    snprintf(v, sizeof(v), "%.0f / %.0f req/s", d1.rps, p1.rps);
+    row("throughput direct / proxy, one connection", v, "", "");
+    if (p.non2xx || p1.non2xx) {
+        printf("  note: %ld non-2xx answers through consulate\n", p.non2xx + p1.non2xx);
+    }
+    status = 0;
+out:
+    free(cookie);
+    srv_stop(srv);
+    sim_stop(sim);
+    return status;
+}

@@ -1,0 +1,867 @@
+/* Black-box tests of the Consul proxy /api/consul/v1/… against the real server and the
+ * simulator (4 servers on 127.0.0.31-34, ACL token required): byte-exact pass-through of
+ * bodies and Consul headers, blocking queries, failover, unreachable agents, permissions and
+ * the always-refused endpoints, audit, ?raw, body limits and token handling. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "harness.h"
+#include "simctl.h"
+#include "util.h"
+
+#define PW "correct-horse-42"
+#define SIM_TOKEN "sim-acl-secret-0123456789"
+#define NSERVERS 4
+
+/* ---- direct requests to the simulator ---- */
+
+static size_t
+collect_cb(char *data, size_t size, size_t n, void *ud)
+{
+    buf_append(ud, data, size * n);
+    return size * n;
+}
+
+/* A plain HTTP request to any URL (the simulator directly). headers NULL-terminated. */
+static struct resp
+http_do(const char *method, const char *url, const void *body, size_t len,
+        const char *const *headers)
+{
+    struct resp r = {0};
+    struct buf b, h;
+    buf_init(&b, 64 << 20);
+    buf_init(&h, 1 << 20);
+    CURL *cu = curl_easy_init();
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_PROXY, "");
+    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(cu, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, collect_cb);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, collect_cb);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT, 60L);
+    if (body) {
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    for (int i = 0; headers && headers[i]; i++) {
+        hl = curl_slist_append(hl, headers[i]);
+    }
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hl);
+    if (curl_easy_perform(cu) != CURLE_OK) {
+        r.status = -1;
+    } else {
+        curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &r.status);
+    }
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(cu);
+    r.len = b.len;
+    r.body = b.data ? buf_steal(&b) : xstrdup("");
+    r.headers = h.data ? buf_steal(&h) : xstrdup("");
+    r.json = cJSON_ParseWithLength(r.body, r.len);
+    return r;
+}
+
+static const char *const sim_auth[] = {"X-Consul-Token: " SIM_TOKEN, NULL};
+
+/* A request to server i of the simulator with the ACL token. */
+static struct resp
+direct(struct sim *s, int i, const char *method, const char *path, const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", s->servers[i].http, path);
+    return http_do(method, url, body, body ? strlen(body) : 0, sim_auth);
+}
+
+/* A control API call; returns the status. */
+static long
+ctl(struct sim *s, const char *method, const char *path, const char *body, cJSON **out)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", s->control, path);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    struct resp r = http_do(method, url, body, body ? strlen(body) : 0, ct);
+    long st = r.status;
+    if (out) {
+        *out = r.json;
+        r.json = NULL;
+    }
+    resp_free(&r);
+    return st;
+}
+
+/* Waits until server i answers /v1/status/leader with a leader. */
+static int
+wait_leader(struct sim *s, int i, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    while (time_mono_ms() < deadline) {
+        struct resp r = direct(s, i, "GET", "/v1/status/leader", NULL);
+        int ok = r.status == 200 && r.len > 2;
+        resp_free(&r);
+        if (ok) {
+            return 0;
+        }
+        usleep(50000);
+    }
+    return -1;
+}
+
+/* ---- fixture ---- */
+
+struct fx {
+    struct sim *sim;
+    struct srv *srv;
+};
+
+static int
+setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof(*f));
+    f->sim = sim_start("--servers 4 --speed 20 --ip-base 127.0.0.31 --token " SIM_TOKEN);
+    if (!f->sim || f->sim->n_servers != NSERVERS) {
+        return -1;
+    }
+    for (int i = 0; i < NSERVERS; i++) {
+        if (wait_leader(f->sim, i, 15000) != 0) {
+            fprintf(stderr, "test_proxy: no leader on %s\n", f->sim->servers[i].http);
+            return -1;
+        }
+    }
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "\"consul\":{\"addresses\":[\"%s\",\"%s\",\"%s\",\"%s\"],\"token\":\"%s\"}",
+             f->sim->servers[0].http, f->sim->servers[1].http, f->sim->servers[2].http,
+             f->sim->servers[3].http, SIM_TOKEN);
+    f->srv = srv_start(cfg);
+    if (!f->srv) {
+        return -1;
+    }
+    if (srv_add_user(f->srv, "vera", "viewer", PW) != 201 ||
+        srv_add_user(f->srv, "otto", "operator", PW) != 201) {
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f) {
+        srv_stop(f->srv);
+        sim_stop(f->sim);
+        free(f);
+    }
+    return 0;
+}
+
+static struct client *
+admin(struct fx *f)
+{
+    struct client *c = srv_login(f->srv, "admin", f->srv->admin_pw);
+    assert_non_null(c);
+    return c;
+}
+
+static struct client *
+login(struct fx *f, const char *name)
+{
+    struct client *c = srv_login(f->srv, name, PW);
+    assert_non_null(c);
+    return c;
+}
+
+/* The detail JSON of the newest audit entry with action and target (NULL when none). */
+static cJSON *
+last_detail(struct srv *s, const char *action, const char *target, char *outcome, size_t olen)
+{
+    sqlite3 *db;
+    cJSON *j = NULL;
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT detail, outcome FROM audit_log WHERE action = ?1 AND "
+                           "target = ?2 ORDER BY id DESC LIMIT 1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            j = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
+            if (outcome) {
+                snprintf(outcome, olen, "%s", (const char *)sqlite3_column_text(st, 1));
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return j;
+}
+
+static char *
+b64(const char *s)
+{
+    size_t len = strlen(s);
+    size_t cap = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    char *out = xmalloc(cap);
+    sodium_bin2base64(out, cap, (const unsigned char *)s, len, sodium_base64_VARIANT_ORIGINAL);
+    return out;
+}
+
+static struct resp
+put_raw(struct client *c, const char *path, const char *body)
+{
+    return client_req_raw(c, "PUT", path, body, strlen(body), NULL, 1);
+}
+
+/* ---- tests ---- */
+
+/* The proxy returns Consul's status, bytes and headers unchanged. */
+static void
+test_passthrough_equal(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    struct resp w = direct(f->sim, 0, "PUT", "/v1/kv/eq/one", "{\"a\":1}");
+    assert_int_equal(w.status, 200);
+    resp_free(&w);
+    static const char *const paths[] = {
+        "/v1/catalog/nodes",
+        "/v1/catalog/services",
+        "/v1/status/leader",
+        "/v1/status/peers",
+        "/v1/health/service/consul",
+        "/v1/kv/eq/one",
+        "/v1/kv/eq?keys",
+        "/v1/kv/eq/absent",
+        "/v1/catalog/datacenters",
+        "/v1/operator/raft/configuration",
+        "/v1/agent/members",
+        "/v1/kv/eq/one?stale",
+        "/v1/no/such/endpoint",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+        char proxied[512];
+        snprintf(proxied, sizeof(proxied), "/api/consul%s", paths[i]);
+        struct resp p = client_req(c, "GET", proxied, NULL);
+        struct resp d = direct(f->sim, 0, "GET", paths[i], NULL);
+        if (p.status != d.status || p.len != d.len || memcmp(p.body, d.body, p.len) != 0) {
+            fail_msg("%s: proxy %ld '%.200s' vs direct %ld '%.200s'", paths[i], p.status, p.body,
+                     d.status, d.body);
+        }
+        static const char *const same[] = {"X-Consul-KnownLeader", "Content-Type",
+                                           "X-Consul-Effective-Consistency",
+                                           "X-Consul-Default-ACL-Policy"};
+        for (size_t k = 0; k < ARRAY_LEN(same); k++) {
+            char *hp = resp_header(&p, same[k]), *hd = resp_header(&d, same[k]);
+            if ((hp == NULL) != (hd == NULL) || (hp && strcmp(hp, hd) != 0)) {
+                fail_msg("%s: header %s: proxy '%s' vs direct '%s'", paths[i], same[k],
+                         hp ? hp : "(none)", hd ? hd : "(none)");
+            }
+            free(hp);
+            free(hd);
+        }
+        char *ip = resp_header(&p, "X-Consul-Index"), *id = resp_header(&d, "X-Consul-Index");
+        assert_true((ip == NULL) == (id == NULL));
+        if (ip) {
+            assert_true(strtoull(ip, NULL, 10) <= strtoull(id, NULL, 10));
+        }
+        char *lp = resp_header(&p, "X-Consul-LastContact"),
+             *ld = resp_header(&d, "X-Consul-LastContact");
+        assert_true((lp == NULL) == (ld == NULL));
+        free(ip);
+        free(id);
+        free(lp);
+        free(ld);
+        resp_free(&p);
+        resp_free(&d);
+    }
+    /* the leader-facing headers are really there for a catalog read */
+    struct resp p = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    char *idx = resp_header(&p, "X-Consul-Index");
+    char *kl = resp_header(&p, "X-Consul-KnownLeader");
+    char *lc = resp_header(&p, "X-Consul-LastContact");
+    assert_non_null(idx);
+    assert_non_null(kl);
+    assert_non_null(lc);
+    assert_string_equal(kl, "true");
+    free(idx);
+    free(kl);
+    free(lc);
+    /* the console's own security headers are added, Consul's cookies never passed */
+    char *csp = resp_header(&p, "Content-Security-Policy");
+    assert_non_null(csp);
+    free(csp);
+    resp_free(&p);
+    /* HEAD is a read: it passes, and Consul's answer (the simulator's too) comes back */
+    p = client_req_raw(c, "HEAD", "/api/consul/v1/kv/eq/one", NULL, 0, NULL, 0);
+    struct resp d = direct(f->sim, 0, "HEAD", "/v1/kv/eq/one", NULL);
+    assert_int_equal(p.status, d.status);
+    resp_free(&p);
+    resp_free(&d);
+    client_free(c);
+}
+
+struct later_put {
+    struct sim *sim;
+    int delay_ms;
+};
+
+static void *
+later_put_main(void *arg)
+{
+    struct later_put *lp = arg;
+    usleep((useconds_t)lp->delay_ms * 1000);
+    struct resp r = direct(lp->sim, 1, "PUT", "/v1/kv/blk/key", "changed");
+    resp_free(&r);
+    return NULL;
+}
+
+/* A blocking query through the proxy returns early on a change and waits otherwise. */
+static void
+test_blocking_query(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "vera");
+    struct resp w = direct(f->sim, 0, "PUT", "/v1/kv/blk/key", "initial");
+    resp_free(&w);
+    struct resp p = client_req(c, "GET", "/api/consul/v1/kv/blk/key", NULL);
+    assert_int_equal(p.status, 200);
+    char *idx = resp_header(&p, "X-Consul-Index");
+    assert_non_null(idx);
+    unsigned long long index = strtoull(idx, NULL, 10);
+    free(idx);
+    resp_free(&p);
+
+    pthread_t t;
+    struct later_put lp = {f->sim, 600};
+    pthread_create(&t, NULL, later_put_main, &lp);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/consul/v1/kv/blk/key?index=%llu&wait=20s", index);
+    int64_t t0 = time_mono_ms();
+    p = client_req(c, "GET", path, NULL);
+    int64_t took = time_mono_ms() - t0;
+    pthread_join(t, NULL);
+    assert_int_equal(p.status, 200);
+    assert_true(took >= 400);
+    assert_true(took < 10000);
+    char *v = cJSON_IsArray(p.json) ? b64("changed") : NULL;
+    assert_non_null(v);
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(p.json, 0), "Value", ""), v);
+    free(v);
+    idx = resp_header(&p, "X-Consul-Index");
+    unsigned long long index2 = strtoull(idx, NULL, 10);
+    free(idx);
+    assert_true(index2 > index);
+    resp_free(&p);
+
+    /* nothing changes: it waits about the wait time (plus at most 1/16 jitter) */
+    snprintf(path, sizeof(path), "/api/consul/v1/kv/blk/key?index=%llu&wait=2s", index2);
+    t0 = time_mono_ms();
+    p = client_req(c, "GET", path, NULL);
+    took = time_mono_ms() - t0;
+    assert_int_equal(p.status, 200);
+    assert_true(took >= 1900);
+    assert_true(took < 5000);
+    resp_free(&p);
+    client_free(c);
+}
+
+static void
+test_viewer_put_kv_denied(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "vera");
+    long before = db_count_audit(f->srv, "consul.kv.put", "denied");
+    struct resp r = put_raw(c, "/api/consul/v1/kv/viewer/try", "nope");
+    assert_int_equal(r.status, 403);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
+                        "forbidden");
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "denied"), before + 1);
+    r = client_req_raw(c, "DELETE", "/api/consul/v1/kv/viewer/try", NULL, 0, NULL, 1);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    assert_true(db_count_audit(f->srv, "consul.kv.delete", "denied") >= 1);
+    /* nothing reached Consul */
+    r = direct(f->sim, 0, "GET", "/v1/kv/viewer/try", NULL);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    client_free(c);
+}
+
+static void
+test_operator_put_kv_audited(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "otto");
+    struct resp r = put_raw(c, "/api/consul/v1/kv/op/key", "hello");
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "true", 4);
+    resp_free(&r);
+    r = put_raw(c, "/api/consul/v1/kv/op/key?flags=7", "world");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    char outcome[16];
+    cJSON *d = last_detail(f->srv, "consul.kv.put", "/v1/kv/op/key", outcome, sizeof(outcome));
+    assert_non_null(d);
+    assert_string_equal(outcome, "ok");
+    char *hello = b64("hello"), *world = b64("world");
+    const cJSON *prev = cJSON_GetObjectItem(d, "previous");
+    assert_true(json_get_bool(prev, "exists", 0));
+    assert_string_equal(json_get_str(prev, "value_b64", ""), hello);
+    assert_true(json_get_num(prev, "modify_index", 0) > 0);
+    assert_string_equal(json_get_str(d, "value_b64", ""), world);
+    assert_string_equal(json_get_str(d, "method", ""), "PUT");
+    assert_string_equal(json_get_str(d, "path", ""), "/v1/kv/op/key");
+    assert_string_equal(json_get_str(d, "query", ""), "flags=7");
+    assert_int_equal((int)json_get_num(d, "body_bytes", -1), 5);
+    assert_int_equal((int)json_get_num(d, "consul_status", 0), 200);
+    assert_true(json_get_bool(d, "result", 0));
+    char sha[65];
+    sha256_hex("world", 5, sha);
+    assert_string_equal(json_get_str(d, "body_sha256", ""), sha);
+    free(hello);
+    free(world);
+    cJSON_Delete(d);
+
+    /* a CAS write with a stale index answers false, and the audit says so */
+    r = put_raw(c, "/api/consul/v1/kv/op/key?cas=1", "stale");
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "false", 5);
+    resp_free(&r);
+    d = last_detail(f->srv, "consul.kv.put", "/v1/kv/op/key", NULL, 0);
+    assert_false(json_get_bool(d, "result", 1));
+    cJSON_Delete(d);
+
+    /* a recursive delete records the keys it removes */
+    r = put_raw(c, "/api/consul/v1/kv/op/tree/a", "1");
+    resp_free(&r);
+    r = put_raw(c, "/api/consul/v1/kv/op/tree/b", "2");
+    resp_free(&r);
+    r = client_req_raw(c, "DELETE", "/api/consul/v1/kv/op/tree?recurse", NULL, 0, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    d = last_detail(f->srv, "consul.kv.delete", "/v1/kv/op/tree", NULL, 0);
+    assert_non_null(d);
+    assert_int_equal((int)json_get_num(d, "key_count", 0), 2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "keys")), 2);
+    cJSON_Delete(d);
+    /* operator writes outside the KV store are admin-only */
+    r = client_req(c, "PUT", "/api/consul/v1/agent/service/register",
+                   "{\"Name\":\"web\",\"Port\":80}");
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    assert_true(db_count_audit(f->srv, "consul.agent.put", "denied") >= 1);
+    client_free(c);
+
+    c = admin(f);
+    r = client_req(c, "PUT", "/api/consul/v1/agent/service/register",
+                   "{\"Name\":\"web\",\"Port\":80}");
+    /* it reached Consul (the simulator has no such endpoint and says 404) */
+    assert_int_not_equal(r.status, 403);
+    resp_free(&r);
+    d = last_detail(f->srv, "consul.agent.put", "/v1/agent/service/register", outcome,
+                    sizeof(outcome));
+    assert_non_null(d);
+    assert_int_equal((int)json_get_num(d, "consul_status", 0), 404);
+    assert_string_equal(outcome, "error");
+    cJSON_Delete(d);
+    client_free(c);
+}
+
+static void
+test_always_refused(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    assert_int_equal(ctl(f->sim, "POST", "/sim/requests/reset", NULL, NULL), 200);
+    struct resp r;
+    static const struct {
+        const char *method, *path;
+    } refused[] = {
+        {"PUT", "/api/consul/v1/acl/bootstrap"},
+        {"PUT", "/api/consul/v1/agent/leave"},
+        {"PUT", "/api/consul/v1/agent/force-leave/consul-2"},
+        {"DELETE", "/api/consul/v1/operator/raft/peer?address=127.0.0.32:8300"},
+        {"PUT", "/api/consul/v1/snapshot"},
+        {"PUT", "/api/consul/v1/agent/token/default"},
+        {"PUT", "/api/consul/v1/%61gent/leave"},
+        {"PUT", "/api/consul/v1//agent/leave"},
+        {"PUT", "/api/consul/v1/agent//force-leave/consul-2"},
+        {"DELETE", "/api/consul/v1/operator/raft/peer/?id=x"},
+    };
+    long before = db_count_audit(f->srv, "consul.", "denied");
+    for (size_t i = 0; i < ARRAY_LEN(refused); i++) {
+        r = client_req_raw(c, refused[i].method, refused[i].path, "", 0, NULL, 1);
+        if (r.status != 403) {
+            fail_msg("%s %s: %ld", refused[i].method, refused[i].path, r.status);
+        }
+        resp_free(&r);
+    }
+    assert_int_equal(db_count_audit(f->srv, "consul.", "denied"),
+                     before + (long)ARRAY_LEN(refused));
+    assert_true(db_count_audit(f->srv, "consul.operator.delete", "denied") >= 2);
+    assert_true(db_count_audit(f->srv, "consul.acl.put", "denied") >= 1);
+    /* none of them reached an agent */
+    cJSON *reqs = NULL;
+    assert_int_equal(ctl(f->sim, "GET", "/sim/requests", NULL, &reqs), 200);
+    const cJSON *bp = cJSON_GetObjectItem(reqs, "by_path");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, bp)
+    {
+        if (strstr(e->string, "leave") || strstr(e->string, "bootstrap") ||
+            strstr(e->string, "raft/peer") || strstr(e->string, "token") ||
+            strstr(e->string, "snapshot")) {
+            fail_msg("a refused request reached Consul: %s", e->string);
+        }
+    }
+    cJSON_Delete(reqs);
+    /* the cluster is still whole */
+    r = direct(f->sim, 0, "GET", "/v1/status/peers", NULL);
+    assert_int_equal(cJSON_GetArraySize(r.json), NSERVERS);
+    resp_free(&r);
+    client_free(c);
+}
+
+static void
+test_secret_reads_admin_only(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "vera");
+    struct resp r = client_req(c, "GET", "/api/consul/v1/acl/tokens", NULL);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/snapshot", NULL);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/agent/self", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(c);
+}
+
+static void
+test_path_and_method_checks(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    static const char *const bad[] = {
+        "/api/consul/v1/kv/a/%2e%2e/acl/bootstrap",
+        "/api/consul/v1/kv/a/../b",
+        "/api/consul/v1/kv/a%00b",
+        "/api/consul/v1/kv/a%0d%0aX-Evil:%201",
+        "/api/consul/v1/kv/%zz",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct resp r = client_req(c, "GET", bad[i], NULL);
+        if (r.status != 400) {
+            fail_msg("%s: %ld", bad[i], r.status);
+        }
+        resp_free(&r);
+    }
+    struct resp r = client_req(c, "PATCH", "/api/consul/v1/kv/x", "{}");
+    assert_int_equal(r.status, 405);
+    resp_free(&r);
+    /* a write without the CSRF header is refused by the dispatcher */
+    r = client_req_raw(c, "PUT", "/api/consul/v1/kv/csrf", "x", 1, NULL, 0);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    client_free(c);
+}
+
+static void
+test_raw_is_text_plain(void **state)
+{
+    struct fx *f = *state;
+    const char *html = "<html><script>alert(1)</script></html>";
+    struct resp w = direct(f->sim, 0, "PUT", "/v1/kv/raw/page", html);
+    resp_free(&w);
+    struct client *c = login(f, "vera");
+    struct resp r = client_req(c, "GET", "/api/consul/v1/kv/raw/page?raw", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, strlen(html));
+    assert_memory_equal(r.body, html, r.len);
+    char *ct = resp_header(&r, "Content-Type");
+    char *cd = resp_header(&r, "Content-Disposition");
+    char *nosniff = resp_header(&r, "X-Content-Type-Options");
+    assert_string_equal(ct, "text/plain; charset=utf-8");
+    assert_non_null(cd);
+    assert_true(str_starts_with(cd, "attachment"));
+    assert_string_equal(nosniff, "nosniff");
+    free(ct);
+    free(cd);
+    free(nosniff);
+    resp_free(&r);
+    client_free(c);
+}
+
+static void
+test_body_limit(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "otto");
+    size_t n = 512 * 1024;
+    char *big = xmalloc(n + 2);
+    memset(big, 'v', n + 1);
+    big[n + 1] = '\0';
+    struct resp r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n + 1, NULL, 1);
+    assert_int_equal(r.status, 413);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
+                        "body_too_large");
+    resp_free(&r);
+    /* exactly 512 KiB passes, and the audit keeps only its hash */
+    r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    cJSON *d = last_detail(f->srv, "consul.kv.put", "/v1/kv/big/one", NULL, 0);
+    assert_true(json_get_bool(d, "value_truncated", 0));
+    assert_null(cJSON_GetObjectItem(d, "value_b64"));
+    cJSON_Delete(d);
+    /* the connection is still usable after a 413 */
+    r = client_req(c, "GET", "/api/consul/v1/status/leader", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    free(big);
+    client_free(c);
+}
+
+static void
+test_token_stripped(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "otto");
+    assert_int_equal(ctl(f->sim, "POST", "/sim/requests/reset", NULL, NULL), 200);
+    static const char *const paths[] = {
+        "/api/consul/v1/catalog/nodes?token=wrong",
+        "/api/consul/v1/catalog/nodes?stale&token=wrong",
+        "/api/consul/v1/catalog/nodes?tok%65n=wrong",
+        "/api/consul/v1/kv/tok?token=",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+        struct resp r = client_req(c, "GET", paths[i], NULL);
+        if (r.status == 403) {
+            fail_msg("%s: the browser's token reached Consul: %.200s", paths[i], r.body);
+        }
+        resp_free(&r);
+    }
+    /* the browser's own credentials headers are not forwarded either */
+    static const char *const hdrs[] = {"X-Consul-Token: wrong", "Authorization: Bearer wrong",
+                                       NULL};
+    struct resp r = client_req_raw(c, "GET", "/api/consul/v1/catalog/nodes", NULL, 0, hdrs, 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = put_raw(c, "/api/consul/v1/kv/tok?token=wrong&flags=1", "v");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    cJSON *d = last_detail(f->srv, "consul.kv.put", "/v1/kv/tok", NULL, 0);
+    assert_string_equal(json_get_str(d, "query", "?"), "flags=1");
+    cJSON_Delete(d);
+    cJSON *reqs = NULL;
+    assert_int_equal(ctl(f->sim, "GET", "/sim/requests", NULL, &reqs), 200);
+    assert_true(json_get_num(reqs, "total", 0) >= 6);
+    assert_int_equal((int)json_get_num(reqs, "without_token", -1), 0);
+    cJSON_Delete(reqs);
+    client_free(c);
+}
+
+/* A console without a token: the browser's token (even the right one) never reaches Consul. */
+static void
+test_browser_token_not_forwarded(void **state)
+{
+    struct fx *f = *state;
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "\"consul\":{\"addresses\":[\"%s\"]}", f->sim->servers[0].http);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    struct client *c = srv_login(s2, "admin", s2->admin_pw);
+    assert_non_null(c);
+    assert_int_equal(ctl(f->sim, "POST", "/sim/requests/reset", NULL, NULL), 200);
+    static const char *const hdrs[] = {"X-Consul-Token: " SIM_TOKEN,
+                                       "Authorization: Bearer " SIM_TOKEN, NULL};
+    struct resp r =
+        client_req_raw(c, "GET", "/api/consul/v1/catalog/nodes?token=" SIM_TOKEN, NULL, 0, hdrs, 0);
+    assert_int_equal(r.status, 403); /* Consul's "Permission denied": no token arrived */
+    assert_true(strstr(r.body, "Permission denied") != NULL);
+    resp_free(&r);
+    cJSON *reqs = NULL;
+    assert_int_equal(ctl(f->sim, "GET", "/sim/requests", NULL, &reqs), 200);
+    assert_int_equal((int)json_get_num(reqs, "without_token", -1), 1);
+    cJSON_Delete(reqs);
+    client_free(c);
+    srv_stop(s2);
+}
+
+static long
+metric_value(struct client *c, const char *name)
+{
+    struct resp r = client_req(c, "GET", "/metrics", NULL);
+    long v = -1;
+    const char *p = r.body ? strstr(r.body, name) : NULL;
+    while (p && p > r.body && p[-1] != '\n') {
+        p = strstr(p + 1, name);
+    }
+    if (p) {
+        v = strtol(p + strlen(name), NULL, 10);
+    }
+    resp_free(&r);
+    return v;
+}
+
+static void
+test_failover_first_stopped(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    long fo0 = metric_value(c, "consulate_consul_failovers_total ");
+    char path[128];
+    snprintf(path, sizeof(path), "/sim/servers/%s/stop", f->sim->servers[0].name);
+    assert_int_equal(ctl(f->sim, "POST", path, NULL, NULL), 200);
+    for (int i = 0; i < 5; i++) {
+        struct resp r = client_req(c, "GET", "/api/consul/v1/kv/op/key?stale", NULL);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+    }
+    struct resp r = client_req(c, "PUT", "/api/consul/v1/kv/failover", "after");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    long fo1 = metric_value(c, "consulate_consul_failovers_total ");
+    assert_true(fo1 >= fo0 + 1);
+    /* the last good agent is remembered: one failover, not one per request */
+    assert_true(fo1 <= fo0 + 2);
+    snprintf(path, sizeof(path), "/sim/servers/%s/start", f->sim->servers[0].name);
+    assert_int_equal(ctl(f->sim, "POST", path, NULL, NULL), 200);
+    assert_int_equal(wait_leader(f->sim, 0, 15000), 0);
+    client_free(c);
+}
+
+static void
+test_all_down_502(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    char path[128];
+    for (int i = 0; i < NSERVERS; i++) {
+        snprintf(path, sizeof(path), "/sim/servers/%s/stop", f->sim->servers[i].name);
+        assert_int_equal(ctl(f->sim, "POST", path, NULL, NULL), 200);
+    }
+    int64_t t0 = time_mono_ms();
+    struct resp r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    int64_t took = time_mono_ms() - t0;
+    assert_int_equal(r.status, 502);
+    const cJSON *e = cJSON_GetObjectItem(r.json, "error");
+    assert_string_equal(json_get_str(e, "code", ""), "consul_unreachable");
+    assert_non_null(strstr(json_get_str(e, "message", ""), f->sim->servers[3].http));
+    assert_true(took < 2500);
+    resp_free(&r);
+    long before = db_count_audit(f->srv, "consul.kv.put", "error");
+    r = client_req(c, "PUT", "/api/consul/v1/kv/down", "x");
+    assert_int_equal(r.status, 502);
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "error"), before + 1);
+    for (int i = 0; i < NSERVERS; i++) {
+        snprintf(path, sizeof(path), "/sim/servers/%s/start", f->sim->servers[i].name);
+        assert_int_equal(ctl(f->sim, "POST", path, NULL, NULL), 200);
+    }
+    for (int i = 0; i < NSERVERS; i++) {
+        assert_int_equal(wait_leader(f->sim, i, 20000), 0);
+    }
+    r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(c);
+}
+
+/* An agent that accepts no connection (a full accept queue drops the SYN): the answer is a
+ * 502 after the connect timeout, not a hung browser. */
+static void
+test_connect_timeout(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.39", &a.sin_addr);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 0), 0);
+    socklen_t alen = sizeof(a);
+    getsockname(ls, (struct sockaddr *)&a, &alen);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(100000);
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg),
+             "\"consul\":{\"addresses\":[\"http://127.0.0.39:%d\"],\"connect_timeout_ms\":1000}",
+             ntohs(a.sin_port));
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    struct client *c = srv_login(s2, "admin", s2->admin_pw);
+    assert_non_null(c);
+    int64_t t0 = time_mono_ms();
+    struct resp r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    int64_t took = time_mono_ms() - t0;
+    assert_int_equal(r.status, 502);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
+                        "consul_unreachable");
+    assert_true(took >= 900);
+    assert_true(took < 2500);
+    resp_free(&r);
+    client_free(c);
+    srv_stop(s2);
+    for (int i = 0; i < 4; i++) {
+        close(fill[i]);
+    }
+    close(ls);
+}
+
+int
+main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_passthrough_equal),
+        cmocka_unit_test(test_blocking_query),
+        cmocka_unit_test(test_viewer_put_kv_denied),
+        cmocka_unit_test(test_operator_put_kv_audited),
+        cmocka_unit_test(test_always_refused),
+        cmocka_unit_test(test_secret_reads_admin_only),
+        cmocka_unit_test(test_path_and_method_checks),
+        cmocka_unit_test(test_raw_is_text_plain),
+        cmocka_unit_test(test_body_limit),
+        cmocka_unit_test(test_token_stripped),
+        cmocka_unit_test(test_browser_token_not_forwarded),
+        cmocka_unit_test(test_failover_first_stopped),
+        cmocka_unit_test(test_all_down_502),
+        cmocka_unit_test(test_connect_timeout),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    curl_global_cleanup();
+    return rc;
+}
