@@ -79,11 +79,15 @@ int store_user_delete(struct store *s, const char *name);
 int store_user_touch_login(struct store *s, int64_t id, int64_t now);
 
 /* ---- sessions ---- */
+/* A session joined with its user (one query per request). */
 struct store_session {
     int64_t user_id;
     char csrf_token[65];
     int64_t created_at;
     int64_t last_seen_at;
+    char user_name[65];
+    char user_role[16];
+    int user_disabled;
 };
 int store_session_insert(struct store *s, const char *token_hash, int64_t user_id,
                          const char *csrf, int64_t now, const char *ip, const char *ua);

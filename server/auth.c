@@ -242,15 +242,7 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
         store_session_delete(s, token_hash);
         return AUTH_NO_SESSION;
     }
-    struct store_user u;
-    rc = store_user_get_by_id(s, sess.user_id, &u);
-    if (rc == STORE_NOT_FOUND) {
-        return AUTH_NO_SESSION;
-    } else if (rc) {
-        return AUTH_ERROR;
-    }
-    if (u.disabled) {
-        store_user_clear(&u);
+    if (sess.user_disabled) {
         return AUTH_NO_SESSION;
     }
     /* Refresh last-seen at most every 5 s to keep reads cheap. */
@@ -258,11 +250,10 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
         store_session_touch(s, token_hash, now);
     }
     memset(user, 0, sizeof(*user));
-    user->id = u.id;
-    snprintf(user->name, sizeof(user->name), "%s", u.name);
-    user->role = role_parse(u.role);
+    user->id = sess.user_id;
+    memcpy(user->name, sess.user_name, sizeof(user->name));
+    user->role = role_parse(sess.user_role);
     memcpy(user->csrf_token, sess.csrf_token, sizeof(user->csrf_token));
     memcpy(user->token_hash, token_hash, sizeof(token_hash));
-    store_user_clear(&u);
     return AUTH_OK;
 }

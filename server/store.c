@@ -550,8 +550,9 @@ store_session_get(struct store *s, const char *token_hash, struct store_session 
 {
     sqlite3_stmt *st;
     if (store_prepare(s,
-                      "SELECT user_id, csrf_token, created_at, last_seen_at FROM sessions "
-                      "WHERE token_hash = ?1",
+                      "SELECT s.user_id, s.csrf_token, s.created_at, s.last_seen_at, u.name, "
+                      "u.role, u.disabled FROM sessions s JOIN users u ON u.id = s.user_id "
+                      "WHERE s.token_hash = ?1",
                       &st)) {
         return STORE_ERROR;
     }
@@ -563,6 +564,11 @@ store_session_get(struct store *s, const char *token_hash, struct store_session 
                  (const char *)sqlite3_column_text(st, 1));
         out->created_at = sqlite3_column_int64(st, 2);
         out->last_seen_at = sqlite3_column_int64(st, 3);
+        snprintf(out->user_name, sizeof(out->user_name), "%s",
+                 (const char *)sqlite3_column_text(st, 4));
+        snprintf(out->user_role, sizeof(out->user_role), "%s",
+                 (const char *)sqlite3_column_text(st, 5));
+        out->user_disabled = sqlite3_column_int(st, 6);
         out_rc = STORE_OK;
     } else {
         out_rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
