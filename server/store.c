@@ -226,6 +226,8 @@ store_step_done(struct store *s, sqlite3_stmt *st)
     int out = STORE_OK;
     if (rc == SQLITE_CONSTRAINT) {
         out = STORE_CONFLICT;
+    } else if (rc == SQLITE_BUSY) {
+        out = STORE_ERROR; /* the caller decides whether a busy database is worth a message */
     } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         log_error("store: %s", sqlite3_errmsg(s->db));
         out = STORE_ERROR;
@@ -580,8 +582,14 @@ store_session_get(struct store *s, const char *token_hash, struct store_session 
 int
 store_session_touch(struct store *s, const char *token_hash, int64_t now)
 {
-    return exec_bound(s, 0, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1", "ti",
-                      token_hash, now);
+    /* Only a refresh: when another thread holds the write lock, skip it rather than queue
+     * behind it (SQLite's busy handler sleeps, which stalls the request). The next request
+     * of the session tries again. */
+    sqlite3_busy_timeout(s->db, 0);
+    int rc = exec_bound(s, 0, "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1", "ti",
+                        token_hash, now);
+    sqlite3_busy_timeout(s->db, 5000);
+    return rc;
 }
 
 int
