@@ -25,4 +25,22 @@ int api_audit_verify(struct req *r);
 /* api_metrics.c */
 int api_metrics(struct req *r);
 
+/* api_cluster.c: the live cluster model from the watchers' snapshot (never asks Consul) */
+int api_cluster_get(struct req *r);
+int api_health_get(struct req *r);
+int api_events_stream(struct req *r); /* SSE: holds a worker thread while open */
+
+/* api_consul.c: the audited proxy under /api/consul/v1/ (reads its own body) */
+int api_consul_proxy(struct req *r);
+
+/* api_kv.c: KV history (from the audit log) and restore */
+int api_kv_history(struct req *r);
+int api_kv_restore(struct req *r);
+struct consul_kv;
+/* Adds "value_b64" (at most 64 KiB of data) or "value_sha256" + "value_truncated" to obj. */
+void api_kv_add_value(cJSON *obj, const void *data, size_t len);
+/* The audit record of a KV value: {"exists","value_b64"…,"modify_index","flags"}; the caller
+ * owns the result. */
+cJSON *api_kv_value_json(const struct consul_kv *kv);
+
 #endif

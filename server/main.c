@@ -14,9 +14,12 @@
 #include "auth.h"
 #include "cli_audit.h"
 #include "config.h"
+#include "consul.h"
+#include "events.h"
 #include "http.h"
 #include "store.h"
 #include "util.h"
+#include "watch.h"
 
 static void
 usage(FILE *f)
@@ -319,11 +322,25 @@ cmd_serve(struct config *cfg, struct store *s)
     signal(SIGPIPE, SIG_IGN);
 
     struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
+    app.consul = consul_client_new(cfg);
+    app.events = events_new(0);
+    if (cfg->watch_enabled) {
+        app.watch = watch_start(cfg, app.consul, app.events);
+        if (!app.watch) {
+            fprintf(stderr, "consulate: cannot start the Consul watchers\n");
+            events_free(app.events);
+            consul_client_free(app.consul);
+            return 1;
+        }
+    }
     char err[512];
     int port = 0;
     struct mg_context *ctx = http_start(&app, &port, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "consulate: %s\n", err);
+        watch_stop(app.watch);
+        events_free(app.events);
+        consul_client_free(app.consul);
         return 1;
     }
     char host[256];
@@ -346,7 +363,11 @@ cmd_serve(struct config *cfg, struct store *s)
         store_login_failure_purge(s, now - (int64_t)cfg->login_window_s * 1000);
     }
     log_info("shutting down");
+    events_close(app.events); /* ends the SSE streams, so http_stop need not wait for them */
     http_stop(ctx);
+    watch_stop(app.watch);
+    events_free(app.events);
+    consul_client_free(app.consul);
     return 0;
 }
 

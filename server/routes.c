@@ -19,6 +19,14 @@ const struct route http_routes[] = {
     {"GET", "/api/audit/verify", api_audit_verify, ROLE_VIEWER, NULL, 0},
 
     {"GET", "/metrics", api_metrics, ROLE_ADMIN, NULL, ROUTE_METRICS},
+
+    {"GET", "/api/cluster", api_cluster_get, ROLE_VIEWER, NULL, 0},
+    {"GET", "/api/health", api_health_get, ROLE_VIEWER, NULL, 0},
+    {"GET", "/api/events", api_events_stream, ROLE_VIEWER, NULL, 0},
+
+    {"*", "/api/consul/v1/*", api_consul_proxy, ROLE_VIEWER, NULL, ROUTE_STREAM_BODY},
+    {"GET", "/api/kv/history", api_kv_history, ROLE_VIEWER, NULL, 0},
+    {"POST", "/api/kv/restore", api_kv_restore, ROLE_OPERATOR, "consul.kv.restore", 0},
 };
 
 const size_t http_routes_count = ARRAY_LEN(http_routes);
