@@ -6,6 +6,7 @@
 #ifndef CONSULATE_CONSUL_H
 #define CONSULATE_CONSUL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,22 +22,25 @@ enum consul_rc {
 
 struct consul_response {
     long status;
-    char *body;               /* NUL-terminated; owned */
+    char *body; /* NUL-terminated; owned */
     size_t len;
-    char *headers;            /* the pass-through headers as "Name: value\r\n…"; owned */
+    char *headers; /* the pass-through headers as "Name: value\r\n…"; owned */
     char content_type[128];
-    uint64_t index;           /* X-Consul-Index, 0 when absent */
-    int known_leader;         /* X-Consul-KnownLeader: 1 true, 0 false, -1 absent */
-    long last_contact_ms;     /* X-Consul-LastContact, -1 when absent */
-    char address[256];        /* the agent base URL that answered */
-    char error[256];          /* when the rc is not CONSUL_OK: the last failure, for messages */
+    uint64_t index;       /* X-Consul-Index, 0 when absent */
+    int known_leader;     /* X-Consul-KnownLeader: 1 true, 0 false, -1 absent */
+    long last_contact_ms; /* X-Consul-LastContact, -1 when absent */
+    char address[256];    /* the agent base URL that answered */
+    char error[256];      /* when the rc is not CONSUL_OK: the last failure, for messages */
 };
 
 struct consul_opts {
-    int wait_s;               /* > 0: a blocking query; the timeout becomes wait×17/16+5 s */
-    const char *address;      /* ask this agent only (no failover), e.g. per-server queries */
-    const char *content_type; /* of the request body, NULL = none */
+    int wait_s;                /* > 0: a blocking query; the timeout becomes wait×17/16+5 s */
+    const char *address;       /* ask this agent only (no failover), e.g. per-server queries */
+    const char *content_type;  /* of the request body, NULL = none */
     const char *forwarded_for; /* X-Forwarded-For to send, NULL = none */
+    const atomic_int *cancel;  /* when it becomes non-zero the request is abandoned within about
+                                  a second (CONSUL_UNREACHABLE); NULL = never */
+    int quiet;                 /* do not log failed attempts (the caller reports them) */
 };
 
 /* Creates a client for cfg's addresses, token, CA file and timeouts (copied). */
@@ -58,8 +62,8 @@ void consul_response_free(struct consul_response *r);
 
 /* One KV entry as GET /v1/kv/<key> returns it, with the value decoded from base64. */
 struct consul_kv {
-    int exists;             /* 0: the key is absent (404) */
-    unsigned char *value;   /* owned, NUL-terminated (the value may hold NULs); NULL if absent */
+    int exists;           /* 0: the key is absent (404) */
+    unsigned char *value; /* owned, NUL-terminated (the value may hold NULs); NULL if absent */
     size_t len;
     uint64_t modify_index;
     uint64_t flags;

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,19 @@ is_idempotent(const char *method)
 
 /* Performs one request against base. On ATTEMPT_ANSWER, *status and a hold the answer. The
  * reason of a failure is written to err. */
+/* libcurl's progress callback: non-zero aborts the transfer. It runs about once a second
+ * even while a blocking query waits, which bounds how long a cancel takes. */
+static int
+on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_int *cancel = ud;
+    return atomic_load(cancel) != 0;
+}
+
 static int
 attempt_one(struct consul_client *c, const char *base, const char *method,
             const char *path_and_query, const void *body, size_t len,
@@ -296,6 +310,11 @@ attempt_one(struct consul_client *c, const char *base, const char *method,
         timeout = (long)opts->wait_s * 1000L * 17L / 16L + CONSUL_BLOCKING_MARGIN_MS;
     }
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
+    if (opts && opts->cancel) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)opts->cancel);
+    }
     if (c->ca_file) {
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     }
@@ -470,8 +489,10 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
         metrics_add(METRIC_CONSUL_ERRORS, 1);
         if (arc == ATTEMPT_ANSWER) {
             snprintf(err, sizeof(err), "HTTP %ld", status);
-            log_warn("consul: %s %.*s on %s answered %ld", method, plen, path_and_query, base,
-                     status);
+            if (!(opts && opts->quiet)) {
+                log_warn("consul: %s %.*s on %s answered %ld", method, plen, path_and_query, base,
+                         status);
+            }
             if (have5xx) {
                 attempt_free(&last5xx);
             }
@@ -482,7 +503,12 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
             continue;
         }
         attempt_free(&a);
-        log_warn("consul: %s %.*s on %s failed: %s", method, plen, path_and_query, base, err);
+        if (!(opts && opts->quiet)) {
+            log_warn("consul: %s %.*s on %s failed: %s", method, plen, path_and_query, base, err);
+        }
+        if (opts && opts->cancel && atomic_load(opts->cancel)) {
+            break; /* abandoned by the caller */
+        }
         if (arc == ATTEMPT_TOO_BIG) {
             rc = CONSUL_TOO_BIG;
             goto out;

@@ -11,9 +11,9 @@
  * They share the inputs under w->mu, and every change rebuilds the pure model under that
  * lock, so snapshots and events come out in order. Readers only touch w->snap (its own lock).
  *
- * Stopping: the Consul client cannot abort a request in flight, so blocking queries wait at
- * most WATCH_SLICE_S per request (a stop waits no longer than that, plus Consul's jitter);
- * naps wait on w->cond, which a stop broadcasts; the scraper's transfers check the stop flag.
+ * Stopping: every Consul request carries the stop flag as its cancel flag, so a blocking
+ * query (consul.watch_wait_s long) is abandoned within about a second of a stop; naps wait
+ * on w->cond, which a stop broadcasts; the scraper's transfers check the stop flag too.
  *
  * While every agent is unreachable the blocking watchers park and only the poller probes
  * (with back-off), so a missing Consul costs one probe every few seconds. */
@@ -37,8 +37,6 @@
 #include "scrape.h"
 #include "util.h"
 
-/* Longest wait of one blocking query (see the stopping note above). */
-#define WATCH_SLICE_S 1
 /* A blocking query that came back faster than this with nothing new did not block (failover,
  * no leader, an agent that ignores index): the next one is paced. */
 #define WATCH_FAST_MS 500
@@ -133,6 +131,18 @@ deadline_after(struct timespec *ts, int64_t ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
+}
+
+/* Options of the watchers' non-blocking requests: cancelled by a stop, failures not logged
+ * one by one (the watcher reports an unreachable cluster itself, rate-limited). */
+static struct consul_opts
+quiet_opts_of(struct watch *w)
+{
+    struct consul_opts o;
+    memset(&o, 0, sizeof(o));
+    o.cancel = &w->stop;
+    o.quiet = 1;
+    return o;
 }
 
 /* Sleeps ms unless stopped. */
@@ -520,7 +530,8 @@ static int
 fetch_leader(struct watch *w, char **out, char *err, size_t errlen)
 {
     struct consul_response r;
-    int rc = consul_request(w->consul, "GET", "/v1/status/leader", NULL, 0, NULL, &r);
+    struct consul_opts qo = quiet_opts_of(w);
+    int rc = consul_request(w->consul, "GET", "/v1/status/leader", NULL, 0, &qo, &r);
     *out = NULL;
     if (rc != CONSUL_OK) {
         snprintf(err, errlen, "%s", r.error);
@@ -558,6 +569,8 @@ blocking_main(void *arg)
         char path[256];
         struct consul_opts o;
         memset(&o, 0, sizeof(o));
+        o.cancel = &w->stop;
+        o.quiet = 1;
         if (index > 0) {
             snprintf(path, sizeof(path), "%s&index=%" PRIu64 "&wait=%ds", sp->path, index,
                      w->slice_s);
@@ -660,7 +673,8 @@ static void
 fetch_datacenter(struct watch *w)
 {
     struct consul_response r;
-    if (consul_request(w->consul, "GET", "/v1/agent/self", NULL, 0, NULL, &r) != CONSUL_OK) {
+    struct consul_opts qo = quiet_opts_of(w);
+    if (consul_request(w->consul, "GET", "/v1/agent/self", NULL, 0, &qo, &r) != CONSUL_OK) {
         return;
     }
     if (r.status == 200) {
@@ -706,7 +720,8 @@ poller_main(void *arg)
         int need_dc = w->datacenter == NULL;
         pthread_mutex_unlock(&w->mu);
         struct consul_response r;
-        int rc = consul_request(w->consul, "GET", "/v1/agent/members", NULL, 0, NULL, &r);
+        struct consul_opts qo = quiet_opts_of(w);
+        int rc = consul_request(w->consul, "GET", "/v1/agent/members", NULL, 0, &qo, &r);
         if (stopping(w)) {
             consul_response_free(&r);
             break;
@@ -861,8 +876,7 @@ watch_start(const struct config *cfg, struct consul_client *consul, struct event
     w->cfg = cfg;
     w->consul = consul;
     w->bus = bus;
-    w->slice_s =
-        cfg->consul_watch_wait_s < WATCH_SLICE_S ? cfg->consul_watch_wait_s : WATCH_SLICE_S;
+    w->slice_s = cfg->consul_watch_wait_s;
     if (w->slice_s < 1) {
         w->slice_s = 1;
     }
