@@ -50,6 +50,7 @@ if ! read -r -t 15 ready <&4; then
     exit 1
 fi
 addrs=$(echo "$ready" | grep -o '"http":"[^"]*"' | sed 's/"http":"\(.*\)"/"\1"/' | paste -sd, -)
+control=$(echo "$ready" | grep -o '"control":"[^"]*"' | sed 's/"control":"\(.*\)"/\1/')
 
 listen="127.0.0.1:8080"
 port_free 127.0.0.1 8080 || listen="127.0.0.1:0"
@@ -88,6 +89,9 @@ cat <<MSG
 
   Simulated datacenter dc1: 4 Consul servers ($addrs),
   6 client agents, a few services and one failing check.
+  Simulator control API: $control
+    e.g. stop a server:  curl -X POST $control/sim/servers/consul-2/stop
+         start it again: curl -X POST $control/sim/servers/consul-2/start
   Logs: $dir/consulate.log, $dir/sim.log
 
   Press Ctrl-C to stop.
