@@ -452,3 +452,24 @@ db_count_audit(struct srv *s, const char *action, const char *outcome)
     sqlite3_close(db);
     return n;
 }
+
+int
+db_exec(struct srv *s, const char *sql)
+{
+    sqlite3 *db;
+    if (sqlite3_open(s->db, &db) != SQLITE_OK) {
+        fprintf(stderr, "harness: cannot open %s\n", s->db);
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    char *err = NULL;
+    int rc = 0;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "harness: sql %s: %s\n", sql, err ? err : "?");
+        sqlite3_free(err);
+        rc = -1;
+    }
+    sqlite3_close(db);
+    return rc;
+}

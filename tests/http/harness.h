@@ -67,6 +67,10 @@ long srv_add_user(struct srv *s, const char *name, const char *role, const char 
 /* A logged-in client for name/pw; NULL when the login fails. */
 struct client *srv_login(struct srv *s, const char *name, const char *pw);
 
+/* Runs SQL on the server's database through a second connection (the tests' way to age a
+ * session or tamper with a row). Returns 0, or -1 after printing the SQLite error. */
+int db_exec(struct srv *s, const char *sql);
+
 /* Counts audit entries matching action (prefix) and outcome through SQL on the database. */
 long db_count_audit(struct srv *s, const char *action, const char *outcome);
 

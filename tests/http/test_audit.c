@@ -16,6 +16,8 @@
 #include "harness.h"
 #include "util.h"
 
+#define DB_EXEC(s, sql) assert_int_equal(db_exec((s), (sql)), 0)
+
 #define PW "correct-horse-42"
 
 /* One server for the tests that do not break the chain; entries made once. */
@@ -55,19 +57,6 @@ admin(struct srv *s)
     struct client *c = srv_login(s, "admin", s->admin_pw);
     assert_non_null(c);
     return c;
-}
-
-static void
-sql_exec(struct srv *s, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(s->db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        fail_msg("sql %s: %s", sql, err);
-    }
-    sqlite3_close(db);
 }
 
 /* GET path; asserts 200 and returns the entries array (owned by *r). */
@@ -384,7 +373,7 @@ test_verify_and_tamper(void **state)
     free(out);
 
     /* A second connection while the server runs (WAL), as the sqlite3 CLI would. */
-    sql_exec(s, "DROP TRIGGER audit_log_no_update;"
+    DB_EXEC(s, "DROP TRIGGER audit_log_no_update;"
                 "UPDATE audit_log SET target = target || 'x' WHERE id = 2");
     r = client_req(c, "GET", "/api/audit/verify", NULL);
     assert_int_equal(r.status, 200);

@@ -15,6 +15,8 @@
 #include "harness.h"
 #include "util.h"
 
+#define DB_EXEC(s, sql) assert_int_equal(db_exec((s), (sql)), 0)
+
 #define PW "correct-horse-42"
 
 static int
@@ -33,19 +35,6 @@ teardown(void **state)
 {
     srv_stop(*state);
     return 0;
-}
-
-static void
-sql_exec(struct srv *s, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(s->db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        fail_msg("sql %s: %s", sql, err);
-    }
-    sqlite3_close(db);
 }
 
 static void
@@ -86,7 +75,7 @@ static void
 test_login_ok_and_bad(void **state)
 {
     struct srv *s = *state;
-    sql_exec(s, "DELETE FROM login_failures");
+    DB_EXEC(s, "DELETE FROM login_failures");
     long before_fail = db_count_audit(s, "auth.login_failed", "denied");
     struct client *c = client_new(s);
     assert_int_equal(client_login(c, "admin", "wrong-password-1"), 401);
@@ -131,7 +120,7 @@ static void
 test_throttling(void **state)
 {
     struct srv *s = *state;
-    sql_exec(s, "DELETE FROM login_failures");
+    DB_EXEC(s, "DELETE FROM login_failures");
     assert_int_equal(srv_add_user(s, "throttled", "viewer", PW), 201);
     struct client *c = client_new(s);
     for (int i = 0; i < 3; i++) {
@@ -152,7 +141,7 @@ test_throttling(void **state)
     assert_int_equal(db_count_audit(s, "auth.login_throttled", "denied"), before + 1);
 
     /* the window passes (moved back in the database): the user may log in again */
-    sql_exec(s, "UPDATE login_failures SET at = at - 901000 WHERE username = 'throttled'");
+    DB_EXEC(s, "UPDATE login_failures SET at = at - 901000 WHERE username = 'throttled'");
     assert_int_equal(client_login(c, "throttled", PW), 200);
     client_free(c);
 }
@@ -162,13 +151,13 @@ test_throttling_by_ip(void **state)
 {
     struct srv *s = *state;
     /* failures spread over several names from one address also lock the address */
-    sql_exec(s, "DELETE FROM login_failures");
+    DB_EXEC(s, "DELETE FROM login_failures");
     struct client *c = client_new(s);
     assert_int_equal(client_login(c, "ghost-a", "xxxxxxxxxxxx"), 401);
     assert_int_equal(client_login(c, "ghost-b", "xxxxxxxxxxxx"), 401);
     assert_int_equal(client_login(c, "ghost-c", "xxxxxxxxxxxx"), 401);
     assert_int_equal(client_login(c, "admin", s->admin_pw), 429);
-    sql_exec(s, "DELETE FROM login_failures");
+    DB_EXEC(s, "DELETE FROM login_failures");
     assert_int_equal(client_login(c, "admin", s->admin_pw), 200);
     client_free(c);
 }
@@ -284,14 +273,14 @@ test_sessions_and_expiry(void **state)
     assert_int_equal(r.status, 200);
     resp_free(&r);
     /* idle for 31 minutes */
-    sql_exec(s, "UPDATE sessions SET last_seen_at = last_seen_at - 1860000 WHERE user_id = "
+    DB_EXEC(s, "UPDATE sessions SET last_seen_at = last_seen_at - 1860000 WHERE user_id = "
                 "(SELECT id FROM users WHERE name = 'sam')");
     r = client_req(b2, "GET", "/api/session", NULL);
     assert_int_equal(r.status, 401);
     resp_free(&r);
     /* absolute limit: active but created 13 hours ago */
     struct client *b3 = srv_login(s, "sam", PW);
-    sql_exec(s, "UPDATE sessions SET created_at = created_at - 46800000 WHERE user_id = "
+    DB_EXEC(s, "UPDATE sessions SET created_at = created_at - 46800000 WHERE user_id = "
                 "(SELECT id FROM users WHERE name = 'sam')");
     r = client_req(b3, "GET", "/api/session", NULL);
     assert_int_equal(r.status, 401);
@@ -305,7 +294,7 @@ static void
 test_users_admin(void **state)
 {
     struct srv *s = *state;
-    sql_exec(s, "DELETE FROM login_failures");
+    DB_EXEC(s, "DELETE FROM login_failures");
     struct client *a = srv_login(s, "admin", s->admin_pw);
     /* bad inputs, each naming the field */
     static const struct {
