@@ -32,6 +32,8 @@ SIM_SRCS    := $(wildcard tests/sim/*.c)
 BENCH_SRCS  := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
+.SECONDARY:
+
 .PHONY: all deps test unit-test http-test e2e bench run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).

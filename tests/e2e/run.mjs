@@ -9,6 +9,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,30 +79,57 @@ function startProcess(name, bin, args, match, { timeout = 30000, stdin = 'ignore
   });
 }
 
+const SIM_IPS = ['127.0.0.51', '127.0.0.52', '127.0.0.53', '127.0.0.54'];
+
+// A TCP port that is free on every one of ips (tries random ports in 20000–39999).
+async function freePortOn(ips) {
+  const tryListen = (ip, port) => new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, ip, () => srv.close(() => resolve(true)));
+  });
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (const ip of ips) {
+      if (!(await tryListen(ip, port))) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return port;
+  }
+  throw new Error('no port free on ' + ips.join(', '));
+}
+
 async function startServers() {
   if (!fs.existsSync(CONSULATE_BIN)) {
     throw new Error(`server binary not found: ${CONSULATE_BIN} (run make at the repo root, or set CONSULATE_BIN)`);
   }
-  let addresses = ['http://127.0.0.1:8500'];
-  if (fs.existsSync(CONSUL_SIM_BIN)) {
-    const sim = await startProcess('consul-sim', CONSUL_SIM_BIN, [
-      '--servers', '4', '--clients', '3', '--demo-data', '--http-port', '0', '--metrics-port', '0',
-      '--speed', '20', '--exit-on-stdin-eof', '--quiet', '--ip-base', '127.0.0.51',
-    ], (line) => {
-      try {
-        const j = JSON.parse(line);
-        return j && Array.isArray(j.servers) ? j : null;
-      } catch (_) {
-        return null;
-      }
-    }, { stdin: 'pipe' });
-    addresses = sim.value.servers.map((s) => s.http);
+  if (!fs.existsSync(CONSUL_SIM_BIN)) {
+    throw new Error(`simulator binary not found: ${CONSUL_SIM_BIN} (run make at the repo root)`);
   }
+  // Every simulated server's exporter listens on one port (as on a real site, where it is
+  // 9107 on each host), so consulate can be told consul.exporter_port.
+  const metricsPort = await freePortOn(SIM_IPS);
+  const sim = await startProcess('consul-sim', CONSUL_SIM_BIN, [
+    '--servers', '4', '--clients', '3', '--demo-data', '--http-port', '0',
+    '--metrics-port', String(metricsPort), '--speed', '20', '--exit-on-stdin-eof', '--quiet',
+    '--ip-base', SIM_IPS[0],
+  ], (line) => {
+    try {
+      const j = JSON.parse(line);
+      return j && Array.isArray(j.servers) ? j : null;
+    } catch (_) {
+      return null;
+    }
+  }, { stdin: 'pipe' });
+  const addresses = sim.value.servers.map((s) => s.http);
   const config = path.join(tmp, 'consulate.json');
   fs.writeFileSync(config, JSON.stringify({
     listen: '127.0.0.1:0',
     database: path.join(tmp, 'c.db'),
-    consul: { addresses },
+    consul: { addresses, exporter_port: metricsPort, exporter_interval_s: 1 },
   }, null, 2));
   let pw = '';
   const srv = await startProcess('consulate', CONSULATE_BIN, ['serve', '--config', config], (line) => {
@@ -235,6 +263,13 @@ test('cluster view draws 4 servers, the leader and the even-count advice', async
   await even.waitFor();
   assert.match(await even.innerText(), /4 servers tolerate 1 failure, the same as 3/);
   assert.equal(await page.locator('.servers-table tbody tr').count(), 4);
+  // the exporter scrape of every server host (consul_up 1, raft peers 4)
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('.servers-table tbody tr')];
+    return rows.length === 4 && rows.every((r) => /consul_up 1/.test(r.lastElementChild.textContent));
+  }, null, { timeout: 20000 });
+  assert.match(await page.locator('.servers-table tbody tr').first().locator('td').last().innerText(),
+    /4/);
   await page.waitForTimeout(300);
   await shot('cluster');
 });
