@@ -14,7 +14,7 @@ endif
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS  := -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
-LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
+LDFLAGS := $(OPT) -Wl,--as-needed $(EXTRA_LDFLAGS)
 LIBS    := -lcivetweb $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 SERVER_SRCS := $(wildcard server/*.c)
