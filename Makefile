@@ -64,8 +64,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/consulate: $(SERVER_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+# civetweb dlopens "libssl.so": the binary's RPATH ($ORIGIN/lib, as DT_RPATH so that it
+# also applies to dlopen from libcivetweb) finds the OpenSSL 3 shim in $(BUILD)/lib first.
+$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so
+	$(CC) $(LDFLAGS) -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib' -o $@ $(SERVER_OBJS) $(LIBS)
+
+$(BUILD)/lib/libssl.so: compat/libssl_compat.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -l:libssl.so.3 -l:libcrypto.so.3
 
 $(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -15,6 +15,7 @@ struct config {
     int login_max_failures;     /* 5 */
     int login_window_s;         /* 900: failures counted over, and lockout length */
     char *metrics_token;        /* bearer token for GET /metrics, NULL = admin session only */
+    char *tls_certificate;      /* PEM with certificate chain and private key; NULL = plain HTTP */
     int bootstrap_admin;        /* create "admin" with a random password when no user exists */
     /* consul */
     char **consul_addresses;    /* NULL-terminated list of agent base URLs */

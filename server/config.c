@@ -28,6 +28,8 @@ static const struct ckey keys[] = {
     {"threads", CT_INT, OFF(threads), 4, 1024, "64"},
     {"bootstrap_admin", CT_BOOL, OFF(bootstrap_admin), 0, 0, "1"},
     {"metrics_token", CT_STR, OFF(metrics_token), 1, 0, NULL},
+    {"tls", CT_OBJ, 0, 0, 0, NULL},
+    {"tls.certificate", CT_STR, OFF(tls_certificate), 1, 0, NULL},
     {"session", CT_OBJ, 0, 0, 0, NULL},
     {"session.idle_timeout_s", CT_INT, OFF(session_idle_timeout_s), 60, 86400, "1800"},
     {"session.absolute_timeout_s", CT_INT, OFF(session_absolute_timeout_s), 300, 604800,

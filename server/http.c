@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "config.h"
@@ -107,6 +108,9 @@ send_all(struct mg_connection *conn, int status, const char *content_type,
     buf_init(&b, len + 8192);
     buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
     buf_puts(&b, security_headers);
+    if (mg_get_request_info(conn)->is_ssl) {
+        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
+    }
     if (no_store) {
         buf_puts(&b, "Cache-Control: no-store\r\n");
     }
@@ -167,6 +171,9 @@ http_stream_begin(struct req *r, int status, const char *content_type, const cha
     buf_init(&b, 8192);
     buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
     buf_puts(&b, security_headers);
+    if (r->tls) {
+        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
+    }
     if (is_api(r)) {
         buf_puts(&b, "Cache-Control: no-store\r\n");
     }
@@ -637,23 +644,47 @@ http_start(struct app *app, int *port_out, char *err, size_t errlen)
     const struct config *cfg = app->cfg;
     char threads[16];
     snprintf(threads, sizeof(threads), "%d", cfg->threads);
-    const char *options[] = {
-        "listening_ports", cfg->listen,
+    int tls = cfg->tls_certificate != NULL;
+    char ports_opt[300];
+    snprintf(ports_opt, sizeof(ports_opt), "%s%s", cfg->listen, tls ? "s" : "");
+    if (tls && access(cfg->tls_certificate, R_OK) != 0) {
+        snprintf(err, errlen, "cannot read tls.certificate %s: %s", cfg->tls_certificate,
+                 strerror(errno));
+        return NULL;
+    }
+    const char *options[32] = {
+        "listening_ports", ports_opt,
         "num_threads", threads,
         "enable_keep_alive", "yes",
         "keep_alive_timeout_ms", "30000",
         "request_timeout_ms", "30000",
         "tcp_nodelay", "1",
         "decode_url", "no",
-        NULL,
     };
+    size_t no = 14;
+    if (tls) {
+        options[no++] = "ssl_certificate";
+        options[no++] = cfg->tls_certificate;
+        options[no++] = "ssl_protocol_version"; /* TLS 1.2 and newer only */
+        options[no++] = "4";
+    }
+    options[no] = NULL;
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
-    mg_init_library(0);
+    if (tls && !(mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS)) {
+        snprintf(err, errlen, "TLS is not available (OpenSSL could not be loaded)");
+        return NULL;
+    }
+    if (!tls) {
+        mg_init_library(0);
+    }
     struct mg_context *ctx = mg_start(&cb, app, options);
     if (!ctx) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+        snprintf(err, errlen,
+                 tls ? "cannot listen on %s with TLS (address in use, or a bad certificate "
+                       "or key in tls.certificate)"
+                     : "cannot listen on %s (address in use or not available)",
                  cfg->listen);
         return NULL;
     }

@@ -350,7 +350,8 @@ cmd_serve(struct config *cfg, struct store *s)
     char host[256];
     int cfg_port;
     config_split_listen(cfg->listen, host, sizeof(host), &cfg_port);
-    printf("consulate: listening on http://%s:%d\n", host, port);
+    printf("consulate: listening on %s://%s:%d\n", cfg->tls_certificate ? "https" : "http", host,
+           port);
     fflush(stdout);
     log_info("consulate %s serving on %s:%d, database %s", CONSULATE_VERSION, host, port,
              cfg->database);

@@ -117,11 +117,12 @@ srv_start_in(const char *dir, const char *extra_config)
         if (pw) {
             snprintf(s->admin_pw, sizeof(s->admin_pw), "%s", pw + 15);
         }
-        const char *lis = strstr(line, "listening on http://");
+        const char *lis = strstr(line, "listening on http");
         if (lis) {
             const char *colon = strrchr(lis, ':');
             s->port = atoi(colon + 1);
-            snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port);
+            snprintf(s->base, sizeof(s->base), "%s://127.0.0.1:%d",
+                     strstr(lis, "https://") ? "https" : "http", s->port);
             break;
         }
     }
@@ -277,6 +278,9 @@ client_new(struct srv *s)
     c->curl = curl_easy_init();
     curl_easy_setopt(c->curl, CURLOPT_COOKIEFILE, "");
     curl_easy_setopt(c->curl, CURLOPT_PATH_AS_IS, 1L);
+    if (s->ca_file[0]) {
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, s->ca_file);
+    }
     return c;
 }
 

@@ -11,12 +11,13 @@
 struct srv {
     pid_t pid;
     int port;
-    char base[64];      /* "http://127.0.0.1:PORT" */
+    char base[64];      /* "http://127.0.0.1:PORT" (https with tls.certificate) */
     char dir[256];      /* temporary directory (config, database, server.log) */
     char db[320];
     char config[320];
     char log[320];      /* the server's stderr */
     char admin_pw[64];  /* bootstrap admin password */
+    char ca_file[320];  /* CA the clients trust for an https base (set by the test) */
 };
 
 /* Starts `$CONSULATE_BIN serve` with a config of listen 127.0.0.1:0, a fresh database in a
