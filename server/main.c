@@ -311,6 +311,14 @@ out:
 static int
 cmd_serve(struct config *cfg, struct store *s)
 {
+    /* SIGINT and SIGTERM are taken by sigtimedwait below; blocked from the start (before any
+     * thread exists, so every thread inherits the mask) a stop during start-up is not lost. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     if (cfg->bootstrap_admin && bootstrap_admin(s) != 0) {
         fprintf(stderr, "consulate: cannot create the first admin: %s\n", store_errmsg(s));
         return 1;
@@ -318,12 +326,6 @@ cmd_serve(struct config *cfg, struct store *s)
     /* Two malloc arenas instead of one per busy thread: the server's threads mostly wait,
      * and every arena keeps its own touched pages (idle RSS). */
     mallopt(M_ARENA_MAX, 2);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
     app.consul = consul_client_new(cfg);

@@ -18,6 +18,19 @@
 
 #include "util.h"
 
+/* Servers that did not exit cleanly; at exit they turn the test binary's status into 1. */
+static int server_failures;
+
+static void
+exit_check(void)
+{
+    if (server_failures) {
+        fprintf(stderr, "harness: %d server(s) did not exit cleanly\n", server_failures);
+        fflush(NULL);
+        _exit(1);
+    }
+}
+
 static const char *
 bin_path(void)
 {
@@ -74,6 +87,11 @@ read_line(int fd, char *line, size_t cap, int64_t deadline)
 struct srv *
 srv_start_in(const char *dir, const char *extra_config)
 {
+    static int registered;
+    if (!registered) {
+        atexit(exit_check);
+        registered = 1;
+    }
     struct srv *s = xcalloc(1, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     snprintf(s->db, sizeof(s->db), "%s/consulate.db", dir);
@@ -164,16 +182,30 @@ srv_stop_keep(struct srv *s, int keep)
     }
     kill(s->pid, SIGTERM);
     int status;
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 1000; i++) {
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             goto reaped;
         }
         usleep(10000);
     }
-    fprintf(stderr, "harness: server did not stop within 5 s; killing\n");
+    fprintf(stderr, "harness: server did not stop within 10 s; killing\n");
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &status, 0);
 reaped:
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* a crash, a sanitizer report or a hung shutdown fails the test binary */
+        fprintf(stderr, "harness: the server exited with %s %d; its log %s:\n",
+                WIFEXITED(status) ? "status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), s->log);
+        char *log = file_read_all(s->log, 1 << 20, NULL);
+        if (log) {
+            size_t len = strlen(log);
+            fputs(len > 8000 ? log + len - 8000 : log, stderr);
+            free(log);
+        }
+        server_failures++;
+        keep = 1;
+    }
     if (!keep && !getenv("KEEP_TEST_DIRS")) {
         nftw(s->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     }

@@ -27,7 +27,9 @@ struct srv {
 struct srv *srv_start(const char *extra_config);
 /* Same, reusing an existing directory (database kept): for restart tests. */
 struct srv *srv_start_in(const char *dir, const char *extra_config);
-/* Stops the server (SIGTERM, then SIGKILL after 5 s). Removes the directory unless keep. */
+/* Stops the server (SIGTERM, then SIGKILL after 10 s). Removes the directory unless keep.
+ * A server that does not exit with status 0 (crash, sanitizer report, hung stop) has its log
+ * printed and makes the test binary exit 1. */
 void srv_stop_keep(struct srv *s, int keep);
 void srv_stop(struct srv *s);
 
