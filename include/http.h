@@ -58,6 +58,9 @@ struct route {
     const char *action;  /* audit action of a state-changing route (denials are recorded under
                             it); NULL for reads */
     unsigned flags;
+    /* For routes whose action depends on the request (the proxy): fills out and returns 0;
+     * used instead of action when set and successful. */
+    int (*action_of)(const struct req *r, char *out, size_t n);
 };
 
 /* The route table (server/routes.c). */

@@ -298,6 +298,24 @@ action_name(struct proxy *p, const char *method)
     snprintf(p->action, sizeof(p->action), "consul.%s.%s", seg, m);
 }
 
+int
+api_consul_action(const struct req *r, char *out, size_t n)
+{
+    struct proxy p;
+    memset(&p, 0, sizeof(p));
+    int rc = -1;
+    if (str_starts_with(r->path, PROXY_PREFIX "/v1/")) {
+        p.raw = r->path + strlen(PROXY_PREFIX);
+        if (!path_check(&p)) {
+            action_name(&p, r->method);
+            snprintf(out, n, "%s", p.action);
+            rc = 0;
+        }
+    }
+    proxy_free(&p);
+    return rc;
+}
+
 /* ---- body ---- */
 
 /* Reads and throws away up to max bytes of the request body, so that a refused request

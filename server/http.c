@@ -408,6 +408,11 @@ dispatch(struct req *r)
     r->route = rt;
     const char *target = r->nparams > 0 ? r->params[0] : "";
     int writes = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
+    char dyn_action[64];
+    const char *action = rt->action;
+    if (writes && rt->action_of && rt->action_of(r, dyn_action, sizeof(dyn_action)) == 0) {
+        action = dyn_action;
+    }
 
     if (!(rt->flags & ROUTE_PUBLIC)) {
         int arc = authenticate(r);
@@ -418,12 +423,12 @@ dispatch(struct req *r)
             if ((rt->flags & ROUTE_METRICS) && metrics_token_ok(r)) {
                 return rt->fn(r);
             }
-            if (writes && rt->action) {
+            if (writes && action) {
                 cJSON *d = cJSON_CreateObject();
                 cJSON_AddStringToObject(d, "method", r->method);
                 cJSON_AddStringToObject(d, "path", r->path);
                 cJSON_AddStringToObject(d, "reason", "not logged in");
-                http_audit(r, rt->action, target, d, "denied");
+                http_audit(r, action, target, d, "denied");
             }
             return http_reply_error(r, 401, "unauthenticated", "log in first");
         }
@@ -433,13 +438,13 @@ dispatch(struct req *r)
         int bad_origin = !origin_ok(r);
         int bad_token = r->authenticated && (!csrf || !str_ct_equal(csrf, r->user.csrf_token));
         if (bad_origin || bad_token) {
-            if (rt->action) {
+            if (action) {
                 cJSON *d = cJSON_CreateObject();
                 cJSON_AddStringToObject(d, "method", r->method);
                 cJSON_AddStringToObject(d, "path", r->path);
                 cJSON_AddStringToObject(d, "reason", bad_origin ? "cross-origin request"
                                                                 : "missing or wrong CSRF token");
-                http_audit(r, rt->action, target, d, "denied");
+                http_audit(r, action, target, d, "denied");
             }
             return http_reply_error(r, 403, "csrf",
                                     bad_origin ? "cross-origin request refused"
@@ -450,7 +455,7 @@ dispatch(struct req *r)
         char why[128];
         snprintf(why, sizeof(why), "this needs the %s role (you are %s)", role_name(rt->min_role),
                  role_name(r->user.role));
-        return http_deny(r, writes ? rt->action : NULL, target, why);
+        return http_deny(r, writes ? action : NULL, target, why);
     }
     if (method_has_body(r->method) && !(rt->flags & ROUTE_STREAM_BODY)) {
         if (read_body(r) == 0) {
@@ -461,13 +466,13 @@ dispatch(struct req *r)
     }
     /* Every state-changing request leaves a trace: one a handler refused (bad input,
      * conflict) without recording it is recorded here, after its rollback. */
-    if (writes && rt->action && !r->audited) {
+    if (writes && action && !r->audited) {
         store_rollback(r->db);
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "method", r->method);
         cJSON_AddStringToObject(d, "path", r->path);
         cJSON_AddNumberToObject(d, "status", r->status);
-        http_audit(r, rt->action, target, d, r->status < 400 ? "ok" : "error");
+        http_audit(r, action, target, d, r->status < 400 ? "ok" : "error");
     }
     return r->status;
 }

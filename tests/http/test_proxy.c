@@ -412,6 +412,33 @@ test_viewer_put_kv_denied(void **state)
     client_free(c);
 }
 
+/* Refusals by the dispatcher (no CSRF token, not logged in) are recorded under the action
+ * the proxied write would have had. */
+static void
+test_csrf_and_anonymous_writes_audited(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = login(f, "otto");
+    long before = db_count_audit(f->srv, "consul.kv.put", "denied");
+    struct resp r = client_req_raw(c, "PUT", "/api/consul/v1/kv/csrf/try", "v", 1, NULL, 0);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""), "csrf");
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "denied"), before + 1);
+    struct client *anon = client_new(f->srv);
+    before = db_count_audit(f->srv, "consul.agent.put", "denied");
+    r = client_req_raw(anon, "PUT", "/api/consul/v1/agent/service/register", "{}", 2, NULL, 0);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.agent.put", "denied"), before + 1);
+    /* nothing reached Consul */
+    r = direct(f->sim, 0, "GET", "/v1/kv/csrf/try", NULL);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    client_free(anon);
+    client_free(c);
+}
+
 static void
 test_operator_put_kv_audited(void **state)
 {
@@ -849,6 +876,7 @@ main(void)
         cmocka_unit_test(test_passthrough_equal),
         cmocka_unit_test(test_blocking_query),
         cmocka_unit_test(test_viewer_put_kv_denied),
+        cmocka_unit_test(test_csrf_and_anonymous_writes_audited),
         cmocka_unit_test(test_operator_put_kv_audited),
         cmocka_unit_test(test_always_refused),
         cmocka_unit_test(test_secret_reads_admin_only),

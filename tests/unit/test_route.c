@@ -18,10 +18,10 @@ h(struct req *r)
 }
 
 static const struct route table[] = {
-    {"GET", "/api/users", h, ROLE_ADMIN, NULL, 0},
-    {"POST", "/api/users", h, ROLE_ADMIN, "user.create", 0},
-    {"PATCH", "/api/users/{name}", h, ROLE_ADMIN, "user.update", 0},
-    {"*", "/api/consul/v1/*", h, ROLE_VIEWER, NULL, 0},
+    {"GET", "/api/users", h, ROLE_ADMIN, NULL, 0, NULL},
+    {"POST", "/api/users", h, ROLE_ADMIN, "user.create", 0, NULL},
+    {"PATCH", "/api/users/{name}", h, ROLE_ADMIN, "user.update", 0, NULL},
+    {"*", "/api/consul/v1/*", h, ROLE_VIEWER, NULL, 0, NULL},
 };
 
 static void
