@@ -32,9 +32,11 @@ int api_events_stream(struct req *r); /* SSE: holds a worker thread while open *
 
 /* api_consul.c: the audited proxy under /api/consul/v1/ (reads its own body) */
 int api_consul_proxy(struct req *r);
-/* The audit action a proxied request would have (consul.kv.put, consul.agent.put, …), for
- * denials the dispatcher records before the handler runs. 0, or -1 for a path it refuses. */
-int api_consul_action(const struct req *r, char *out, size_t n);
+/* The audit action (consul.kv.put, consul.agent.put, …) and target (the decoded Consul path)
+ * a proxied request would have, for denials the dispatcher records before the handler runs.
+ * 0, or -1 for a path the proxy refuses. */
+int api_consul_action(const struct req *r, char *action, size_t alen, char *target,
+                      size_t tlen);
 
 /* api_kv.c: KV history (from the audit log) and restore */
 int api_kv_history(struct req *r);

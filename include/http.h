@@ -58,9 +58,9 @@ struct route {
     const char *action;  /* audit action of a state-changing route (denials are recorded under
                             it); NULL for reads */
     unsigned flags;
-    /* For routes whose action depends on the request (the proxy): fills out and returns 0;
-     * used instead of action when set and successful. */
-    int (*action_of)(const struct req *r, char *out, size_t n);
+    /* For routes whose action and target depend on the request (the proxy): fills both and
+     * returns 0; used instead of action and the first capture when set and successful. */
+    int (*action_of)(const struct req *r, char *action, size_t alen, char *target, size_t tlen);
 };
 
 /* The route table (server/routes.c). */

@@ -299,7 +299,7 @@ action_name(struct proxy *p, const char *method)
 }
 
 int
-api_consul_action(const struct req *r, char *out, size_t n)
+api_consul_action(const struct req *r, char *action, size_t alen, char *target, size_t tlen)
 {
     struct proxy p;
     memset(&p, 0, sizeof(p));
@@ -308,7 +308,8 @@ api_consul_action(const struct req *r, char *out, size_t n)
         p.raw = r->path + strlen(PROXY_PREFIX);
         if (!path_check(&p)) {
             action_name(&p, r->method);
-            snprintf(out, n, "%s", p.action);
+            snprintf(action, alen, "%s", p.action);
+            snprintf(target, tlen, "%s", p.decoded);
             rc = 0;
         }
     }

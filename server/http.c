@@ -408,10 +408,12 @@ dispatch(struct req *r)
     r->route = rt;
     const char *target = r->nparams > 0 ? r->params[0] : "";
     int writes = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
-    char dyn_action[64];
+    char dyn_action[64], dyn_target[512];
     const char *action = rt->action;
-    if (writes && rt->action_of && rt->action_of(r, dyn_action, sizeof(dyn_action)) == 0) {
+    if (writes && rt->action_of &&
+        rt->action_of(r, dyn_action, sizeof(dyn_action), dyn_target, sizeof(dyn_target)) == 0) {
         action = dyn_action;
+        target = dyn_target;
     }
 
     if (!(rt->flags & ROUTE_PUBLIC)) {

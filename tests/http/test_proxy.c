@@ -425,6 +425,13 @@ test_csrf_and_anonymous_writes_audited(void **state)
     assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""), "csrf");
     resp_free(&r);
     assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "denied"), before + 1);
+    /* recorded against the key, so the key's history shows the refused attempt */
+    r = client_req(c, "GET", "/api/kv/history?key=csrf/try", NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *entries = cJSON_GetObjectItem(r.json, "entries");
+    assert_int_equal(cJSON_GetArraySize(entries), 1);
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(entries, 0), "outcome", ""), "denied");
+    resp_free(&r);
     struct client *anon = client_new(f->srv);
     before = db_count_audit(f->srv, "consul.agent.put", "denied");
     r = client_req_raw(anon, "PUT", "/api/consul/v1/agent/service/register", "{}", 2, NULL, 0);
