@@ -34,7 +34,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: all deps test unit-test http-test e2e bench run demo clean help format
+.PHONY: all deps test-deps test unit-test http-test e2e bench run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -51,6 +51,9 @@ help:
 
 deps:
 	@./scripts/deps.sh
+
+test-deps:
+	@./scripts/deps.sh --with-test
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
@@ -88,10 +91,10 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-test: all $(UNIT_BINS) $(HTTP_BINS)
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
-e2e: all
+e2e: test-deps all
 	@BUILD=$(BUILD) ./scripts/run-tests.sh ./scripts/e2e.sh
 
 unit-test: all $(UNIT_BINS)
@@ -100,7 +103,7 @@ unit-test: all $(UNIT_BINS)
 http-test: all $(HTTP_BINS)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
-bench: all $(BENCH_BINS)
+bench: test-deps all $(BENCH_BINS)
 	@BUILD=$(BUILD) ./scripts/bench.sh $(BENCH_BINS)
 
 run: all

@@ -1,9 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages listed in deps.txt that are missing. Idempotent and fast
-# when everything is present (one dpkg-query, no apt-get call).
+# when everything is present (one dpkg-query per package, no apt-get call).
+# Usage: deps.sh [--with-test]   (without it, packages marked "test" are left out)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | tr -s ' \n' '\n' | grep -v '^$')
+if [ "${1:-}" = "--with-test" ]; then
+    list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | awk 'NF {print $1}')
+else
+    list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | awk 'NF && $2 != "test" {print $1}')
+fi
 missing=""
 for p in $list; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=""
-[ -x /usr/bin/chromium ] || need="$need chromium"
+[ -x /usr/bin/chromium ] || need="$need chromium" # normally installed by make test-deps
 command -v node >/dev/null 2>&1 || need="$need nodejs npm"
 if [ -n "$need" ]; then
     echo "e2e: installing:$need" >&2
