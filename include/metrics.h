@@ -12,6 +12,7 @@ enum metric {
     METRIC_SSE_CLIENTS,         /* gauge: open /api/events streams */
     METRIC_SSE_EVENTS,          /* events written to SSE clients */
     METRIC_PROXY_REQUESTS,      /* requests through /api/consul/ */
+    METRIC_ANON_SUPPRESSED,     /* anonymous writes refused over budget without an audit entry */
     METRIC_COUNT
 };
 

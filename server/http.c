@@ -14,6 +14,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -351,6 +352,56 @@ read_body(struct req *r)
     return 0;
 }
 
+/* ---- anonymous write budget ----
+ * Every refused state-changing request is audited, but one from a client that is not logged
+ * in costs nothing to send: past ANON_BUDGET of them per address in ANON_WINDOW_MS the
+ * address gets 429 without a new entry each time (one auth.anonymous_throttled entry marks
+ * the start; the rest are counted in consulate_anonymous_writes_suppressed_total). */
+#define ANON_BUDGET 60
+#define ANON_WINDOW_MS 60000
+#define ANON_SLOTS 256
+
+enum anon_verdict { ANON_AUDIT = 0, ANON_THROTTLE_START, ANON_SUPPRESS };
+
+struct anon_slot {
+    char ip[64];
+    int64_t window_start;
+    int count;
+};
+static struct anon_slot anon_slots[ANON_SLOTS];
+static pthread_mutex_t anon_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum anon_verdict
+anon_budget_take(const char *ip)
+{
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&anon_lock);
+    struct anon_slot *slot = NULL, *oldest = &anon_slots[0];
+    for (int i = 0; i < ANON_SLOTS; i++) {
+        if (strcmp(anon_slots[i].ip, ip) == 0) {
+            slot = &anon_slots[i];
+            break;
+        }
+        if (anon_slots[i].window_start < oldest->window_start) {
+            oldest = &anon_slots[i];
+        }
+    }
+    if (!slot || now - slot->window_start >= ANON_WINDOW_MS) {
+        if (!slot) {
+            slot = oldest;
+            snprintf(slot->ip, sizeof(slot->ip), "%s", ip);
+        }
+        slot->window_start = now;
+        slot->count = 0;
+    }
+    slot->count++;
+    enum anon_verdict v = slot->count <= ANON_BUDGET       ? ANON_AUDIT
+                          : slot->count == ANON_BUDGET + 1 ? ANON_THROTTLE_START
+                                                           : ANON_SUPPRESS;
+    pthread_mutex_unlock(&anon_lock);
+    return v;
+}
+
 /* True when the Origin header, if any, names this server (scheme://Host). */
 static int
 origin_ok(struct req *r)
@@ -426,11 +477,26 @@ dispatch(struct req *r)
                 return rt->fn(r);
             }
             if (writes && action) {
+                enum anon_verdict v = anon_budget_take(r->ip);
                 cJSON *d = cJSON_CreateObject();
                 cJSON_AddStringToObject(d, "method", r->method);
                 cJSON_AddStringToObject(d, "path", r->path);
-                cJSON_AddStringToObject(d, "reason", "not logged in");
-                http_audit(r, action, target, d, "denied");
+                if (v == ANON_AUDIT) {
+                    cJSON_AddStringToObject(d, "reason", "not logged in");
+                    http_audit(r, action, target, d, "denied");
+                } else if (v == ANON_THROTTLE_START) {
+                    cJSON_AddNumberToObject(d, "limit", ANON_BUDGET);
+                    cJSON_AddNumberToObject(d, "window_s", ANON_WINDOW_MS / 1000);
+                    http_audit(r, "auth.anonymous_throttled", r->ip, d, "denied");
+                } else {
+                    cJSON_Delete(d);
+                    metrics_add(METRIC_ANON_SUPPRESSED, 1);
+                }
+                if (v != ANON_AUDIT) {
+                    return http_reply_error(r, 429, "too_many_requests",
+                                            "too many requests without a session from this "
+                                            "address; try again in a minute");
+                }
             }
             return http_reply_error(r, 401, "unauthenticated", "log in first");
         }

@@ -21,6 +21,9 @@ static const struct {
                            "Events written to SSE clients."},
     [METRIC_PROXY_REQUESTS] = {"consulate_proxy_requests_total", "counter",
                                "Requests proxied to Consul through /api/consul/."},
+    [METRIC_ANON_SUPPRESSED] = {"consulate_anonymous_writes_suppressed_total", "counter",
+                                "Writes without a session refused over the per-address budget "
+                                "without an audit entry each."},
 };
 
 void

@@ -366,6 +366,40 @@ test_users_admin(void **state)
     client_free(a);
 }
 
+/* Writes without a session are audited up to a per-address budget (60 a minute), then
+ * refused with 429 and one auth.anonymous_throttled entry instead of one entry each. */
+static void
+test_anonymous_write_budget(void **state)
+{
+    struct srv *s = *state;
+    struct client *c = client_new(s);
+    long denied0 = db_count_audit(s, "user.delete", "denied");
+    long throttled0 = db_count_audit(s, "auth.anonymous_throttled", "denied");
+    int n401 = 0, n429 = 0;
+    for (int i = 0; i < 70; i++) {
+        struct resp r = client_req(c, "DELETE", "/api/users/someone", NULL);
+        if (r.status == 401) {
+            n401++;
+        } else if (r.status == 429) {
+            n429++;
+        }
+        resp_free(&r);
+    }
+    /* earlier tests sent a few anonymous writes from this address too */
+    assert_true(n401 >= 55 && n401 <= 60);
+    assert_int_equal(n401 + n429, 70);
+    assert_int_equal(db_count_audit(s, "user.delete", "denied"), denied0 + n401);
+    assert_int_equal(db_count_audit(s, "auth.anonymous_throttled", "denied"), throttled0 + 1);
+    /* logged-in users are not affected */
+    struct client *a = srv_login(s, "admin", s->admin_pw);
+    assert_non_null(a);
+    struct resp r = client_req(a, "DELETE", "/api/users/someone", NULL);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
+    client_free(a);
+    client_free(c);
+}
+
 static void
 test_limits_and_routes(void **state)
 {
@@ -518,6 +552,7 @@ main(void)
         cmocka_unit_test(test_sessions_and_expiry),
         cmocka_unit_test(test_users_admin),
         cmocka_unit_test(test_limits_and_routes),
+        cmocka_unit_test(test_anonymous_write_budget),
         cmocka_unit_test(test_static_files),
         cmocka_unit_test(test_cli_users),
         cmocka_unit_test(test_migrations_and_config),
