@@ -22,7 +22,8 @@
 static int
 setup(void **state)
 {
-    struct srv *s = srv_start("\"login\":{\"max_failures\":3,\"window_s\":900}");
+    struct srv *s = srv_start("\"login\":{\"max_failures\":3,\"window_s\":900},"
+                              "\"metrics_token\":\"scrape-token-0123456789\"");
     if (!s) {
         return -1;
     }
@@ -426,6 +427,44 @@ test_limits_and_routes(void **state)
 }
 
 static void
+test_metrics_access(void **state)
+{
+    struct srv *s = *state;
+    struct client *anon = client_new(s);
+    struct resp r = client_req(anon, "GET", "/metrics", NULL);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    static const char *const wrong[] = {"Authorization: Bearer not-the-token", NULL};
+    r = client_req_raw(anon, "GET", "/metrics", NULL, 0, wrong, 0);
+    assert_int_equal(r.status, 401);
+    resp_free(&r);
+    static const char *const right[] = {"Authorization: Bearer scrape-token-0123456789", NULL};
+    r = client_req_raw(anon, "GET", "/metrics", NULL, 0, right, 0);
+    assert_int_equal(r.status, 200);
+    char *ct = resp_header(&r, "Content-Type");
+    assert_non_null(strstr(ct, "text/plain"));
+    free(ct);
+    assert_non_null(strstr(r.body, "consulate_http_requests_total{route=\"/api/session\""));
+    assert_non_null(strstr(r.body, "consulate_audit_entries "));
+    assert_non_null(strstr(r.body, "consulate_consul_requests_total "));
+    assert_non_null(strstr(r.body, "consulate_sse_clients "));
+    resp_free(&r);
+    client_free(anon);
+    /* a viewer session is not enough; an admin session is */
+    assert_int_equal(srv_add_user(s, "metrics-viewer", "viewer", PW), 201);
+    struct client *v = srv_login(s, "metrics-viewer", PW);
+    r = client_req(v, "GET", "/metrics", NULL);
+    assert_int_equal(r.status, 403);
+    resp_free(&r);
+    client_free(v);
+    struct client *a = srv_login(s, "admin", s->admin_pw);
+    r = client_req(a, "GET", "/metrics", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(a);
+}
+
+static void
 test_static_files(void **state)
 {
     struct srv *s = *state;
@@ -553,6 +592,7 @@ main(void)
         cmocka_unit_test(test_users_admin),
         cmocka_unit_test(test_limits_and_routes),
         cmocka_unit_test(test_anonymous_write_budget),
+        cmocka_unit_test(test_metrics_access),
         cmocka_unit_test(test_static_files),
         cmocka_unit_test(test_cli_users),
         cmocka_unit_test(test_migrations_and_config),
