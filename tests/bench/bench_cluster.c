@@ -17,125 +17,13 @@
 
 #include "../http/harness.h"
 #include "../http/simctl.h"
+#include "../http/wrk.h"
 #include "util.h"
 
 #define IP_BASE "127.0.0.71"
 #define N_SERVERS 4
 #define N_SSE 100
 #define FANOUT_WINDOW_MS 20000
-
-struct wrk_result {
-    double rps;
-    double p50_ms, p99_ms;
-    long non2xx;
-};
-
-/* "1.23ms" / "456.00us" / "1.02s" → milliseconds. */
-static double
-wrk_ms(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (str_starts_with(end, "us")) {
-        return v / 1000.0;
-    }
-    if (str_starts_with(end, "ms")) {
-        return v;
-    }
-    if (str_starts_with(end, "s")) {
-        return v * 1000.0;
-    }
-    return v;
-}
-
-static int
-run_wrk(const char *url, const char *header, const char *duration, struct wrk_result *out)
-{
-    memset(out, 0, sizeof(*out));
-    char *cmd = xasprintf("wrk -t2 -c16 -d%s --latency -H '%s' '%s' 2>&1", duration, header, url);
-    FILE *p = popen(cmd, "r");
-    free(cmd);
-    if (!p) {
-        return -1;
-    }
-    char line[512];
-    struct buf all;
-    buf_init(&all, 1 << 20);
-    while (fgets(line, sizeof(line), p)) {
-        buf_puts(&all, line);
-        const char *s = line + strspn(line, " \t");
-        if (str_starts_with(s, "Requests/sec:")) {
-            out->rps = strtod(s + 13, NULL);
-        } else if (str_starts_with(s, "50%")) {
-            out->p50_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
-        } else if (str_starts_with(s, "99%")) {
-            out->p99_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
-        } else if (str_starts_with(s, "Non-2xx or 3xx responses:")) {
-            out->non2xx = strtol(s + 25, NULL, 10);
-        }
-    }
-    int rc = pclose(p);
-    if (rc != 0 || out->rps <= 0) {
-        fprintf(stderr, "bench_cluster: wrk on %s failed:\n%s\n", url, all.data ? all.data : "");
-        buf_free(&all);
-        return -1;
-    }
-    buf_free(&all);
-    return 0;
-}
-
-/* The session cookie value ("consulate_session=…") after logging in as admin; NULL on
- * failure. The caller frees it. */
-static char *
-session_cookie(struct srv *s)
-{
-    char url[128], body[256];
-    snprintf(url, sizeof(url), "%s/api/session", s->base);
-    snprintf(body, sizeof(body), "{\"username\":\"admin\",\"password\":\"%s\"}", s->admin_pw);
-    static const char *const ct[] = {"Content-Type: application/json", NULL};
-    long status = 0;
-    char *hdrs = NULL;
-    int rc = sim_http("POST", url, body, ct, &status, NULL, &hdrs);
-    char *sc = rc == 0 && status == 200 ? sim_header(hdrs, "Set-Cookie") : NULL;
-    free(hdrs);
-    if (sc) {
-        sc[strcspn(sc, ";")] = '\0';
-    }
-    return sc;
-}
-
-/* A port free on every simulated server IP. */
-static int
-free_port_on_all(void)
-{
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        inet_pton(AF_INET, IP_BASE, &a.sin_addr);
-        socklen_t al = sizeof(a);
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-            getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-            close(fd);
-            continue;
-        }
-        int port = ntohs(a.sin_port);
-        close(fd);
-        int ok = 1;
-        for (int i = 0; i < N_SERVERS && ok; i++) {
-            char ip[32];
-            snprintf(ip, sizeof(ip), "127.0.0.%d", 71 + i);
-            int f2 = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-            inet_pton(AF_INET, ip, &b.sin_addr);
-            ok = bind(f2, (struct sockaddr *)&b, sizeof(b)) == 0;
-            close(f2);
-        }
-        if (ok) {
-            return port;
-        }
-    }
-    return -1;
-}
 
 /* Opens n raw SSE connections to /api/events; returns how many opened. */
 static int
@@ -272,7 +160,7 @@ main(void)
     struct sim *sim = NULL;
     struct srv *srv = NULL;
     char *cookie = NULL, *cookie_hdr = NULL;
-    int port = free_port_on_all();
+    int port = sim_free_port(IP_BASE, N_SERVERS);
     if (port < 0) {
         fprintf(stderr, "bench_cluster: no free exporter port on " IP_BASE "…\n");
         return 1;
@@ -294,7 +182,7 @@ main(void)
     }
     snprintf(cfg + o, sizeof(cfg) - o, "],\"exporter_port\":%d}", port);
     srv = srv_start(cfg);
-    if (!srv || !(cookie = session_cookie(srv))) {
+    if (!srv || !(cookie = wrk_admin_cookie(srv))) {
         fprintf(stderr, "bench_cluster: cannot start consulate or log in\n");
         goto out;
     }
@@ -323,10 +211,10 @@ main(void)
     char session_url[128];
     snprintf(session_url, sizeof(session_url), "%s/api/session", srv->base);
     struct wrk_result warm, hz, se, cl;
-    run_wrk(healthz_url, cookie_hdr, "1s", &warm);
-    if (run_wrk(healthz_url, cookie_hdr, "5s", &hz) != 0 ||
-        run_wrk(session_url, cookie_hdr, "5s", &se) != 0 ||
-        run_wrk(cluster_url, cookie_hdr, "5s", &cl) != 0) {
+    wrk_run("-t2 -c16", healthz_url, cookie_hdr, "1s", &warm);
+    if (wrk_run("-t2 -c16", healthz_url, cookie_hdr, "5s", &hz) != 0 ||
+        wrk_run("-t2 -c16", session_url, cookie_hdr, "5s", &se) != 0 ||
+        wrk_run("-t2 -c16", cluster_url, cookie_hdr, "5s", &cl) != 0) {
         fprintf(stderr, "bench_cluster: wrk failed\n");
         goto out;
     }
@@ -355,7 +243,7 @@ main(void)
                 probe_status);
     }
     struct wrk_result loaded;
-    run_wrk(cluster_url, cookie_hdr, "5s", &loaded);
+    wrk_run("-t2 -c16", cluster_url, cookie_hdr, "5s", &loaded);
     long loaded_rss = proc_kb(srv->pid, "VmRSS");
     long hwm = proc_kb(srv->pid, "VmHWM");
     long threads = proc_kb(srv->pid, "Threads");

@@ -10,103 +10,10 @@
 
 #include "../http/harness.h"
 #include "../http/simctl.h"
+#include "../http/wrk.h"
 #include "util.h"
 
 #define WRK_ARGS "-t2 -c16 -d5s --latency"
-
-struct wrk_result {
-    double rps;
-    double p50_ms, p90_ms, p99_ms;
-    long non2xx;
-    long errors;
-};
-
-/* "1.23ms" / "456.00us" / "1.02s" → milliseconds. */
-static double
-wrk_ms(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (str_starts_with(end, "us")) {
-        return v / 1000.0;
-    }
-    if (str_starts_with(end, "ms")) {
-        return v;
-    }
-    if (str_starts_with(end, "s")) {
-        return v * 1000.0;
-    }
-    if (str_starts_with(end, "m")) {
-        return v * 60000.0;
-    }
-    return v;
-}
-
-/* Runs wrk (load: "-t2 -c16" or "-t1 -c1") on url with an optional extra header; returns 0
- * and fills out. */
-static int
-run_wrk(const char *load, const char *url, const char *header, const char *duration,
-        struct wrk_result *out)
-{
-    memset(out, 0, sizeof(*out));
-    char *cmd = xasprintf("wrk %s -d%s --latency %s%s%s '%s' 2>&1", load, duration,
-                          header ? "-H '" : "", header ? header : "", header ? "'" : "", url);
-    FILE *p = popen(cmd, "r");
-    free(cmd);
-    if (!p) {
-        return -1;
-    }
-    char line[512];
-    while (fgets(line, sizeof(line), p)) {
-        const char *s = line;
-        while (*s == ' ' || *s == '\t') {
-            s++;
-        }
-        if (str_starts_with(s, "Requests/sec:")) {
-            out->rps = strtod(s + 13, NULL);
-        } else if (str_starts_with(s, "50%")) {
-            out->p50_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
-        } else if (str_starts_with(s, "90%")) {
-            out->p90_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
-        } else if (str_starts_with(s, "99%")) {
-            out->p99_ms = wrk_ms(s + 3 + strspn(s + 3, " \t"));
-        } else if (str_starts_with(s, "Non-2xx or 3xx responses:")) {
-            out->non2xx = strtol(s + 25, NULL, 10);
-        } else if (str_starts_with(s, "Socket errors:")) {
-            out->errors = 1;
-        }
-    }
-    int rc = pclose(p);
-    return rc == 0 && out->rps > 0 ? 0 : -1;
-}
-
-/* Logs in as admin and returns "Cookie: consulate_session=…" (the caller frees), or NULL. */
-static char *
-session_cookie(struct srv *s)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "username", "admin");
-    cJSON_AddStringToObject(j, "password", s->admin_pw);
-    char *body = json_print(j);
-    cJSON_Delete(j);
-    char url[128];
-    snprintf(url, sizeof(url), "%s/api/session", s->base);
-    static const char *const ct[] = {"Content-Type: application/json", NULL};
-    long status = 0;
-    char *hdrs = NULL;
-    char *out = NULL;
-    int rc = sim_http("POST", url, body, ct, &status, NULL, &hdrs);
-    free(body);
-    char *sc = rc == 0 && status == 200 ? sim_header(hdrs, "Set-Cookie") : NULL;
-    if (sc) {
-        size_t n = strcspn(sc, ";");
-        sc[n] = '\0';
-        out = xasprintf("Cookie: %s", sc);
-    }
-    free(sc);
-    free(hdrs);
-    return out;
-}
 
 static void
 row(const char *metric, const char *value, const char *target, const char *verdict)
@@ -144,7 +51,9 @@ main(void)
         fprintf(stderr, "bench_proxy: cannot start consulate\n");
         goto out;
     }
-    cookie = session_cookie(srv);
+    char *sc = wrk_admin_cookie(srv);
+    cookie = sc ? xasprintf("Cookie: %s", sc) : NULL;
+    free(sc);
     if (!cookie) {
         fprintf(stderr, "bench_proxy: cannot log in\n");
         goto out;
@@ -152,15 +61,15 @@ main(void)
     snprintf(proxied, sizeof(proxied), "%s/api/consul/v1/catalog/nodes", srv->base);
 
     struct wrk_result warm, d, p, d1, p1;
-    run_wrk("-t2 -c16", direct, NULL, "1s", &warm);
-    if (run_wrk("-t2 -c16", direct, NULL, "5s", &d) != 0 ||
-        run_wrk("-t1 -c1", direct, NULL, "3s", &d1) != 0) {
+    wrk_run("-t2 -c16", direct, NULL, "1s", &warm);
+    if (wrk_run("-t2 -c16", direct, NULL, "5s", &d) != 0 ||
+        wrk_run("-t1 -c1", direct, NULL, "3s", &d1) != 0) {
         fprintf(stderr, "bench_proxy: wrk against the simulator failed\n");
         goto out;
     }
-    run_wrk("-t2 -c16", proxied, cookie, "1s", &warm);
-    if (run_wrk("-t2 -c16", proxied, cookie, "5s", &p) != 0 ||
-        run_wrk("-t1 -c1", proxied, cookie, "3s", &p1) != 0) {
+    wrk_run("-t2 -c16", proxied, cookie, "1s", &warm);
+    if (wrk_run("-t2 -c16", proxied, cookie, "5s", &p) != 0 ||
+        wrk_run("-t1 -c1", proxied, cookie, "3s", &p1) != 0) {
         fprintf(stderr, "bench_proxy: wrk through consulate failed\n");
         goto out;
     }
@@ -207,8 +116,8 @@ main(void)
     }
     free(lbody);
     struct wrk_result ld, lp;
-    if (run_wrk("-t2 -c16", direct, NULL, "5s", &ld) != 0 ||
-        run_wrk("-t2 -c16", proxied, cookie, "5s", &lp) != 0) {
+    if (wrk_run("-t2 -c16", direct, NULL, "5s", &ld) != 0 ||
+        wrk_run("-t2 -c16", proxied, cookie, "5s", &lp) != 0) {
         fprintf(stderr, "bench_proxy: wrk with latency failed\n");
         goto out;
     }

@@ -397,3 +397,41 @@ sim_refused(const char *url)
     close(fd);
     return rc != 0 && err == ECONNREFUSED;
 }
+
+int
+sim_free_port(const char *ip_base, int n)
+{
+    struct in_addr base;
+    if (inet_pton(AF_INET, ip_base, &base) != 1) {
+        return -1;
+    }
+    for (int attempt = 0; attempt < 50; attempt++) {
+        /* let the kernel pick a port on the first address, then check the others */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = base};
+        socklen_t al = sizeof(a);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+            getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            continue;
+        }
+        int port = ntohs(a.sin_port);
+        close(fd);
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) {
+            struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            b.sin_addr.s_addr = htonl(ntohl(base.s_addr) + (uint32_t)i);
+            int f2 = socket(AF_INET, SOCK_STREAM, 0);
+            int one = 1;
+            setsockopt(f2, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            ok = bind(f2, (struct sockaddr *)&b, sizeof(b)) == 0;
+            close(f2);
+        }
+        if (ok) {
+            return port;
+        }
+    }
+    return -1;
+}

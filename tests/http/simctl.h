@@ -64,4 +64,9 @@ long long sim_now_ms(void);
 /* Sleeps ms milliseconds. */
 void sim_sleep_ms(int ms);
 
+/* A TCP port that can be bound on each of the n consecutive addresses from ip_base
+ * ("127.0.0.61", 4 → .61–.64), for the exporters of a simulator started with
+ * --metrics-port. Returns the port, or -1. */
+int sim_free_port(const char *ip_base, int n);
+
 #endif

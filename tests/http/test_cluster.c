@@ -43,41 +43,6 @@ struct ctx {
 
 /* ---------------------------------------------------------------- helpers */
 
-/* A port that can be bound on every simulated server IP (the sim puts each exporter there). */
-static int
-free_port_on_all(void)
-{
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        inet_pton(AF_INET, IP_BASE, &a.sin_addr);
-        socklen_t al = sizeof(a);
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-            getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-            close(fd);
-            continue;
-        }
-        int port = ntohs(a.sin_port);
-        close(fd);
-        int ok = 1;
-        for (int i = 0; i < N_SERVERS && ok; i++) {
-            char ip[32];
-            snprintf(ip, sizeof(ip), "127.0.0.%d", 61 + i);
-            int f2 = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-            inet_pton(AF_INET, ip, &b.sin_addr);
-            int one = 1;
-            setsockopt(f2, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            ok = bind(f2, (struct sockaddr *)&b, sizeof(b)) == 0;
-            close(f2);
-        }
-        if (ok) {
-            return port;
-        }
-    }
-    return -1;
-}
-
 static void
 sim_do(struct ctx *c, const char *method, const char *path, const char *body)
 {
@@ -400,7 +365,7 @@ static int
 group_setup(void **state)
 {
     struct ctx *c = xcalloc(1, sizeof(*c));
-    c->metrics_port = free_port_on_all();
+    c->metrics_port = sim_free_port(IP_BASE, N_SERVERS);
     if (c->metrics_port < 0) {
         fprintf(stderr, "no free exporter port on %s…\n", IP_BASE);
         return -1;
