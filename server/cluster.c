@@ -681,6 +681,11 @@ quorum_compute(struct cluster_model *m, const cJSON *autopilot)
         int ft = alive_voters - m->quorum_size;
         m->failure_tolerance = ft > 0 ? ft : 0;
     }
+    /* A cluster without a leader has already lost quorum: it tolerates nothing, whatever an
+     * autopilot answer from before the loss still says. */
+    if (m->leader_index < 0 && (m->raft_known || m->leader_addr_known)) {
+        m->failure_tolerance = 0;
+    }
 }
 
 static void

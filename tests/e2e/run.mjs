@@ -31,6 +31,7 @@ const procs = [];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'consulate-e2e-'));
 let base = '';
 let adminPassword = '';
+let simControl = '';
 let ctx = null;
 let page = null;
 const pageErrors = [];
@@ -125,6 +126,7 @@ async function startServers() {
     }
   }, { stdin: 'pipe' });
   const addresses = sim.value.servers.map((s) => s.http);
+  simControl = sim.value.control;
   const config = path.join(tmp, 'consulate.json');
   fs.writeFileSync(config, JSON.stringify({
     listen: '127.0.0.1:0',
@@ -272,6 +274,28 @@ test('cluster view draws 4 servers, the leader and the even-count advice', async
     /4/);
   await page.waitForTimeout(300);
   await shot('cluster');
+});
+
+// Drives the simulator's control API (POST /sim/servers/<name>/stop|start).
+async function simServer(name, verb) {
+  const r = await fetch(`${simControl}/sim/servers/${name}/${verb}`, { method: 'POST' });
+  assert.equal(r.status, 200, `sim ${verb} ${name}`);
+}
+
+test('cluster view follows a quorum loss and recovery live, without reloading', async () => {
+  await open('cluster');
+  await page.locator('#conn.conn-live').waitFor();
+  await page.locator('svg.topology .leader-mark').waitFor();
+  await simServer('consul-3', 'stop');
+  await simServer('consul-4', 'stop');
+  const noLeader = page.locator('.problem[data-code="no_leader"]');
+  await noLeader.waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('svg.topology .leader-mark').count(), 0);
+  await shot('cluster-no-leader');
+  await simServer('consul-3', 'start');
+  await simServer('consul-4', 'start');
+  await noLeader.waitFor({ state: 'detached', timeout: 20000 });
+  await page.locator('svg.topology .leader-mark').waitFor({ timeout: 20000 });
 });
 
 test('health view lists checks with output as text', async () => {

@@ -666,6 +666,27 @@ test_no_leader(void **state)
     scen_free(&sc);
 }
 
+/* Autopilot's last answer (from before the loss: healthy, tolerance 1) must not make a
+ * leaderless cluster look as if it could still lose a server. */
+static void
+test_no_leader_ignores_stale_autopilot(void **state)
+{
+    (void)state;
+    const struct tsrv s[] = {
+        {"consul-1", 1, 1, 0, 1, 1},
+        {"consul-2", 1, 1, 0, 1, 1},
+        {"consul-3", 1, 1, 0, 4, 1},
+    };
+    struct scen sc;
+    scen_make(&sc, s, 3, 1, 1, 1);
+    struct cluster_model *m = build_ok(&sc.in);
+    assert_int_equal(m->leader_index, -1);
+    assert_int_equal(m->failure_tolerance, 0);
+    assert_true(cluster_model_has_problem(m, CLUSTER_P_NO_LEADER));
+    cluster_model_free(m);
+    scen_free(&sc);
+}
+
 static void
 test_two_of_four_down(void **state)
 {
@@ -1395,6 +1416,7 @@ main(void)
         cmocka_unit_test(test_three_healthy),
         cmocka_unit_test(test_one_failed),
         cmocka_unit_test(test_no_leader),
+        cmocka_unit_test(test_no_leader_ignores_stale_autopilot),
         cmocka_unit_test(test_two_of_four_down),
         cmocka_unit_test(test_non_voter),
         cmocka_unit_test(test_raft_peer_unknown),
