@@ -16,6 +16,8 @@ struct app;
 struct store;
 struct route;
 
+/* The session cookie's name (set by api_session.c, read by the dispatcher). */
+#define SESSION_COOKIE "consulate_session"
 #define HTTP_MAX_BODY (1024 * 1024)
 #define HTTP_MAX_PARAMS 4
 

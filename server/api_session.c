@@ -8,8 +8,6 @@
 #include "store.h"
 #include "util.h"
 
-#define SESSION_COOKIE "consulate_session"
-
 static cJSON *
 session_json(const struct auth_user *u)
 {

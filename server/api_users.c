@@ -73,13 +73,20 @@ check_fields(struct req *r, const cJSON *in, const char *const *allowed)
     return 0;
 }
 
+/* Rolls back the change in progress and replies 500. Returns the status sent. */
+static int
+rollback_and_fail(struct req *r)
+{
+    store_rollback(r->db);
+    return http_reply_error(r, 500, "internal", "database error; nothing was changed");
+}
+
 /* Finishes a change: commit, or roll back and reply 500. Returns 0 when committed. */
 static int
 commit_or_fail(struct req *r)
 {
     if (store_commit(r->db) != STORE_OK) {
-        store_rollback(r->db);
-        http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        rollback_and_fail(r);
         return -1;
     }
     return 0;
@@ -136,8 +143,7 @@ api_users_create(struct req *r)
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "role", role);
     if (rc != STORE_OK || http_audit(r, "user.create", name, d, "ok") != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     if (commit_or_fail(r)) {
@@ -243,14 +249,12 @@ api_users_update(struct req *r)
     if (rc != STORE_OK || dberr ||
         store_user_update(r->db, name, new_role, hash[0] ? hash : NULL, new_disabled,
                           time_now_ms()) != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     /* A new password or a disabled account ends every session of that user. */
     if ((hash[0] || new_disabled == 1) && store_session_delete_user(r->db, u.id) != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     cJSON *d = cJSON_CreateObject();
@@ -266,8 +270,7 @@ api_users_update(struct req *r)
         cJSON_AddBoolToObject(d, "disabled", new_disabled);
     }
     if (http_audit(r, "user.update", name, d, "ok") != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     if (commit_or_fail(r)) {
@@ -311,15 +314,13 @@ api_users_delete(struct req *r)
         goto out;
     }
     if (rc != STORE_OK || dberr || store_user_delete(r->db, name) != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "role", u.role);
     if (http_audit(r, "user.delete", name, d, "ok") != STORE_OK) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 500, "internal", "database error; nothing was changed");
+        status = rollback_and_fail(r);
         goto out;
     }
     if (commit_or_fail(r)) {

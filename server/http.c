@@ -18,7 +18,6 @@
 #include "store.h"
 #include "util.h"
 
-#define SESSION_COOKIE "consulate_session"
 
 static const char security_headers[] =
     "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
