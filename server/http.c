@@ -18,7 +18,6 @@
 #include "store.h"
 #include "util.h"
 
-
 static const char security_headers[] =
     "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
     "X-Content-Type-Options: nosniff\r\n"
