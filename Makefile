@@ -12,10 +12,14 @@ OPT     := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-reco
 endif
 
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
-CFLAGS  := -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+# pkg-config is asked when a recipe first needs its answer, not when this file is read: on a
+# bare machine the libraries are only there once `deps` (an order-only prerequisite of every
+# compile and link below) has installed them. Each answer is then kept for the rest of the run.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CFLAGS  = -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT) -Wl,--as-needed $(EXTRA_LDFLAGS)
-LIBS    := -lcivetweb $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS    = -lcivetweb $(PKG_LIBS) -lpthread -lm
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
@@ -55,24 +59,24 @@ deps:
 test-deps:
 	@./scripts/deps.sh --with-test
 
-$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # civetweb dlopens "libssl.so": the binary's RPATH ($ORIGIN/lib, as DT_RPATH so that it
 # also applies to dlopen from libcivetweb) finds the OpenSSL 3 shim in $(BUILD)/lib first.
-$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so
+$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so | deps
 	$(CC) $(LDFLAGS) -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib' -o $@ $(SERVER_OBJS) $(LIBS)
 
-$(BUILD)/lib/libssl.so: compat/libssl_compat.c
+$(BUILD)/lib/libssl.so: compat/libssl_compat.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -l:libssl.so.3 -l:libcrypto.so.3
 
