@@ -205,7 +205,7 @@ store_finish(struct store *s, sqlite3_stmt *st)
             return;
         }
     }
-    store_finish(s, st);
+    sqlite3_finalize(st); /* a one-off statement (cache full, or its cached copy was busy) */
 }
 
 void
