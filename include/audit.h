@@ -29,8 +29,31 @@ struct audit_value {
  * the hash. */
 void audit_hash_row(const struct audit_value cols[AUDIT_NCOLS], char out[65]);
 
-/* Returns 1 when outcome is one of "ok", "denied", "error". */
+/* Returns 1 when outcome is one of "ok", "denied", "error", "pending". "pending" marks an
+ * attempt recorded before a change is sent; its result follows in an entry of its own whose
+ * detail names the attempt ("attempt_id"). */
 int audit_outcome_valid(const char *outcome);
+
+/* ---- recording (no HTTP request needed: the API, the CLI and the job runner use it) ---- */
+
+struct store;
+struct cJSON;
+
+/* Who did it: a user name (or "" when anonymous, "cli", "system", "jobs"), the role at the
+ * time (or ""), the client address (or "local"). Borrowed. */
+struct audit_actor {
+    const char *name;
+    const char *role;
+    const char *ip;
+};
+
+/* Appends one entry to the audit log: action (dotted, e.g. "consul.kv.put"), target (may be
+ * NULL for ""), detail (a JSON object, consumed; NULL = {}), outcome as audit_outcome_valid.
+ * Inside a transaction the entry commits or rolls back with the change it records; outside
+ * one it is written at once. *id_out (may be NULL) gets the entry's id. Returns a store_rc
+ * (STORE_OK, or STORE_ERROR after logging why: the caller must not make the change). */
+int audit_record(struct store *s, const struct audit_actor *actor, const char *action,
+                 const char *target, struct cJSON *detail, const char *outcome, int64_t *id_out);
 
 /* Returns 1 when action is a dotted lower-case name like "auth.login" (letters, digits, '_',
  * '.', 1..64 chars, no leading or trailing dot). */

@@ -114,9 +114,13 @@ char *http_query(struct req *r, const char *name, int *present);
 /* A request header (borrowed) or NULL. */
 const char *http_header(struct req *r, const char *name);
 
-/* Appends an audit entry for this request (actor, role and ip from r). detail is consumed
- * (may be NULL). Call between store_begin and store_commit to make it atomic with the
- * change. Returns a store_rc. */
+/* The audit actor of this request: the user (or "" when not logged in) and the client
+ * address. Borrows from r. */
+struct audit_actor;
+void http_actor(const struct req *r, struct audit_actor *out);
+/* audit_record for this request (actor, role and ip from r), marking it audited. detail is
+ * consumed (may be NULL). Call between store_begin and store_commit to make it atomic with
+ * the change. Returns a store_rc. */
 int http_audit(struct req *r, const char *action, const char *target, cJSON *detail,
                const char *outcome);
 

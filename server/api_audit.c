@@ -109,7 +109,7 @@ filter_parse(struct req *r, struct fvals *fv, struct audit_filter *f, int paged)
     }
     f->outcome = fv->v[FP_OUTCOME];
     if (f->outcome && !audit_outcome_valid(f->outcome)) {
-        return bad_param(r, "outcome", "expected ok, denied or error");
+        return bad_param(r, "outcome", "expected ok, denied, error or pending");
     }
     if (fv->v[FP_SINCE] && (time_parse(fv->v[FP_SINCE], &f->since) || f->since < 0)) {
         return bad_param(r, "since", "expected an RFC 3339 time or epoch milliseconds");

@@ -65,7 +65,40 @@ int
 audit_outcome_valid(const char *outcome)
 {
     return outcome && (strcmp(outcome, "ok") == 0 || strcmp(outcome, "denied") == 0 ||
-                       strcmp(outcome, "error") == 0);
+                       strcmp(outcome, "error") == 0 || strcmp(outcome, "pending") == 0);
+}
+
+int
+audit_record(struct store *s, const struct audit_actor *actor, const char *action,
+             const char *target, cJSON *detail, const char *outcome, int64_t *id_out)
+{
+    char *d = NULL;
+    if (detail) {
+        d = json_print(detail);
+        cJSON_Delete(detail);
+    }
+    int rc = STORE_ERROR;
+    if (!s || !audit_action_valid(action) || !audit_outcome_valid(outcome)) {
+        log_error("audit: refused to record action '%s' outcome '%s'", action ? action : "",
+                  outcome ? outcome : "");
+        goto out;
+    }
+    struct audit_entry e = {
+        .actor = actor && actor->name ? actor->name : "",
+        .role = actor && actor->role ? actor->role : "",
+        .ip = actor && actor->ip ? actor->ip : "",
+        .action = action,
+        .target = target ? target : "",
+        .detail = d,
+        .outcome = outcome,
+    };
+    rc = store_audit_append(s, &e, id_out);
+    if (rc != STORE_OK) {
+        log_error("audit: could not record %s: %s", action, store_errmsg(s));
+    }
+out:
+    free(d);
+    return rc;
 }
 
 int
@@ -166,7 +199,7 @@ audit_row_json(const struct audit_row *row)
     cJSON_AddStringToObject(j, "action", nz(row->action));
     cJSON_AddStringToObject(j, "target", nz(row->target));
     const char *detail = nz(row->detail);
-    cJSON *d = cJSON_ParseWithOpts(detail, NULL, 1);
+    cJSON *d = json_parse_str(detail);
     if (cJSON_IsObject(d)) {
         cJSON_AddItemToObject(j, "detail", d);
     } else {

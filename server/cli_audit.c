@@ -106,7 +106,7 @@ export_opts_parse(int argc, char **argv, struct export_opts *o)
         return usage_error("--action '%s' is not an action prefix", o->f.action_prefix);
     }
     if (o->f.outcome && !audit_outcome_valid(o->f.outcome)) {
-        return usage_error("--outcome '%s' is not ok, denied or error", o->f.outcome);
+        return usage_error("--outcome '%s' is not ok, denied, error or pending", o->f.outcome);
     }
     if (o->since && (time_parse(o->since, &o->f.since) || o->f.since < 0)) {
         return usage_error("--since '%s' is not a time", o->since);

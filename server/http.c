@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "audit.h"
 #include "config.h"
 #include "metrics.h"
 #include "store.h"
@@ -259,12 +260,18 @@ http_json_body(struct req *r)
         http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8");
         return NULL;
     }
-    const char *end = NULL;
-    /* length + 1: cJSON checks the terminating NUL itself when require_null_terminated */
-    cJSON *j = cJSON_ParseWithLengthOpts(r->body, r->body_len + 1, &end, 1);
-    if (!j) {
-        http_reply_error(r, 400, "invalid_json", "request body is not valid JSON (at byte %ld)",
-                         end ? (long)(end - r->body) : 0L);
+    cJSON *j = NULL;
+    size_t at = 0;
+    int rc = json_parse(r->body, r->body_len, &j, &at);
+    if (rc == JSON_TOO_DEEP) {
+        http_reply_error(r, 400, "invalid_json",
+                         "request body nests arrays and objects more than %d deep (at byte %zu)",
+                         JSON_MAX_DEPTH, at);
+        return NULL;
+    }
+    if (rc != JSON_OK) {
+        http_reply_error(r, 400, "invalid_json", "request body is not valid JSON (at byte %zu)",
+                         at);
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
@@ -275,31 +282,22 @@ http_json_body(struct req *r)
     return j;
 }
 
+void
+http_actor(const struct req *r, struct audit_actor *out)
+{
+    out->name = r->authenticated ? r->user.name : "";
+    out->role = r->authenticated ? role_name(r->user.role) : "";
+    out->ip = r->ip;
+}
+
 int
 http_audit(struct req *r, const char *action, const char *target, cJSON *detail,
            const char *outcome)
 {
-    char *d = NULL;
-    if (detail) {
-        d = json_print(detail);
-        cJSON_Delete(detail);
-    }
-    struct audit_entry e = {
-        .actor = r->authenticated ? r->user.name : "",
-        .role = r->authenticated ? role_name(r->user.role) : "",
-        .ip = r->ip,
-        .action = action,
-        .target = target ? target : "",
-        .detail = d,
-        .outcome = outcome,
-    };
-    int rc = store_audit_append(r->db, &e, NULL);
-    free(d);
+    struct audit_actor who;
+    http_actor(r, &who);
     r->audited = 1;
-    if (rc != STORE_OK) {
-        log_error("audit: could not record %s: %s", action, store_errmsg(r->db));
-    }
-    return rc;
+    return audit_record(r->db, &who, action, target, detail, outcome, NULL);
 }
 
 int

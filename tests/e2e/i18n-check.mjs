@@ -14,7 +14,7 @@ const DYNAMIC = {
   'serf.': ['none', 'alive', 'leaving', 'left', 'failed', 'unknown'],
   'check.': ['passing', 'warning', 'critical', 'maintenance', 'none'],
   'role.': ['viewer', 'operator', 'approver', 'admin'],
-  'outcome.': ['ok', 'denied', 'error'],
+  'outcome.': ['ok', 'denied', 'error', 'pending'],
   'kv.mode_': ['json', 'text', 'hex', 'base64'],
   'kv.action.': ['put', 'delete', 'restore'],
   'cluster.col_': ['node', 'address', 'voter', 'leader', 'serf', 'healthy', 'version', 'last_contact',

@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "store.h"
+#include "store_internal.h"
 #include "util.h"
 
 /* ---- fixtures ---- */
@@ -204,6 +205,62 @@ test_verify_intact(void **state)
     assert_int_equal(n, 501);
 }
 
+/* Migration 2 rebuilds the audit table (outcome 'pending', a mac column): every row, hash and
+ * the AUTOINCREMENT high-water mark survive, the chain still verifies, the triggers are back,
+ * and the new outcome is accepted. */
+static void
+test_migration_2_keeps_the_chain(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/consulate-test-mig-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/old.db", dir);
+    char err[256];
+    struct store *s = store_open(path, err, sizeof(err));
+    assert_non_null(s);
+    sqlite3 *db = store_sqlite(s);
+    assert_int_equal(store_migrations[0].version, 1);
+    assert_int_equal(sqlite3_exec(db, store_migrations[0].sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+    append_n(s, 40);
+    /* a rolled-back append leaves no gap; a high-water mark above the last row is kept */
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER audit_log_no_delete; "
+                                  "DELETE FROM audit_log WHERE id = 40",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    int from = 0, to = 0;
+    assert_int_equal(store_migrate(s, &from, &to), STORE_OK);
+    assert_int_equal(from, 1);
+    assert_true(to >= 2);
+    int64_t n = 0;
+    assert_int_equal(store_query_int(s, "SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'",
+                                     NULL, &n),
+                     STORE_OK);
+    assert_int_equal(n, 40);
+    expect_verify(s, 39, 40); /* the deleted tail is still found through the sequence */
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit_log WHERE id = 1", NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE audit_log SET actor = 'x'", NULL, NULL, NULL),
+                         SQLITE_OK);
+    struct audit_entry e = {"dave", "operator", "::1", "consul.kv.put", "/v1/kv/a", NULL,
+                            "pending"};
+    assert_int_equal(store_audit_append(s, &e, NULL), STORE_OK);
+    assert_int_equal(store_query_int(s, "SELECT count(*) FROM audit_log WHERE mac IS NULL", NULL,
+                                     &n),
+                     STORE_OK);
+    assert_true(n >= 39);
+    store_close(s);
+    char p[160];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < ARRAY_LEN(suffix); i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void
 test_triggers_refuse(void **state)
 {
@@ -285,7 +342,8 @@ test_verify_deletions(void **state)
         {"tail of 5", "DELETE FROM audit_log WHERE id > 15", 15, 16},
         {"all", "DELETE FROM audit_log", 0, 1},
         {"stray row before the chain",
-         "INSERT INTO audit_log SELECT 0, ts, actor, role, ip, action, target, detail, outcome,"
+         "INSERT INTO audit_log (id, ts, actor, role, ip, action, target, detail, outcome, "
+         "prev_hash, hash) SELECT 0, ts, actor, role, ip, action, target, detail, outcome,"
          " prev_hash, hash FROM audit_log WHERE id = 1",
          21, 1},
         {"forged row after the end",
@@ -445,7 +503,9 @@ raw_append(sqlite3 *db, int64_t id, int64_t ts, const char *actor, const char *a
     audit_hash_row(v, hash);
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db,
-                                        "INSERT INTO audit_log VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                                        "INSERT INTO audit_log (id, ts, actor, role, ip, action, "
+                                        "target, detail, outcome, prev_hash, hash) VALUES "
+                                        "(?1, ?2, ?3, ?4, ?5, ?6, "
                                         "?7, ?8, ?9, ?10, ?11)",
                                         -1, &st, NULL),
                      SQLITE_OK);
@@ -827,6 +887,7 @@ main(void)
         cmocka_unit_test(test_hash),
         cmocka_unit_test_setup_teardown(test_verify_intact, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_triggers_refuse, fx_setup, fx_teardown),
+        cmocka_unit_test(test_migration_2_keeps_the_chain),
         cmocka_unit_test(test_verify_tamper_each_column),
         cmocka_unit_test(test_verify_deletions),
         cmocka_unit_test_setup_teardown(test_query_filters, fx_setup, fx_teardown),

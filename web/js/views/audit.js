@@ -27,7 +27,7 @@ function query() {
 }
 
 function outcomeBadge(o) {
-  return badge(has('outcome.' + o) ? t('outcome.' + o) : o, o === 'ok' ? 'ok' : o === 'denied' ? 'warn' : 'bad');
+  return badge(has('outcome.' + o) ? t('outcome.' + o) : o, o === 'ok' ? 'ok' : o === 'denied' || o === 'pending' ? 'warn' : 'bad');
 }
 
 function field(label, input) {
@@ -47,7 +47,7 @@ export function render(root) {
       spellcheck: 'false', placeholder: 'consul.kv.' }),
     outcome: el('select', { id: uid('af-outcome'), name: 'outcome' },
       el('option', { value: '' }, t('audit.any_outcome')),
-      ['ok', 'denied', 'error'].map((o) => el('option', { value: o }, t('outcome.' + o)))),
+      ['ok', 'denied', 'error', 'pending'].map((o) => el('option', { value: o }, t('outcome.' + o)))),
     since: el('input', { id: uid('af-since'), name: 'since', type: 'datetime-local', step: '1', value: filters.since }),
     until: el('input', { id: uid('af-until'), name: 'until', type: 'datetime-local', step: '1', value: filters.until }),
     q: el('input', { id: uid('af-q'), name: 'q', type: 'search', value: filters.q }),
