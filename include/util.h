@@ -74,6 +74,20 @@ const char *json_get_str(const cJSON *obj, const char *key, const char *dflt);
 double json_get_num(const cJSON *obj, const char *key, double dflt);
 int json_get_bool(const cJSON *obj, const char *key, int dflt);
 char *json_print(const cJSON *j);
+
+/* The deepest nesting of arrays and objects any JSON consulate reads may have. cJSON parses,
+ * prints and deletes recursively, and civetweb's worker threads have 100 KiB stacks: a body
+ * of a few thousand '[' would overflow one. Consul's own answers nest about 6 deep. */
+#define JSON_MAX_DEPTH 64
+enum json_rc { JSON_OK = 0, JSON_SYNTAX = 1, JSON_TOO_DEEP = 2 };
+/* Parses the len bytes of text (text[len] must be '\0'; nothing but white space may follow
+ * the value) as JSON nested at most JSON_MAX_DEPTH levels. The nesting is checked by a scan
+ * before cJSON sees the text, so no input reaches its recursion deeper than that. On
+ * JSON_OK *out is the value (the caller deletes it); otherwise *out is NULL and *err_at (may
+ * be NULL) the byte offset of the problem. */
+int json_parse(const char *text, size_t len, cJSON **out, size_t *err_at);
+/* json_parse of a NUL-terminated text; NULL when it is not JSON or nests too deep. */
+cJSON *json_parse_str(const char *text);
 /* Reads a whole file into a NUL-terminated buffer the caller frees; NULL on error
  * (errno set). *len_out gets the length when not NULL. max bounds the size. */
 char *file_read_all(const char *path, size_t max, size_t *len_out);

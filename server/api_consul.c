@@ -379,7 +379,7 @@ kv_previous(struct req *r, struct proxy *p, cJSON *detail)
         int rc = consul_request(c, "GET", path, NULL, 0, &opts, &resp);
         free(path);
         if (rc == CONSUL_OK && (resp.status == 200 || resp.status == 404)) {
-            cJSON *keys = resp.status == 200 ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
+            cJSON *keys = resp.status == 200 ? json_parse_str(resp.body) : NULL;
             int n = cJSON_IsArray(keys) ? cJSON_GetArraySize(keys) : 0;
             if (n <= KV_RECURSE_LIST_MAX) {
                 cJSON_AddItemToObject(detail, "keys", keys ? keys : cJSON_CreateArray());

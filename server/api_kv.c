@@ -90,7 +90,7 @@ static int
 history_row(const struct audit_row *row, void *ctx)
 {
     struct history *h = ctx;
-    cJSON *d = row->detail ? cJSON_Parse(row->detail) : NULL;
+    cJSON *d = row->detail ? json_parse_str(row->detail) : NULL;
     cJSON *e = cJSON_CreateObject();
     char when[40];
     time_format_rfc3339(row->ts, when, sizeof(when));
@@ -222,7 +222,7 @@ find_row(const struct audit_row *row, void *ctx)
     if (row->id == f->want) {
         f->found = 1;
         f->action = xstrdup(row->action ? row->action : "");
-        f->detail = row->detail ? cJSON_Parse(row->detail) : NULL;
+        f->detail = row->detail ? json_parse_str(row->detail) : NULL;
     }
     return 1; /* the newest row below want+1 is the only candidate */
 }

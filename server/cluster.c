@@ -135,10 +135,14 @@ parse_input(const char *text, const char *what, int want_array, cJSON **out,
     if (!text) {
         return 0;
     }
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
-    if (!j) {
-        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+    cJSON *j = NULL;
+    size_t at = 0;
+    int prc = json_parse(text, strlen(text), &j, &at);
+    if (prc == JSON_TOO_DEEP) {
+        set_err(err, "%s nests more than %d deep (near byte %zu)", what, JSON_MAX_DEPTH, at);
+        return -1;
+    }
+    if (prc != JSON_OK) {
         set_err(err, "%s is not valid JSON (near byte %zu)", what, at);
         return -1;
     }

@@ -379,10 +379,14 @@ int
 config_load_text(struct config *cfg, const char *text, const char *name,
                  struct config_error *err)
 {
-    cJSON *root = cJSON_Parse(text);
-    if (!root) {
-        set_err(err, "config: %s is not valid JSON (near \"%.20s\")", name,
-                cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    cJSON *root = NULL;
+    size_t at = 0;
+    size_t len = strlen(text);
+    int prc = json_parse(text, len, &root, &at);
+    if (prc != JSON_OK) {
+        set_err(err, "config: %s is not valid JSON (%s near \"%.20s\")", name,
+                prc == JSON_TOO_DEEP ? "nested too deep" : "syntax error",
+                text + (at < len ? at : len));
         return CONFIG_INVALID;
     }
     int rc;

@@ -568,7 +568,7 @@ consul_kv_read(struct consul_client *c, const char *path_and_query, const struct
     if (resp.status != 200) {
         goto out;
     }
-    j = cJSON_ParseWithLength(resp.body, resp.len);
+    j = json_parse_str(resp.body);
     const cJSON *e = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, 0) : NULL;
     if (!cJSON_IsObject(e)) {
         goto out;

@@ -451,6 +451,73 @@ json_print(const cJSON *j)
     return s;
 }
 
+/* The offset of the first '[' or '{' that opens level JSON_MAX_DEPTH + 1, or len when the
+ * nesting stays within the limit. Strings (with their escapes) are skipped. */
+static size_t
+json_depth_exceeded_at(const char *text, size_t len)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > JSON_MAX_DEPTH) {
+                return i;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return len;
+}
+
+int
+json_parse(const char *text, size_t len, cJSON **out, size_t *err_at)
+{
+    *out = NULL;
+    if (err_at) {
+        *err_at = 0;
+    }
+    if (!text) {
+        return JSON_SYNTAX;
+    }
+    size_t deep = json_depth_exceeded_at(text, len);
+    if (deep < len) {
+        if (err_at) {
+            *err_at = deep;
+        }
+        return JSON_TOO_DEEP;
+    }
+    const char *end = NULL;
+    /* len + 1: cJSON checks the terminating NUL itself when require_null_terminated */
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    if (!j) {
+        if (err_at) {
+            *err_at = end && end >= text ? (size_t)(end - text) : 0;
+        }
+        return JSON_SYNTAX;
+    }
+    *out = j;
+    return JSON_OK;
+}
+
+cJSON *
+json_parse_str(const char *text)
+{
+    cJSON *j = NULL;
+    if (text) {
+        json_parse(text, strlen(text), &j, NULL);
+    }
+    return j;
+}
+
 char *
 file_read_all(const char *path, size_t max, size_t *len_out)
 {

@@ -214,7 +214,7 @@ log_limited(struct watch *w, const char *fmt, ...)
 static int
 json_shape_ok(const char *text, int want_array)
 {
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    cJSON *j = text ? json_parse_str(text) : NULL;
     int ok = j && (want_array ? cJSON_IsArray(j) : cJSON_IsObject(j));
     cJSON_Delete(j);
     return ok;
@@ -540,7 +540,7 @@ fetch_leader(struct watch *w, char **out, char *err, size_t errlen)
     }
     int ok = 0;
     if (r.status == 200) {
-        cJSON *j = cJSON_Parse(r.body);
+        cJSON *j = json_parse_str(r.body);
         if (cJSON_IsString(j)) {
             *out = xstrdup(j->valuestring);
             ok = 1;
@@ -678,7 +678,7 @@ fetch_datacenter(struct watch *w)
         return;
     }
     if (r.status == 200) {
-        cJSON *j = cJSON_Parse(r.body);
+        cJSON *j = json_parse_str(r.body);
         const char *dc =
             json_get_str(cJSON_GetObjectItemCaseSensitive(j, "Config"), "Datacenter", NULL);
         if (dc && dc[0]) {

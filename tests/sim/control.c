@@ -605,7 +605,7 @@ control_handler(struct mg_connection *conn, void *cbdata)
         goto out;
     }
     if (len > 0) {
-        r.body = cJSON_ParseWithLength(body, len);
+        r.body = json_parse_str(body);
         if (!r.body || !cJSON_IsObject(r.body)) {
             rc = err_json(&r, 400, "body: must be a JSON object");
             goto out;

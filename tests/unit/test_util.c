@@ -1,6 +1,7 @@
 /* Unit tests for server/util.c: bounded buffers, time parsing and formatting, UTF-8, hex. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,6 +96,61 @@ test_hex_and_hash(void **state)
     assert_false(str_ct_equal("abc", "abcd"));
 }
 
+/* json_parse: the nesting limit is checked before cJSON recurses, strings do not count,
+ * and the error offset points at the first bracket too many. */
+static void
+test_json_parse_depth(void **state)
+{
+    (void)state;
+    char text[4096];
+    cJSON *j = (cJSON *)1;
+    size_t at = 0;
+    /* exactly the limit: fine */
+    size_t n = 0;
+    for (int i = 0; i < JSON_MAX_DEPTH; i++) {
+        text[n++] = '[';
+    }
+    for (int i = 0; i < JSON_MAX_DEPTH; i++) {
+        text[n++] = ']';
+    }
+    text[n] = '\0';
+    assert_int_equal(json_parse(text, n, &j, &at), JSON_OK);
+    assert_true(cJSON_IsArray(j));
+    cJSON_Delete(j);
+    /* one more: refused, at the bracket that opens level limit + 1 */
+    n = (size_t)snprintf(text, sizeof(text), "{\"a\":");
+    for (int i = 0; i < JSON_MAX_DEPTH; i++) {
+        text[n++] = '[';
+    }
+    for (int i = 0; i < JSON_MAX_DEPTH; i++) {
+        text[n++] = ']';
+    }
+    text[n++] = '}';
+    text[n] = '\0';
+    assert_int_equal(json_parse(text, n, &j, &at), JSON_TOO_DEEP);
+    assert_null(j);
+    assert_int_equal(at, 5 + JSON_MAX_DEPTH - 1);
+    /* unbalanced and huge: refused by the scan, never parsed */
+    static char deep[1 << 20];
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    assert_int_equal(json_parse(deep, sizeof(deep) - 1, &j, NULL), JSON_TOO_DEEP);
+    assert_null(json_parse_str(deep));
+    /* brackets in strings, escaped quotes included, are text */
+    const char *s = "{\"k\":\"[[[[\\\"[[[[{{{{\"}";
+    j = json_parse_str(s);
+    assert_non_null(j);
+    assert_string_equal(json_get_str(j, "k", ""), "[[[[\"[[[[{{{{");
+    cJSON_Delete(j);
+    /* syntax errors and trailing garbage */
+    assert_int_equal(json_parse("{\"a\":}", 6, &j, &at), JSON_SYNTAX);
+    assert_null(j);
+    assert_int_equal(json_parse("{} x", 4, &j, &at), JSON_SYNTAX);
+    assert_int_equal(json_parse("{} \n", 4, &j, &at), JSON_OK);
+    cJSON_Delete(j);
+    assert_null(json_parse_str(NULL));
+}
+
 int
 main(void)
 {
@@ -103,6 +159,7 @@ main(void)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_hex_and_hash),
+        cmocka_unit_test(test_json_parse_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
