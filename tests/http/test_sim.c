@@ -1,6 +1,7 @@
 /* test_sim: the Consul simulator agrees with the documented Consul response shapes (the
- * JSON files in shared/consul-api/) and models raft, serf, autopilot, blocking queries, ACLs,
- * the exporter and its control API. Needs CONSUL_SIM_BIN; CONSULATE_SRC is the repo root. */
+ * project's fixtures in tests/fixtures/consul-api/) and models raft, serf, autopilot, blocking
+ * queries, ACLs, the exporter and its control API. Needs CONSUL_SIM_BIN; CONSULATE_SRC is the repo
+ * root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -364,20 +365,20 @@ static const struct fixture_map fixtures[] = {
     {"v1_agent_self.json", "GET", "/v1/agent/self", NULL, NULL},
     {"v1_agent_services.json", "GET", "/v1/agent/services", NULL, dyn_root},
     {"v1_catalog_datacenters.json", "GET", "/v1/catalog/datacenters", NULL, NULL},
-    {"v1_catalog_node-services_t2-node.json", "GET", "/v1/catalog/node-services/consul-1", NULL,
+    {"v1_catalog_node-services_consul-1.json", "GET", "/v1/catalog/node-services/consul-1", NULL,
      NULL},
-    {"v1_catalog_node_my-node.json", "GET", "/v1/catalog/node/consul-1", NULL, dyn_node},
+    {"v1_catalog_node_consul-1.json", "GET", "/v1/catalog/node/consul-1", NULL, dyn_node},
     {"v1_catalog_nodes.json", "GET", "/v1/catalog/nodes", NULL, NULL},
     {"v1_catalog_service_web.json", "GET", "/v1/catalog/service/web", NULL, NULL},
     {"v1_catalog_services.json", "GET", "/v1/catalog/services", NULL, dyn_root},
     {"v1_coordinate_datacenters.json", "GET", "/v1/coordinate/datacenters", NULL, NULL},
     {"v1_coordinate_nodes.json", "GET", "/v1/coordinate/nodes", NULL, NULL},
-    {"v1_health_checks_my-service.json", "GET", "/v1/health/checks/redis", NULL, NULL},
-    {"v1_health_node_my-node.json", "GET", "/v1/health/node/consul-1", NULL, NULL},
-    {"v1_health_service_my-service.json", "GET", "/v1/health/service/redis", NULL, NULL},
+    {"v1_health_checks_redis.json", "GET", "/v1/health/checks/redis", NULL, NULL},
+    {"v1_health_node_consul-1.json", "GET", "/v1/health/node/consul-1", NULL, NULL},
+    {"v1_health_service_redis.json", "GET", "/v1/health/service/redis", NULL, NULL},
     {"v1_health_state_passing.json", "GET", "/v1/health/state/passing", NULL, NULL},
-    {"v1_kv_key.json", "GET", "/v1/kv/zip", NULL, NULL},
-    {"v1_kv_key_keys.json", "GET", "/v1/kv/web/?keys&separator=/", NULL, NULL},
+    {"v1_kv_key.json", "GET", "/v1/kv/locks/scheduler/leader", NULL, NULL},
+    {"v1_kv_key_keys.json", "GET", "/v1/kv/config/?keys&separator=/", NULL, NULL},
     {"v1_kv_key_put.json", "PUT", "/v1/kv/shape/put", "value", NULL},
     {"v1_operator_autopilot_configuration.json", "GET", "/v1/operator/autopilot/configuration",
      NULL, NULL},
@@ -414,7 +415,7 @@ static void
 fixture_dir(char *out, size_t len)
 {
     const char *src = getenv("CONSULATE_SRC");
-    snprintf(out, len, "%s/../shared/consul-api", src && *src ? src : ".");
+    snprintf(out, len, "%s/tests/fixtures/consul-api", src && *src ? src : ".");
 }
 
 /* Compares every value of answer object ans (a map) with the fixture in file. */
@@ -449,13 +450,14 @@ test_shapes(void **state)
     struct sim *sim = sim_start("--servers 3 --clients 2 --demo-data --ip-base 127.0.0.31");
     assert_non_null(sim);
     const char *http = sim->servers[0].http;
-    /* KV data for the KV fixtures: a locked key (Session) and a small tree. */
-    assert_int_equal(
-        req("PUT", http, "/v1/kv/zip?acquire=adf4238a-882b-9ddc-4a9d-5b6758e4159e", "test", NULL),
-        200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/foo", "1", NULL), 200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/bar", "2", NULL), 200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/subdir/x", "3", NULL), 200);
+    /* KV data for the KV fixtures: a locked key (Session) and, besides the demo data's
+     * config/app/ and config/db/ trees, a leaf under config/. */
+    assert_int_equal(req("PUT", http,
+                         "/v1/kv/locks/scheduler/leader?acquire=928ef5e4-68d2-4177-96ea-"
+                         "75360801eef8",
+                         "k8s-node-2", NULL),
+                     200);
+    assert_int_equal(req("PUT", http, "/v1/kv/config/maintenance", "off", NULL), 200);
     char dir[1024];
     fixture_dir(dir, sizeof(dir));
     DIR *d = opendir(dir);
