@@ -1086,9 +1086,9 @@ test_go_http_front(void **state)
     assert_int_equal(get(h, "/v1/kv/a?keys", NULL, NULL), 404); /* nothing was written */
     /* ServeMux redirects an unclean path to the clean one, and a subtree root to the
      * subtree, keeping the query. */
-    expect(h, "GET", "/v1/kv//config/app/log_level?raw", NULL, 301,
-           "<a href=\"/v1/kv/config/app/log_level\">Moved Permanently</a>.\n\n",
-           "/v1/kv/config/app/log_level?raw");
+    expect(h, "GET", "/v1/kv//config/app/log_level?raw&dc=dc1", NULL, 301,
+           "<a href=\"/v1/kv/config/app/log_level?raw&amp;dc=dc1\">Moved Permanently</a>.\n\n",
+           "/v1/kv/config/app/log_level?raw&dc=dc1");
     expect(h, "PUT", "/v1/kv/config/./app/x", NULL, 301, "", "/v1/kv/config/app/x");
     expect(h, "DELETE", "/v1/kv/config/db/../app/log_level", NULL, 301, "",
            "/v1/kv/config/app/log_level");

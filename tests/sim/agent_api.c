@@ -539,23 +539,48 @@ parse_params(struct areq *r)
     return 0;
 }
 
-/* A 301 to location (the escaped path plus the raw query), as http.Redirect writes it. */
+/* A 301 to the clean path (escaped, with the raw query), as http.Redirect writes it: for GET
+ * and HEAD a small HTML body linking to it (HTML-escaped), for other methods no body. */
 static int
 redirect(struct areq *r, const char *clean_path)
 {
     char *esc = gohttp_escape_path(clean_path);
     const char *qs = r->ri->query_string;
-    buf_printf(&r->hdr, "Location: %s%s%s\r\n", esc, qs ? "?" : "", qs ? qs : "");
+    char *location = xasprintf("%s%s%s", esc, qs ? "?" : "", qs ? qs : "");
+    buf_printf(&r->hdr, "Location: %s\r\n", location);
     int rc;
     if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) {
         struct buf b;
-        buf_init(&b, 3 * strlen(esc) + 64);
-        buf_printf(&b, "<a href=\"%s\">Moved Permanently</a>.\n\n", esc);
+        buf_init(&b, 6 * strlen(location) + 64);
+        buf_puts(&b, "<a href=\"");
+        for (const char *p = location; *p; p++) {
+            switch (*p) { /* Go's htmlReplacer */
+            case '&':
+                buf_puts(&b, "&amp;");
+                break;
+            case '<':
+                buf_puts(&b, "&lt;");
+                break;
+            case '>':
+                buf_puts(&b, "&gt;");
+                break;
+            case '"':
+                buf_puts(&b, "&#34;");
+                break;
+            case '\'':
+                buf_puts(&b, "&#39;");
+                break;
+            default:
+                buf_append(&b, p, 1);
+            }
+        }
+        buf_puts(&b, "\">Moved Permanently</a>.\n\n");
         rc = agent_raw(r, 301, "text/html; charset=utf-8", b.data, b.len);
         buf_free(&b);
     } else {
         rc = agent_raw(r, 301, NULL, "", 0);
     }
+    free(location);
     free(esc);
     return rc;
 }
