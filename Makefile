@@ -95,7 +95,8 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-test: test-deps all $(UNIT_BINS) $(HTTP_BINS)
+# tests/http/test_bench runs bench_audit (on a small database) to check its verdicts.
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
 e2e: test-deps all
@@ -104,7 +105,7 @@ e2e: test-deps all
 unit-test: all $(UNIT_BINS)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
 
-http-test: all $(HTTP_BINS)
+http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
 bench: test-deps all $(BENCH_BINS)

@@ -1,6 +1,9 @@
 #!/bin/bash
 # Runs each benchmark binary given (make bench: BUILD=… ./scripts/bench.sh build/tests/bench/*)
-# and prints its table, then the idle memory of a freshly started server.
+# and prints its table, then the idle memory of a freshly started server, then one summary
+# line. A missed target is printed as MISSED and does not fail the run; a benchmark that
+# exits non-zero (it could not run, or it found a wrong answer: a FAILED row) makes this
+# script exit 1.
 # Benchmarks cache their generated data under $BUILD/bench/.
 set -u
 BUILD=${BUILD:-build}
@@ -8,10 +11,18 @@ export BUILD
 export CONSULATE_BIN=${CONSULATE_BIN:-$PWD/$BUILD/consulate}
 export CONSULATE_SRC=${CONSULATE_SRC:-$PWD}
 status=0
+failed=""
+missed=0
+out=$(mktemp /tmp/consulate-bench-out.XXXXXX)
+trap 'rm -f "$out"' EXIT
 for b in "$@"; do
     echo "== $b"
-    if ! "$b"; then
-        echo "benchmark $b failed" >&2
+    "$b" | tee "$out"
+    rc=${PIPESTATUS[0]}
+    missed=$((missed + $(grep -c 'MISSED' "$out")))
+    if [ "$rc" -ne 0 ]; then
+        echo "benchmark $b failed (exit $rc)" >&2
+        failed="$failed $(basename "$b")"
         status=1
     fi
     echo
@@ -37,6 +48,7 @@ JSON
         file=$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status")
         verdict=MISSED
         [ "$rss" -le $((12 * 1024)) ] && verdict=ok
+        [ "$verdict" = MISSED ] && missed=$((missed + 1))
         echo "== server"
         printf "  %-44s %13.1f MB   %-12s %s\n" "idle RSS of consulate serve ($threads threads)" \
             "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "<= 12 MB" "$verdict"
@@ -46,6 +58,7 @@ JSON
             "$(awk -v k="$file" 'BEGIN {print k / 1024}')"
     else
         echo "server did not start; see $dir/err.log" >&2
+        failed="$failed server-start"
         status=1
     fi
     kill "$pid" 2>/dev/null
@@ -54,4 +67,5 @@ JSON
 else
     echo "(no $CONSULATE_BIN: idle server memory not measured)"
 fi
+echo "bench: $# benchmark(s), $missed target(s) MISSED, failed:${failed:- none}"
 exit $status

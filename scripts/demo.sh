@@ -1,7 +1,9 @@
 #!/bin/bash
 # make demo: a simulated 4-server Consul datacenter (plus client agents, services and one
 # failing check) and the console pointed at all four servers. Prints the URL and the admin
-# password; Ctrl-C stops everything within a few seconds and leaves no process behind.
+# password (the lines "    URL:       http://…" and "    password:  …", which .ci/run reads);
+# Ctrl-C (SIGINT to the process group, or SIGINT/SIGTERM to this script) stops everything
+# within a few seconds, prints "demo stopped" and leaves no process or file behind.
 set -euo pipefail
 BUILD=${BUILD:-build}
 SIM="$BUILD/consul-sim"
@@ -31,12 +33,26 @@ port_free() { # host port
     ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
-# The simulator: servers on 127.0.0.11-14, the ports of a real site when they are free.
-http_port=8500
-metrics_port=9107
-if ! port_free 127.0.0.11 8500 || ! port_free 127.0.0.11 9107; then
-    http_port=18500
-    metrics_port=19107
+# The first of the ports given that is free on every one of the IPs in $ips.
+port_free_on_all() { # port...
+    local p ip
+    for p in "$@"; do
+        for ip in $ips; do
+            port_free "$ip" "$p" || continue 2
+        done
+        echo "$p"
+        return 0
+    done
+    return 1
+}
+
+# The simulator: servers on 127.0.0.11-14, on the ports of a real site when they are free
+# on all four addresses, else on the first free ones from 18500 and 19107 up.
+ips="127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14"
+if ! http_port=$(port_free_on_all 8500 $(seq 18500 18599)) ||
+    ! metrics_port=$(port_free_on_all 9107 $(seq 19107 19206)); then
+    echo "demo: no free port for the simulated Consul servers on $ips" >&2
+    exit 1
 fi
 mkfifo "$dir/sim.out"
 "$SIM" --servers 4 --clients 6 --demo-data --ip-base 127.0.0.11 \

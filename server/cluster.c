@@ -14,6 +14,10 @@
 #include "prom.h"
 #include "util.h"
 
+/* The one list of problem codes and their stable names (the API's "code"). The web UI
+ * translates by name, and tests/e2e/i18n-check.mjs reads this table: a code added here
+ * needs problem.<name> and problem.<name>.title in web/i18n/en.json and zh-CN.json, or
+ * make test fails. */
 static const char *const problem_names[CLUSTER_P_COUNT_] = {
     [CLUSTER_P_CONSUL_UNREACHABLE] = "consul_unreachable",
     [CLUSTER_P_NO_LEADER] = "no_leader",

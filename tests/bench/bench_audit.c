@@ -1,7 +1,9 @@
 /* bench_audit: the audit log at scale. Builds (once, cached under $BUILD/bench/) a database of
  * 1,000,000 chained entries with a realistic spread of actors, actions and times, then
  * measures audited writes, filtered pages, the CSV export (speed and memory) and the chain
- * verification, and prints a table with the targets. A program, not a test. */
+ * verification, and prints a table with the targets. A program, not a test: a missed target
+ * prints MISSED; a wrong answer (rows lost by a write, a page or an export, a broken chain)
+ * prints FAILED and the exit status is 1 (tests/bench/verdict.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@
 #include "audit.h"
 #include "store.h"
 #include "util.h"
+#include "verdict.h"
 
 #define N_ROWS 1000000
 #define N_WRITES 2000
@@ -275,8 +278,10 @@ bench_pages(struct store *s, int use_actor, int use_prefix, int use_time, const 
         }
         long n = 0;
         double t = now_s();
-        store_audit_query(s, &f, count_row, &n);
+        int rc = store_audit_query(s, &f, count_row, &n);
         double el = (now_s() - t) * 1000;
+        verdict_check(rc == STORE_OK && n <= PAGE_LIMIT, "an audit page query failed or "
+                                                         "returned more rows than its limit");
         if (i >= 10) { /* the first few warm the cache */
             ms[i - 10] = el;
             rows += n;
@@ -342,9 +347,11 @@ bench_export(struct store *s, int jsonl, long *growth_kb, long *rows_out)
     if (!jsonl) {
         audit_csv_header(&k.b);
     }
-    store_audit_query(s, &all, export_row, &k);
+    if (store_audit_query(s, &all, export_row, &k) != STORE_OK) {
+        k.rows = -1; /* the export stopped: reported as a wrong row count */
+    }
     if (k.b.len && write(k.fd, k.b.data, k.b.len) < 0) {
-        k.rows = 0;
+        k.rows = -1;
     }
     double el = now_s() - t;
     long hwm = proc_kb("VmHWM");
@@ -359,10 +366,9 @@ bench_export(struct store *s, int jsonl, long *growth_kb, long *rows_out)
 }
 
 static void
-print_row(const char *metric, const char *value, const char *target, int ok)
+print_row(const char *metric, const char *value, const char *target, const char *verdict)
 {
-    printf("  %-44s %16s   %-12s %s\n", metric, value, target,
-           target[0] ? (ok ? "ok" : "MISSED") : "");
+    printf("  %-44s %16s   %-12s %s\n", metric, value, target, verdict);
 }
 
 int
@@ -408,16 +414,21 @@ main(void)
         }
     }
     snprintf(v, sizeof(v), "%.0f /s", N_WRITES / (now_s() - t));
-    print_row("audited writes (1 append per transaction)", v, "", 1);
+    int64_t rows_now = -1;
+    int counted = store_audit_count(s, &rows_now) == STORE_OK;
+    print_row("audited writes (1 append per transaction)", v, "",
+              verdict_check(counted && rows_now == total + N_WRITES,
+                            "the audit log does not hold every appended entry"));
 
     struct page_stats ps;
     bench_pages(s, 1, 1, 1, NULL, &ps);
     snprintf(v, sizeof(v), "%.2f ms", ps.median_ms);
-    print_row("page: actor + action prefix + time, median", v, "<= 10 ms", ps.median_ms <= 10);
+    print_row("page: actor + action prefix + time, median", v, "<= 10 ms",
+              verdict_target(ps.median_ms <= 10));
     snprintf(v, sizeof(v), "%.2f ms", ps.p95_ms);
-    print_row("page: actor + action prefix + time, p95", v, "", 1);
+    print_row("page: actor + action prefix + time, p95", v, "", "");
     snprintf(v, sizeof(v), "%.1f", ps.avg_rows);
-    print_row("page: actor + action prefix + time, rows/page", v, "", 1);
+    print_row("page: actor + action prefix + time, rows/page", v, "", "");
     static const struct {
         const char *name;
         int actor, prefix, time;
@@ -433,27 +444,41 @@ main(void)
     for (size_t i = 0; i < ARRAY_LEN(shapes); i++) {
         bench_pages(s, shapes[i].actor, shapes[i].prefix, shapes[i].time, shapes[i].q, &ps);
         snprintf(v, sizeof(v), "%.2f ms", ps.median_ms);
-        print_row(shapes[i].name, v, "", 1);
+        print_row(shapes[i].name, v, "", "");
     }
 
     long growth = 0, rows = 0;
     double rate = bench_export(s, 0, &growth, &rows);
     snprintf(v, sizeof(v), "%.0f rows/s", rate);
-    print_row("export CSV of every row to /dev/null", v, ">= 200000/s", rate >= 200000);
+    print_row("export CSV of every row to /dev/null", v, ">= 200000/s",
+              verdict_target(rate >= 200000));
+    snprintf(v, sizeof(v), "%ld", rows);
+    print_row("  rows exported (CSV)", v, "all",
+              verdict_check(rows == rows_now, "the CSV export did not write every row"));
     snprintf(v, sizeof(v), "%.1f MB", growth / 1024.0);
-    print_row("RSS growth during the CSV export", v, "<= 8 MB", growth <= 8 * 1024);
+    print_row("RSS growth during the CSV export", v, "<= 8 MB", verdict_target(growth <= 8 * 1024));
     rate = bench_export(s, 1, &growth, &rows);
     snprintf(v, sizeof(v), "%.0f rows/s", rate);
-    print_row("export JSON Lines of every row", v, "", 1);
+    print_row("export JSON Lines of every row", v, "", "");
+    snprintf(v, sizeof(v), "%ld", rows);
+    print_row("  rows exported (JSON Lines)", v, "all",
+              verdict_check(rows == rows_now, "the JSON Lines export did not write every row"));
     snprintf(v, sizeof(v), "%.1f MB", growth / 1024.0);
-    print_row("RSS growth during the JSON Lines export", v, "", 1);
+    print_row("RSS growth during the JSON Lines export", v, "", "");
 
     int64_t checked = 0, bad = 0;
     t = now_s();
-    store_audit_verify(s, &checked, &bad);
+    int vrc = store_audit_verify(s, &checked, &bad);
     double el = now_s() - t;
     snprintf(v, sizeof(v), "%.0f rows/s", (double)checked / el);
-    print_row(bad ? "verify (CHAIN BROKEN)" : "verify the whole chain", v, "", bad == 0);
+    print_row("verify the whole chain", v, "", "");
+    char what[128];
+    snprintf(what, sizeof(what), "the audit chain is broken (first bad entry %lld)",
+             (long long)bad);
+    snprintf(v, sizeof(v), "%lld of %lld", (long long)checked, (long long)rows_now);
+    print_row("  entries verified intact", v, "all",
+              verdict_check(vrc == STORE_OK && bad == 0 && checked == rows_now,
+                            bad ? what : "the chain verification did not check every entry"));
     store_close(s);
-    return 0;
+    return verdict_exit();
 }

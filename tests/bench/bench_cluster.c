@@ -6,7 +6,9 @@
  *     open SSE clients against 1 (target <= 1.1x);
  *   - the server's memory: VmRSS idle, and VmRSS/VmHWM with 100 SSE clients plus wrk load
  *     (targets <= 12 MB idle, <= 48 MB loaded).
- * A program, not a test: the exit status is 1 only when something could not run. */
+ * A program, not a test: a missed target prints MISSED; something that could not run, or a
+ * wrong answer (error responses, SSE clients that never get the cluster state) prints FAILED
+ * and the exit status is 1 (tests/bench/verdict.h). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "../http/simctl.h"
 #include "../http/wrk.h"
 #include "util.h"
+#include "verdict.h"
 
 #define IP_BASE "127.0.0.71"
 #define N_SERVERS 4
@@ -148,9 +151,9 @@ reset_hwm(pid_t pid)
 }
 
 static void
-row(const char *metric, const char *value, const char *target, int ok)
+row(const char *metric, const char *value, const char *target, const char *verdict)
 {
-    printf("  %-52s %18s   %-10s %s\n", metric, value, target, ok ? "ok" : "MISSED");
+    printf("  %-52s %18s   %-10s %s\n", metric, value, target, verdict);
 }
 
 int
@@ -238,10 +241,8 @@ main(void)
     const char *const probe_hdrs[] = {cookie_hdr, NULL};
     long probe_status = 0;
     sim_http("GET", cluster_url, NULL, probe_hdrs, &probe_status, NULL, NULL);
-    if (probe_status != 200) {
-        fprintf(stderr, "bench_cluster: GET /api/cluster with %d SSE clients open: %ld\n", opened,
-                probe_status);
-    }
+    verdict_check(probe_status == 200, "GET /api/cluster with the SSE clients open did not answer "
+                                       "200");
     struct wrk_result loaded;
     wrk_run("-t2 -c16", cluster_url, cookie_hdr, "5s", &loaded);
     long loaded_rss = proc_kb(srv->pid, "VmRSS");
@@ -258,40 +259,49 @@ main(void)
     printf("  %-52s %18s   %-10s %s\n", "metric", "value", "target", "");
     char v[64];
     snprintf(v, sizeof(v), "%.0f req/s", hz.rps);
-    row("GET /healthz (trivial handler)", v, "", 1);
+    row("GET /healthz (trivial handler)", v, "",
+        verdict_check(hz.non2xx == 0 && !hz.errors, "GET /healthz answered errors"));
     snprintf(v, sizeof(v), "%.0f req/s", cl.rps);
-    row("GET /api/cluster (session cookie)", v, "", cl.non2xx == 0);
+    row("GET /api/cluster (session cookie)", v, "",
+        verdict_check(cl.non2xx == 0 && !cl.errors, "GET /api/cluster answered errors"));
     snprintf(v, sizeof(v), "%.3f / %.3f ms", cl.p50_ms, cl.p99_ms);
-    row("  p50 / p99 latency", v, "", 1);
+    row("  p50 / p99 latency", v, "", "");
     snprintf(v, sizeof(v), "%.0f req/s", se.rps);
-    row("GET /api/session (trivial handler behind auth)", v, "", se.non2xx == 0);
+    row("GET /api/session (trivial handler behind auth)", v, "",
+        verdict_check(se.non2xx == 0 && !se.errors, "GET /api/session answered errors"));
     snprintf(v, sizeof(v), "%.2f", ratio);
-    row("/api/cluster vs /healthz throughput", v, ">= 0.5", ratio >= 0.5);
+    row("/api/cluster vs /healthz throughput", v, ">= 0.5", verdict_target(ratio >= 0.5));
     snprintf(v, sizeof(v), "%.2f", ratio_auth);
-    row("/api/cluster vs /api/session (same auth cost)", v, "", 1);
+    row("/api/cluster vs /api/session (same auth cost)", v, "", "");
     snprintf(v, sizeof(v), "%.0f /min", per_min_1);
-    row("upstream Consul requests, 1 SSE client", v, "", opened1 == 1 && live1 == 1);
+    row("upstream Consul requests, 1 SSE client", v, "",
+        verdict_check(opened1 == 1 && live1 == 1, "the SSE client did not get the cluster state"));
     snprintf(v, sizeof(v), "%.0f /min", per_min_100);
-    row("upstream Consul requests, 100 SSE clients", v, "", opened == N_SSE);
+    row("upstream Consul requests, 100 SSE clients", v, "",
+        verdict_check(opened == N_SSE, "not every SSE client could connect"));
     snprintf(v, sizeof(v), "%.2fx", fan);
-    row("  100 clients vs 1", v, "<= 1.1x", fan <= 1.1);
+    row("  100 clients vs 1", v, "<= 1.1x", verdict_target(fan <= 1.1));
     snprintf(v, sizeof(v), "%.1f MB", (double)idle_rss / 1024.0);
-    row("RSS idle (watchers running)", v, "<= 12 MB", idle_rss <= 12 * 1024);
+    row("RSS idle (watchers running)", v, "<= 12 MB", verdict_target(idle_rss <= 12 * 1024));
     snprintf(v, sizeof(v), "%.1f MB", (double)after_wrk_rss / 1024.0);
-    row("RSS after the wrk runs", v, "", 1);
+    row("RSS after the wrk runs", v, "", "");
     snprintf(v, sizeof(v), "%.1f MB", (double)sse_rss / 1024.0);
-    row("RSS with 100 SSE clients", v, "", 1);
+    row("RSS with 100 SSE clients", v, "", "");
     snprintf(v, sizeof(v), "%.1f / %.1f MB", (double)loaded_rss / 1024.0, (double)hwm / 1024.0);
     row(hwm_reset == 0 ? "RSS / peak with 100 SSE clients + wrk"
                        : "RSS / peak (incl. login argon2) 100 SSE + wrk",
-        v, "<= 48 MB", hwm <= 48 * 1024);
+        v, "<= 48 MB", verdict_target(hwm <= 48 * 1024));
     snprintf(v, sizeof(v), "%ld", threads);
-    row("  server threads then", v, "", 1);
+    row("  server threads then", v, "", "");
     snprintf(v, sizeof(v), "%d / %d", live, opened);
-    row("  SSE clients that got the cluster state", v, "all", live == opened && opened == N_SSE);
+    row("  SSE clients that got the cluster state", v, "all",
+        verdict_check(live == opened && opened == N_SSE,
+                      "not every SSE client got the cluster state"));
     snprintf(v, sizeof(v), "%.0f req/s", loaded.rps);
-    row("  /api/cluster with 100 SSE clients open", v, "", loaded.non2xx == 0);
-    status = 0;
+    row("  /api/cluster with 100 SSE clients open", v, "",
+        verdict_check(loaded.non2xx == 0 && !loaded.errors,
+                      "GET /api/cluster with the SSE clients open answered errors"));
+    status = verdict_exit();
 out:
     free(cookie);
     free(cookie_hdr);

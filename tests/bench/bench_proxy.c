@@ -2,7 +2,8 @@
  * logs in, and runs wrk (-t2 -c16 -d5s --latency) against GET /v1/catalog/nodes directly on
  * the simulator and through consulate's /api/consul/v1/catalog/nodes, then prints the
  * throughput ratio (target >= 0.9) and the p50/p99 latency added (target p99 <= 1 ms).
- * A program, not a test: the exit status is 1 only when something could not run. */
+ * A program, not a test: a missed target prints MISSED; something that could not run, or
+ * error answers (a wrong result) print FAILED and the exit status is 1 (verdict.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "../http/simctl.h"
 #include "../http/wrk.h"
 #include "util.h"
+#include "verdict.h"
 
 #define WRK_ARGS "-t2 -c16 -d5s --latency"
 
@@ -79,12 +81,16 @@ main(void)
     printf("  %-44s %16s   %-12s\n", "metric", "value", "target");
     char v[64];
     snprintf(v, sizeof(v), "%.0f req/s", d.rps);
-    row("throughput, directly to the simulator", v, "", "");
+    row("throughput, directly to the simulator", v, "",
+        verdict_check(!d.non2xx && !d.errors && !d1.non2xx && !d1.errors,
+                      "the simulator answered errors"));
     snprintf(v, sizeof(v), "%.0f req/s", p.rps);
-    row("throughput, through consulate", v, "", p.non2xx || p.errors ? "(errors!)" : "");
+    row("throughput, through consulate", v, "",
+        verdict_check(!p.non2xx && !p.errors && !p1.non2xx && !p1.errors,
+                      "consulate answered errors"));
     double ratio = p.rps / d.rps;
     snprintf(v, sizeof(v), "%.2f", ratio);
-    row("throughput ratio (proxy / direct)", v, ">= 0.9", ratio >= 0.9 ? "ok" : "MISSED");
+    row("throughput ratio (proxy / direct)", v, ">= 0.9", verdict_target(ratio >= 0.9));
     snprintf(v, sizeof(v), "%.3f / %.3f ms", d.p50_ms, d.p99_ms);
     row("latency p50 / p99, direct", v, "", "");
     snprintf(v, sizeof(v), "%.3f / %.3f ms", p.p50_ms, p.p99_ms);
@@ -93,7 +99,7 @@ main(void)
     row("latency added, p50", v, "", "");
     double added = p.p99_ms - d.p99_ms;
     snprintf(v, sizeof(v), "%.3f ms", added);
-    row("latency added, p99", v, "<= 1 ms", added <= 1.0 ? "ok" : "MISSED");
+    row("latency added, p99", v, "<= 1 ms", verdict_target(added <= 1.0));
     double added1 = p1.p99_ms - d1.p99_ms;
     snprintf(v, sizeof(v), "%.3f / %.3f ms", p1.p50_ms - d1.p50_ms, added1);
     row("latency added p50 / p99, one connection", v, "p99 <= 1 ms",
@@ -123,14 +129,16 @@ main(void)
     }
     printf("\n  with 1 ms of Consul service time (sim latency 1 ms), wrk %s\n", WRK_ARGS);
     snprintf(v, sizeof(v), "%.0f / %.0f req/s", ld.rps, lp.rps);
-    row("throughput direct / through consulate", v, "", lp.non2xx || lp.errors ? "(errors!)" : "");
+    row("throughput direct / through consulate", v, "",
+        verdict_check(!ld.non2xx && !ld.errors && !lp.non2xx && !lp.errors,
+                      "answers with errors with 1 ms of service time"));
     double lratio = lp.rps / ld.rps;
     snprintf(v, sizeof(v), "%.2f", lratio);
-    row("throughput ratio (proxy / direct)", v, ">= 0.9", lratio >= 0.9 ? "ok" : "MISSED");
+    row("throughput ratio (proxy / direct)", v, ">= 0.9", verdict_target(lratio >= 0.9));
     double ladded = lp.p99_ms - ld.p99_ms;
     snprintf(v, sizeof(v), "%.3f ms", ladded);
-    row("latency added, p99", v, "<= 1 ms", ladded <= 1.0 ? "ok" : "MISSED");
-    status = 0;
+    row("latency added, p99", v, "<= 1 ms", verdict_target(ladded <= 1.0));
+    status = verdict_exit();
 out:
     free(cookie);
     srv_stop(srv);

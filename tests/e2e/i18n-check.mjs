@@ -1,13 +1,17 @@
 // Checks the translation files: web/i18n/en.json and zh-CN.json have the same keys and
 // the same {placeholders}, and every t('…') key used in web/js exists in both (plus the
-// keys the code builds from API enums, listed below). Exits non-zero on any problem.
+// keys the code builds from API enums, listed below). The cluster problem codes are read
+// from the server's own table (problem_names in server/cluster.c), so a code added there
+// without its problem.<code> and problem.<code>.title texts fails this check, and so does
+// a problem.* text for a code the server no longer has. Exits non-zero on any problem.
 // Usage: node tests/e2e/i18n-check.mjs
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const WEB = path.resolve(here, '../../web');
+const ROOT = path.resolve(here, '../..');
+const WEB = path.join(ROOT, 'web');
 
 // Keys the code composes from a prefix and a value from the API contract.
 const DYNAMIC = {
@@ -24,8 +28,28 @@ const DYNAMIC = {
   'error.': ['invalid_credentials', 'too_many_attempts', 'last_admin', 'cas_conflict', 'forbidden',
     'network', 'timeout', 'unknown'],
 };
-const PROBLEMS = ['consul_unreachable', 'no_leader', 'server_not_voter', 'server_failed', 'server_left',
-  'raft_peer_unknown', 'server_not_in_raft', 'even_server_count', 'low_failure_tolerance', 'check_critical'];
+
+// The problem codes of server/cluster.c's problem_names table ([CLUSTER_P_X] = "code"),
+// checked against the enum cluster_problem_code in include/cluster.h: every constant before
+// CLUSTER_P_COUNT_ has exactly one name. Returns { codes, errors }.
+export function problemCodes(root = ROOT) {
+  const errors = [];
+  const src = fs.readFileSync(path.join(root, 'server/cluster.c'), 'utf8');
+  const table = /problem_names\[CLUSTER_P_COUNT_\]\s*=\s*\{([\s\S]*?)\};/.exec(src);
+  if (!table) return { codes: [], errors: ['server/cluster.c: the problem_names table was not found'] };
+  const entries = Array.from(table[1].matchAll(/\[(CLUSTER_P_[A-Z0-9_]+)\]\s*=\s*"([a-z0-9_]+)"/g));
+  const hdr = fs.readFileSync(path.join(root, 'include/cluster.h'), 'utf8');
+  const en = /enum cluster_problem_code\s*\{([\s\S]*?)\};/.exec(hdr);
+  const constants = en ? Array.from(en[1].matchAll(/\b(CLUSTER_P_[A-Z0-9_]+)\b/g), (m) => m[1])
+    .filter((c) => c !== 'CLUSTER_P_COUNT_') : [];
+  if (!constants.length) errors.push('include/cluster.h: enum cluster_problem_code was not found');
+  const named = new Set(entries.map((m) => m[1]));
+  for (const c of constants) if (!named.has(c)) errors.push(`server/cluster.c: problem_names has no name for ${c}`);
+  for (const c of named) if (!constants.includes(c)) errors.push(`server/cluster.c: ${c} is not in enum cluster_problem_code`);
+  const codes = entries.map((m) => m[2]);
+  if (!codes.length) errors.push('server/cluster.c: the problem_names table lists no code');
+  return { codes, errors };
+}
 
 const NAMESPACES = ['common', 'nav', 'topbar', 'conn', 'role', 'outcome', 'serf', 'check', 'time', 'error',
   'login', 'cluster', 'problem', 'health', 'kv', 'audit', 'users'];
@@ -44,10 +68,13 @@ function placeholders(s) {
   return Array.from(String(s).matchAll(/\{(\w+)\}/g), (m) => m[1]).sort().join(',');
 }
 
-export function checkI18n() {
-  const errors = [];
-  const en = JSON.parse(fs.readFileSync(path.join(WEB, 'i18n/en.json'), 'utf8'));
-  const zh = JSON.parse(fs.readFileSync(path.join(WEB, 'i18n/zh-CN.json'), 'utf8'));
+// root is the repository (web/, server/ and include/ are read under it). Returns
+// { errors, keys, used, problems }.
+export function checkI18n(root = ROOT) {
+  const web = path.join(root, 'web');
+  const { codes: problems, errors } = problemCodes(root);
+  const en = JSON.parse(fs.readFileSync(path.join(web, 'i18n/en.json'), 'utf8'));
+  const zh = JSON.parse(fs.readFileSync(path.join(web, 'i18n/zh-CN.json'), 'utf8'));
   for (const k of Object.keys(en)) if (!(k in zh)) errors.push(`key in en.json but not zh-CN.json: ${k}`);
   for (const k of Object.keys(zh)) if (!(k in en)) errors.push(`key in zh-CN.json but not en.json: ${k}`);
   for (const k of Object.keys(en)) {
@@ -62,9 +89,9 @@ export function checkI18n() {
   const lit = /\bt\(\s*'([^'\\]+)'/g;
   const ternary = /\bt\([^?;\n()]*(?:\([^()]*\))?[^?;\n()]*\?\s*'([^'\\]+)'\s*:\s*'([^'\\]+)'/g;
   const keyish = new RegExp("'((?:" + NAMESPACES.join('|') + ")\\.[a-z0-9_.]*[a-z0-9])'", 'g');
-  for (const file of walk(path.join(WEB, 'js'))) {
+  for (const file of walk(path.join(web, 'js'))) {
     const src = fs.readFileSync(file, 'utf8');
-    const rel = path.relative(WEB, file);
+    const rel = path.relative(web, file);
     for (const m of src.matchAll(lit)) used.set(m[1], rel);
     // Key-shaped literals passed around before reaching t() (route titles, field labels).
     for (const m of src.matchAll(keyish)) used.set(m[1], rel);
@@ -76,26 +103,34 @@ export function checkI18n() {
   for (const [prefix, values] of Object.entries(DYNAMIC)) {
     for (const v of values) used.set(prefix + v, '(dynamic)');
   }
-  for (const code of PROBLEMS) {
-    used.set(`problem.${code}`, '(dynamic)');
-    used.set(`problem.${code}.title`, '(dynamic)');
+  for (const code of problems) {
+    used.set(`problem.${code}`, 'server/cluster.c');
+    used.set(`problem.${code}.title`, 'server/cluster.c');
+  }
+  for (const k of Object.keys(en)) {
+    const m = /^problem\.([a-z0-9_]+)(\.title)?$/.exec(k);
+    if (m && problems.length && !problems.includes(m[1])) {
+      errors.push(`${k}: no problem code ${m[1]} in server/cluster.c`);
+    }
   }
   let literal = 0;
   for (const [k, file] of used) {
     if (/[._]$/.test(k)) continue; // a prefix the code completes at run time
     literal += 1;
-    if (!(k in en)) errors.push(`${file}: t('${k}') missing from en.json`);
-    if (!(k in zh)) errors.push(`${file}: t('${k}') missing from zh-CN.json`);
+    const what = file === 'server/cluster.c' ? `problem code text '${k}'` : `t('${k}')`;
+    if (!(k in en)) errors.push(`${file}: ${what} missing from en.json`);
+    if (!(k in zh)) errors.push(`${file}: ${what} missing from zh-CN.json`);
   }
-  return { errors, keys: Object.keys(en).length, used: literal };
+  return { errors, keys: Object.keys(en).length, used: literal, problems };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { errors, keys, used } = checkI18n();
+  const { errors, keys, used, problems } = checkI18n();
   for (const e of errors) console.error('i18n: ' + e);
   if (errors.length) {
     console.error(`i18n: ${errors.length} problem(s)`);
     process.exit(1);
   }
-  console.log(`i18n: ok (${keys} keys in each language, ${used} keys referenced)`);
+  console.log(`i18n: ok (${keys} keys in each language, ${used} keys referenced, ` +
+    `${problems.length} problem codes from server/cluster.c)`);
 }

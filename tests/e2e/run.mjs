@@ -226,8 +226,56 @@ async function open(route) {
 }
 
 test('translations: same keys in zh-CN and en, every used key present', () => {
-  const { errors } = checkI18n();
+  const { errors, problems, used } = checkI18n();
   assert.deepEqual(errors, []);
+  // The problem codes come from the server's table, not from a list kept here.
+  assert.ok(problems.length >= 11, `problem codes read from server/cluster.c: ${problems}`);
+  for (const code of ['no_leader', 'autopilot_unhealthy', 'check_critical']) assert.ok(problems.includes(code), code);
+  assert.ok(used > 100, `keys referenced: ${used}`);
+});
+
+// A copy of the parts of the repository the translation check reads, for the tests that
+// prove it fails. edit(dir) changes the copy.
+function i18nCopy(edit) {
+  const dir = fs.mkdtempSync(path.join(tmp, 'i18n-'));
+  for (const sub of ['web/i18n', 'web/js', 'server', 'include']) {
+    fs.cpSync(path.join(ROOT, sub), path.join(dir, sub), { recursive: true });
+  }
+  edit(dir);
+  return dir;
+}
+
+test('translations: a problem code without its texts fails the check', () => {
+  // A translation removed from one language.
+  let dir = i18nCopy((d) => {
+    const f = path.join(d, 'web/i18n/zh-CN.json');
+    const zh = JSON.parse(fs.readFileSync(f, 'utf8'));
+    delete zh['problem.autopilot_unhealthy'];
+    fs.writeFileSync(f, JSON.stringify(zh));
+  });
+  let { errors } = checkI18n(dir);
+  assert.ok(errors.some((e) => /problem\.autopilot_unhealthy'? missing from zh-CN\.json/.test(e)), errors.join('\n'));
+  // A code added to the server's table (and enum) with no texts at all.
+  dir = i18nCopy((d) => {
+    const c = path.join(d, 'server/cluster.c');
+    fs.writeFileSync(c, fs.readFileSync(c, 'utf8').replace('[CLUSTER_P_CHECK_CRITICAL] = "check_critical",',
+      '[CLUSTER_P_CHECK_CRITICAL] = "check_critical",\n    [CLUSTER_P_SPLIT_BRAIN] = "split_brain",'));
+    const h = path.join(d, 'include/cluster.h');
+    fs.writeFileSync(h, fs.readFileSync(h, 'utf8').replace('CLUSTER_P_CHECK_CRITICAL,', 'CLUSTER_P_CHECK_CRITICAL,\n    CLUSTER_P_SPLIT_BRAIN,'));
+  });
+  ({ errors } = checkI18n(dir));
+  for (const lang of ['en', 'zh-CN']) {
+    for (const k of ['problem.split_brain', 'problem.split_brain.title']) {
+      assert.ok(errors.some((e) => e.includes(`'${k}' missing from ${lang}.json`)), `${k} ${lang}: ${errors.join('\n')}`);
+    }
+  }
+  // A code in the enum that the table does not name.
+  dir = i18nCopy((d) => {
+    const h = path.join(d, 'include/cluster.h');
+    fs.writeFileSync(h, fs.readFileSync(h, 'utf8').replace('CLUSTER_P_CHECK_CRITICAL,', 'CLUSTER_P_CHECK_CRITICAL,\n    CLUSTER_P_UNNAMED,'));
+  });
+  ({ errors } = checkI18n(dir));
+  assert.ok(errors.some((e) => /no name for CLUSTER_P_UNNAMED/.test(e)), errors.join('\n'));
 });
 
 test('healthz answers', async () => {
@@ -264,6 +312,11 @@ test('cluster view draws 4 servers, the leader and the even-count advice', async
   const even = page.locator('.problem[data-code="even_server_count"]');
   await even.waitFor();
   assert.match(await even.innerText(), /4 servers tolerate 1 failure, the same as 3/);
+  // Every problem shown has a translated title, never the raw code.
+  const heads = await page.locator('.problem').evaluateAll((els) =>
+    els.map((e) => [e.dataset.code, e.querySelector('.problem-head strong').textContent]));
+  assert.ok(heads.length >= 2, JSON.stringify(heads)); // the even count and the demo's failing check
+  for (const [code, title] of heads) assert.notEqual(title, code, `problem ${code} shown untranslated`);
   assert.equal(await page.locator('.servers-table tbody tr').count(), 4);
   // the exporter scrape of every server host (consul_up 1, raft peers 4)
   await page.waitForFunction(() => {
@@ -298,13 +351,34 @@ test('cluster view follows a quorum loss and recovery live, without reloading', 
   await page.locator('svg.topology .leader-mark').waitFor({ timeout: 20000 });
 });
 
-test('health view lists checks with output as text', async () => {
+test('health view lists checks failing first, with the failing demo check and its output as text', async () => {
   await open('health');
-  await page.locator('.check-list .check').first().waitFor();
+  // The simulator's demo data has one failing check: web2 on consul-2, critical.
+  const web2 = page.locator('.check-list .check[data-node="consul-2"]', { hasText: 'service:web2' });
+  await web2.waitFor();
+  assert.equal(await web2.getAttribute('data-status'), 'critical');
+  assert.match(await web2.locator('.check-name').innerText(), /^Service 'web' check$/);
+  // The output is shown as text, quotes and all.
+  assert.match(await web2.locator('pre.check-output').innerText(),
+    /^Get "http:\/\/127\.0\.0\.52:8081\/health": dial tcp .*connection refused$/);
+  const all = await page.locator('.check-list .check').evaluateAll((els) => els.map((e) => e.dataset.status));
+  assert.ok(all.length >= 10, `checks listed: ${all.length}`); // 4 servers + 3 clients + services
+  assert.equal(all[0], 'critical');
+  assert.ok(all.includes('passing'));
+  const firstPassing = all.indexOf('passing');
+  assert.ok(all.slice(firstPassing).every((s) => s === 'passing'), `failing first: ${all}`);
+
   await page.getByLabel('Status').selectOption('passing');
+  await web2.waitFor({ state: 'detached' });
   const statuses = await page.locator('.check-list .check').evaluateAll((els) => els.map((e) => e.dataset.status));
-  assert.ok(statuses.every((s) => s === 'passing'));
+  assert.ok(statuses.length >= 9, `passing checks listed: ${statuses.length}`);
+  assert.ok(statuses.every((s) => s === 'passing'), `${statuses}`);
+  await page.getByLabel('Status').selectOption('critical');
+  await web2.waitFor();
+  const critical = await page.locator('.check-list .check').evaluateAll((els) => els.map((e) => e.dataset.status));
+  assert.ok(critical.length >= 1 && critical.every((s) => s === 'critical'), `${critical}`);
   await page.getByRole('button', { name: 'Clear filters' }).click();
+  await page.locator('.check-list .check[data-status="passing"]').first().waitFor();
   await shot('health');
 });
 
@@ -422,10 +496,22 @@ test('users: password length check, add a user, last_admin is refused', async ()
   await open('users');
   await page.locator('.users-table tr[data-name="admin"]').waitFor();
   const form = page.locator('form.user-add');
+  const posts = [];
+  const onRequest = (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/api/users') posts.push(r.url());
+  };
+  page.on('request', onRequest);
   await form.getByLabel('User name').fill('e2e-viewer');
   await form.getByLabel('Password', { exact: true }).fill('short');
   await form.getByLabel('Repeat password').fill('short');
   await form.getByRole('button', { name: 'Add user' }).click();
+  // The browser refuses the form with the length message, and nothing is sent.
+  const pwField = form.getByLabel('Password', { exact: true });
+  assert.equal(await pwField.evaluate((e) => e.validationMessage), 'The password must have at least 10 characters.');
+  assert.equal(await pwField.evaluate((e) => e.validity.valid), false);
+  await page.waitForTimeout(300);
+  page.off('request', onRequest);
+  assert.deepEqual(posts, []);
   assert.equal(await page.locator('.users-table tr[data-name="e2e-viewer"]').count(), 0);
   await form.getByLabel('Password', { exact: true }).fill('long-enough-password');
   await form.getByLabel('Repeat password').fill('long-enough-password');
@@ -456,6 +542,10 @@ test('a viewer sees no write or admin controls', async () => {
   await page.waitForURL(/#\/login$/);
   await login('e2e-viewer', 'long-enough-password');
   await page.waitForURL(/#\/cluster$/);
+  // The nav is drawn for this session (the viewer's name, the links a viewer has) before
+  // the missing Users link is counted.
+  await page.locator('.who-name', { hasText: 'e2e-viewer' }).waitFor();
+  await page.locator('nav a.nav-link[data-route="audit"]').waitFor();
   assert.equal(await page.locator('nav a.nav-link[data-route="users"]').count(), 0);
   await page.goto(base + '/#/kv/');
   await page.locator('.kv-list h2').waitFor();

@@ -1,6 +1,7 @@
 /* test_sim: the Consul simulator agrees with the documented Consul response shapes (the
- * JSON files in shared/consul-api/) and models raft, serf, autopilot, blocking queries, ACLs,
- * the exporter and its control API. Needs CONSUL_SIM_BIN; CONSULATE_SRC is the repo root. */
+ * project's fixtures in tests/fixtures/consul-api/) and models raft, serf, autopilot, blocking
+ * queries, ACLs, the exporter and its control API. Needs CONSUL_SIM_BIN; CONSULATE_SRC is the repo
+ * root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -364,20 +365,20 @@ static const struct fixture_map fixtures[] = {
     {"v1_agent_self.json", "GET", "/v1/agent/self", NULL, NULL},
     {"v1_agent_services.json", "GET", "/v1/agent/services", NULL, dyn_root},
     {"v1_catalog_datacenters.json", "GET", "/v1/catalog/datacenters", NULL, NULL},
-    {"v1_catalog_node-services_t2-node.json", "GET", "/v1/catalog/node-services/consul-1", NULL,
+    {"v1_catalog_node-services_consul-1.json", "GET", "/v1/catalog/node-services/consul-1", NULL,
      NULL},
-    {"v1_catalog_node_my-node.json", "GET", "/v1/catalog/node/consul-1", NULL, dyn_node},
+    {"v1_catalog_node_consul-1.json", "GET", "/v1/catalog/node/consul-1", NULL, dyn_node},
     {"v1_catalog_nodes.json", "GET", "/v1/catalog/nodes", NULL, NULL},
     {"v1_catalog_service_web.json", "GET", "/v1/catalog/service/web", NULL, NULL},
     {"v1_catalog_services.json", "GET", "/v1/catalog/services", NULL, dyn_root},
     {"v1_coordinate_datacenters.json", "GET", "/v1/coordinate/datacenters", NULL, NULL},
     {"v1_coordinate_nodes.json", "GET", "/v1/coordinate/nodes", NULL, NULL},
-    {"v1_health_checks_my-service.json", "GET", "/v1/health/checks/redis", NULL, NULL},
-    {"v1_health_node_my-node.json", "GET", "/v1/health/node/consul-1", NULL, NULL},
-    {"v1_health_service_my-service.json", "GET", "/v1/health/service/redis", NULL, NULL},
+    {"v1_health_checks_redis.json", "GET", "/v1/health/checks/redis", NULL, NULL},
+    {"v1_health_node_consul-1.json", "GET", "/v1/health/node/consul-1", NULL, NULL},
+    {"v1_health_service_redis.json", "GET", "/v1/health/service/redis", NULL, NULL},
     {"v1_health_state_passing.json", "GET", "/v1/health/state/passing", NULL, NULL},
-    {"v1_kv_key.json", "GET", "/v1/kv/zip", NULL, NULL},
-    {"v1_kv_key_keys.json", "GET", "/v1/kv/web/?keys&separator=/", NULL, NULL},
+    {"v1_kv_key.json", "GET", "/v1/kv/locks/scheduler/leader", NULL, NULL},
+    {"v1_kv_key_keys.json", "GET", "/v1/kv/config/?keys&separator=/", NULL, NULL},
     {"v1_kv_key_put.json", "PUT", "/v1/kv/shape/put", "value", NULL},
     {"v1_operator_autopilot_configuration.json", "GET", "/v1/operator/autopilot/configuration",
      NULL, NULL},
@@ -414,7 +415,7 @@ static void
 fixture_dir(char *out, size_t len)
 {
     const char *src = getenv("CONSULATE_SRC");
-    snprintf(out, len, "%s/../shared/consul-api", src && *src ? src : ".");
+    snprintf(out, len, "%s/tests/fixtures/consul-api", src && *src ? src : ".");
 }
 
 /* Compares every value of answer object ans (a map) with the fixture in file. */
@@ -449,13 +450,14 @@ test_shapes(void **state)
     struct sim *sim = sim_start("--servers 3 --clients 2 --demo-data --ip-base 127.0.0.31");
     assert_non_null(sim);
     const char *http = sim->servers[0].http;
-    /* KV data for the KV fixtures: a locked key (Session) and a small tree. */
-    assert_int_equal(
-        req("PUT", http, "/v1/kv/zip?acquire=adf4238a-882b-9ddc-4a9d-5b6758e4159e", "test", NULL),
-        200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/foo", "1", NULL), 200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/bar", "2", NULL), 200);
-    assert_int_equal(req("PUT", http, "/v1/kv/web/subdir/x", "3", NULL), 200);
+    /* KV data for the KV fixtures: a locked key (Session) and, besides the demo data's
+     * config/app/ and config/db/ trees, a leaf under config/. */
+    assert_int_equal(req("PUT", http,
+                         "/v1/kv/locks/scheduler/leader?acquire=928ef5e4-68d2-4177-96ea-"
+                         "75360801eef8",
+                         "k8s-node-2", NULL),
+                     200);
+    assert_int_equal(req("PUT", http, "/v1/kv/config/maintenance", "off", NULL), 200);
     char dir[1024];
     fixture_dir(dir, sizeof(dir));
     DIR *d = opendir(dir);
@@ -846,6 +848,34 @@ test_blocking_kv(void **state)
 
 /* ------------------------------------------------------- ACL and errors */
 
+/* Sends method path (with body data, may be NULL) and checks the status, the body (unless
+ * want_body is NULL) and the Location header (absent when want_location is NULL). */
+static void
+expect(const char *http, const char *method, const char *path, const char *data, long want,
+       const char *want_body, const char *want_location)
+{
+    char *u = url_of(http, path);
+    long st = 0;
+    char *body = NULL;
+    char *headers = NULL;
+    assert_int_equal(sim_http(method, u, data, NULL, &st, &body, &headers), 0);
+    if (st != want || (want_body && strcmp(body, want_body) != 0)) {
+        fail_msg("%s %s -> %ld [%s], want %ld [%s]", method, path, st, body, want,
+                 want_body ? want_body : "*");
+    }
+    char *loc = sim_header(headers, "Location");
+    if (want_location) {
+        assert_non_null(loc);
+        assert_string_equal(loc, want_location);
+    } else {
+        assert_null(loc);
+    }
+    free(loc);
+    free(u);
+    free(body);
+    free(headers);
+}
+
 static void
 test_acl_token(void **state)
 {
@@ -899,7 +929,7 @@ test_errors_and_kv(void **state)
     assert_int_equal(sim_http("POST", u, NULL, NULL, &st, NULL, &headers), 0);
     free(u);
     char *allow = sim_header(headers, "Allow");
-    assert_string_equal(allow, "GET");
+    assert_string_equal(allow, "OPTIONS,GET"); /* Consul lists OPTIONS first */
     free(allow);
     free(headers);
     assert_int_equal(get(h, "/v1/catalog/nodes?stale&consistent", &body, NULL), 400);
@@ -952,6 +982,25 @@ test_errors_and_kv(void **state)
     assert_int_equal(req("DELETE", h, "/v1/kv/app/a?cas=1", NULL, &body), 200);
     assert_string_equal(body, "false");
     free(body);
+    /* A delete-CAS of a key that does not exist: Consul's state store answers
+     * "entry == nil", true, whatever the index. Parameters that cannot go together: 400
+     * naming the encoded query. A cas or flags Go's strconv.ParseUint refuses: Consul's 500
+     * with that error. Nothing is written by the refused ones. */
+    expect(h, "DELETE", "/v1/kv/app/never?cas=5", NULL, 200, "true", NULL);
+    expect(h, "DELETE", "/v1/kv/app/never?cas=0", NULL, 200, "true", NULL);
+    expect(h, "PUT", "/v1/kv/app/a?cas=0&acquire=s1", "x", 400,
+           "Conflicting flags: acquire=s1&cas=0\n", NULL);
+    expect(h, "DELETE", "/v1/kv/app?recurse&cas=3", NULL, 400,
+           "Conflicting flags: cas=3&recurse=\n", NULL);
+    expect(h, "PUT", "/v1/kv/app/a?cas=x1", "x", 500,
+           "strconv.ParseUint: parsing \"x1\": invalid syntax", NULL);
+    expect(h, "PUT", "/v1/kv/app/a?flags=18446744073709551616", "x", 500,
+           "strconv.ParseUint: parsing \"18446744073709551616\": value out of range", NULL);
+    e = get_json(h, "/v1/kv/app/a", NULL);
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(e, 0), "Value")->valuestring,
+        "dGhyZWU="); /* still "three" */
+    cJSON_Delete(e);
     assert_int_equal(req("PUT", h, "/v1/kv/app/b/c", "x", NULL), 200);
     cJSON *keys = get_json(h, "/v1/kv/app/?keys&separator=/", NULL);
     assert_int_equal(cJSON_GetArraySize(keys), 2);
@@ -963,14 +1012,174 @@ test_errors_and_kv(void **state)
     memset(huge, 'x', big);
     huge[big] = '\0';
     assert_int_equal(req("PUT", h, "/v1/kv/app/huge", huge, &body), 413);
-    assert_string_equal(body, "Value exceeds 524288 byte limit");
+    assert_string_equal(body, "Request body(524289 bytes) too large, max size: 524288 bytes. "
+                              "See https://developer.hashicorp.com/docs/agent/config/"
+                              "config-files#kv_max_value_size.");
     free(body);
     huge[big - 1] = '\0';
     assert_int_equal(req("PUT", h, "/v1/kv/app/huge", huge, NULL), 200);
     free(huge);
     assert_int_equal(req("DELETE", h, "/v1/kv/app?recurse", NULL, NULL), 200);
     assert_int_equal(get(h, "/v1/kv/app?recurse", NULL, NULL), 404);
+    /* An empty store: ?keys under a prefix is 404, on the root it is an empty list. */
+    assert_int_equal(get(h, "/v1/kv/app/?keys", NULL, NULL), 404);
+    assert_int_equal(get(h, "/v1/kv/?keys", &body, NULL), 200);
+    assert_string_equal(body, "[]");
+    free(body);
+    assert_int_equal(get(h, "/v1/kv/?recurse", NULL, NULL), 404);
     assert_int_equal(req("GET", h, "/v1/snapshot", NULL, NULL), 200);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* ------------------------------------- Go's net/http in front of Consul's handlers */
+
+static void
+test_go_http_front(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 1 --clients 1 --demo-data --ip-base 127.0.0.121");
+    assert_non_null(sim);
+    const char *h = sim->servers[0].http;
+    char *body = NULL;
+    char *headers = NULL;
+
+    /* The key is taken from the decoded path: a%2Fb is a/b, as in Consul. */
+    assert_int_equal(req("PUT", h, "/v1/kv/team%2Fa%20b", "v1", &body), 200);
+    assert_string_equal(body, "true");
+    free(body);
+    assert_int_equal(get(h, "/v1/kv/team/a%20b?raw", &body, NULL), 200);
+    assert_string_equal(body, "v1");
+    free(body);
+    cJSON *keys = get_json(h, "/v1/kv/team/?keys", NULL);
+    assert_int_equal(cJSON_GetArraySize(keys), 1);
+    assert_string_equal(cJSON_GetArrayItem(keys, 0)->valuestring, "team/a b");
+    cJSON_Delete(keys);
+    /* '+' is a plus in a path (only a query turns it into a space). */
+    assert_int_equal(req("PUT", h, "/v1/kv/team/c+d", "v2", NULL), 200);
+    assert_int_equal(get(h, "/v1/kv/team%2Fc%2Bd?raw", &body, NULL), 200);
+    assert_string_equal(body, "v2");
+    free(body);
+    assert_int_equal(req("DELETE", h, "/v1/kv/team%2Fa%20b", NULL, NULL), 200);
+    assert_int_equal(get(h, "/v1/kv/team/a%20b", NULL, NULL), 404);
+    /* Names in other paths are decoded too. */
+    assert_int_equal(get(h, "/v1/catalog/service/%77eb", &body, NULL), 200);
+    cJSON *web = cJSON_Parse(body);
+    assert_int_equal(cJSON_GetArraySize(web), 2);
+    cJSON_Delete(web);
+    free(body);
+    assert_int_equal(get(h, "/v1/health/node/consul%2D1", &body, NULL), 200);
+    assert_non_null(strstr(body, "\"serfHealth\""));
+    free(body);
+    assert_int_equal(get(h, "/v1/health/state/%63ritical", &body, NULL), 200);
+    assert_non_null(strstr(body, "\"service:web2\""));
+    free(body);
+    assert_int_equal(get(h, "/v1/agent/health/service/name/r%65dis", NULL, NULL), 200);
+
+    /* What Go's server refuses before Consul sees it: a bad escape (400 from the server),
+     * a control character in the decoded path (go-cleanhttp: 400, empty body). */
+    expect(h, "GET", "/v1/kv/a%zz", NULL, 400, "400 Bad Request", NULL);
+    expect(h, "GET", "/v1/kv/a%2", NULL, 400, "400 Bad Request", NULL);
+    expect(h, "PUT", "/v1/kv/a%00b", NULL, 400, "", NULL);
+    expect(h, "GET", "/v1/kv/a%0Ab", NULL, 400, "", NULL);
+    expect(h, "GET", "/v1/kv/a%7Fb", NULL, 400, "", NULL);
+    expect(h, "GET", "/v1/kv/a%C2%A0b", NULL, 400, "", NULL);   /* NO-BREAK SPACE: not printable */
+    assert_int_equal(get(h, "/v1/kv/a?keys", NULL, NULL), 404); /* nothing was written */
+    /* ServeMux redirects an unclean path to the clean one, and a subtree root to the
+     * subtree, keeping the query. */
+    expect(h, "GET", "/v1/kv//config/app/log_level?raw&dc=dc1", NULL, 301,
+           "<a href=\"/v1/kv/config/app/log_level?raw&amp;dc=dc1\">Moved Permanently</a>.\n\n",
+           "/v1/kv/config/app/log_level?raw&dc=dc1");
+    expect(h, "PUT", "/v1/kv/config/./app/x", NULL, 301, "", "/v1/kv/config/app/x");
+    expect(h, "DELETE", "/v1/kv/config/db/../app/log_level", NULL, 301, "",
+           "/v1/kv/config/app/log_level");
+    expect(h, "GET", "/v1/kv/a%2F%2Fb", NULL, 301, NULL, "/v1/kv/a/b");
+    expect(h, "GET", "/v1/kv/a%20b//c", NULL, 301, NULL, "/v1/kv/a%20b/c");
+    expect(h, "GET", "/v1/kv?keys", NULL, 301, NULL, "/v1/kv/?keys");
+    expect(h, "GET", "/v1/catalog/service", NULL, 301, NULL, "/v1/catalog/service/");
+    assert_int_equal(get(h, "/v1/kv/config/app/x", NULL, NULL), 404); /* no write happened */
+    assert_int_equal(get(h, "/v1/kv/config/app/log_level", NULL, NULL), 200);
+    /* Unknown paths reach Consul's index handler: 404 without a body. */
+    expect(h, "GET", "/v1/no/such/thing", NULL, 404, "", NULL);
+    expect(h, "GET", "/v1/status/leader/", NULL, 404, "", NULL);
+    /* A name missing from the path. */
+    expect(h, "GET", "/v1/catalog/service/", NULL, 400, "Missing service name", NULL);
+    expect(h, "GET", "/v1/catalog/node/", NULL, 400, "Missing node name", NULL);
+    expect(h, "GET", "/v1/catalog/node-services/", NULL, 400, "Missing node name", NULL);
+    expect(h, "GET", "/v1/health/node/", NULL, 400, "Missing node name", NULL);
+    expect(h, "GET", "/v1/health/checks/", NULL, 400, "Missing service name", NULL);
+    expect(h, "GET", "/v1/health/service/", NULL, 400, "Missing service name", NULL);
+    expect(h, "GET", "/v1/health/state/", NULL, 400, "Missing check state", NULL);
+    expect(h, "GET", "/v1/kv/", NULL, 400, "Missing key name", NULL);
+
+    /* Methods: OPTIONS lists the endpoint's methods, OPTIONS first; any other method
+     * Consul did not register (HEAD included) is 405 with the same Allow. */
+    static const struct {
+        const char *method, *path, *allow;
+        long status;
+    } methods[] = {
+        {"OPTIONS", "/v1/kv/config/app/log_level", "OPTIONS,GET,PUT,DELETE", 200},
+        {"HEAD", "/v1/kv/config/app/log_level", "OPTIONS,GET,PUT,DELETE", 405},
+        {"POST", "/v1/kv/config/app/log_level", "OPTIONS,GET,PUT,DELETE", 405},
+        {"HEAD", "/v1/status/leader", "OPTIONS,GET", 405},
+        {"OPTIONS", "/v1/status/leader", "OPTIONS,GET", 200},
+        {"GET", "/v1/agent/leave", "OPTIONS,PUT", 405},
+        {"GET", "/v1/operator/raft/peer", "OPTIONS,DELETE", 405},
+        {"HEAD", "/v1/snapshot", "OPTIONS,GET,PUT", 405},
+        {"DELETE", "/v1/operator/autopilot/configuration", "OPTIONS,GET,PUT", 405},
+    };
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        char *u = url_of(h, methods[i].path);
+        long st = 0;
+        assert_int_equal(sim_http(methods[i].method, u, NULL, NULL, &st, &body, &headers), 0);
+        char *allow = sim_header(headers, "Allow");
+        if (st != methods[i].status || !allow || strcmp(allow, methods[i].allow) != 0) {
+            fail_msg("%s %s -> %ld Allow %s", methods[i].method, methods[i].path, st,
+                     allow ? allow : "(none)");
+        }
+        if (strcmp(methods[i].method, "OPTIONS") == 0 || strcmp(methods[i].method, "HEAD") == 0) {
+            assert_string_equal(body, "");
+        } else {
+            char want[64];
+            snprintf(want, sizeof(want), "method %s not allowed", methods[i].method);
+            assert_string_equal(body, want);
+        }
+        free(allow);
+        free(u);
+        free(body);
+        free(headers);
+    }
+    assert_int_equal(get(h, "/v1/kv/config/app/log_level", NULL, NULL), 200); /* not deleted */
+
+    /* Requests per method, counted for every agent request (the refused ones too). */
+    ctl_ok(sim, "POST", "/sim/requests/reset", NULL);
+    assert_int_equal(get(h, "/v1/status/leader", NULL, NULL), 200);
+    assert_int_equal(get(h, "/v1/status/peers", NULL, NULL), 200);
+    assert_int_equal(req("PUT", h, "/v1/kv/m", "1", NULL), 200);
+    assert_int_equal(req("HEAD", h, "/v1/status/leader", NULL, NULL), 405);
+    assert_int_equal(req("DELETE", h, "/v1/kv/m", NULL, NULL), 200);
+    assert_int_equal(req("OPTIONS", h, "/v1/kv/m", NULL, NULL), 200);
+    cJSON *rq = ctl(sim, "GET", "/sim/requests", NULL, 200);
+    const cJSON *bm = cJSON_GetObjectItemCaseSensitive(rq, "by_method");
+    assert_true(cJSON_IsObject(bm));
+    assert_int_equal(cJSON_GetArraySize(bm), 5);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bm, "GET")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bm, "PUT")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bm, "HEAD")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bm, "DELETE")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(bm, "OPTIONS")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(rq, "total")->valueint, 6);
+    /* by_path counts the decoded path, as Consul routes it. */
+    assert_int_equal(get(h, "/v1/kv/m%2Fn", NULL, NULL), 404);
+    cJSON_Delete(rq);
+    rq = ctl(sim, "GET", "/sim/requests", NULL, 200);
+    const cJSON *bp = cJSON_GetObjectItemCaseSensitive(rq, "by_path");
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(bp, "/v1/kv/m/n"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(bp, "/v1/kv/m%2Fn"));
+    cJSON_Delete(rq);
+    ctl_ok(sim, "POST", "/sim/requests/reset", NULL);
+    rq = ctl(sim, "GET", "/sim/requests", NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rq, "by_method")), 0);
+    cJSON_Delete(rq);
     assert_int_equal(sim_stop_rc(sim), 0);
 }
 
@@ -1072,6 +1281,7 @@ main(void)
         cmocka_unit_test(test_blocking_kv),
         cmocka_unit_test(test_acl_token),
         cmocka_unit_test(test_errors_and_kv),
+        cmocka_unit_test(test_go_http_front),
         cmocka_unit_test(test_exporter_and_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

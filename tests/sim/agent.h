@@ -28,6 +28,8 @@ struct areq {
     struct buf hdr; /* extra response headers (X-Consul-*) */
 };
 
+/* 501 for a method Consul accepts on an endpoint but the simulator does not model. */
+int agent_not_simulated(struct areq *r);
 /* Replies (after the simulated latency) with the meta headers collected in r->hdr. */
 int agent_text(struct areq *r, int status, const char *text);
 int agent_json(struct areq *r, int status, cJSON *j);
@@ -36,6 +38,20 @@ int agent_raw(struct areq *r, int status, const char *ctype, const void *body, s
  * it, and sets the X-Consul-* headers. Returns 0 with dc->mu HELD (the caller renders and
  * unlocks), or the HTTP status already sent with dc->mu released. res 0 = no index. */
 int agent_begin_read(struct areq *r, unsigned res, bool needs_leader);
+
+/* gohttp.c: Go's net/http path handling in front of Consul's handlers. */
+/* Percent-decodes a request path ('+' stays '+'); returns 0 with *out (the caller frees,
+ * NUL-terminated, *len bytes: it may contain NUL), or -1 for an invalid escape. */
+int gohttp_path_unescape(const char *raw, char **out, size_t *len);
+/* Whether every character of the decoded path is printable (unicode.IsPrint). */
+bool gohttp_path_printable(const char *p, size_t len);
+/* ServeMux's cleanPath: path.Clean keeping a trailing slash. The caller frees. */
+char *gohttp_clean_path(const char *p);
+/* The path escaped as url.URL.EscapedPath does for a Location header. The caller frees. */
+char *gohttp_escape_path(const char *p);
+/* The query as url.Values.Encode() writes it: keys sorted, "k=v" joined by '&', both
+ * escaped as url.QueryEscape does. The caller frees. */
+char *gohttp_query_encode(const struct query *q);
 
 /* agent_read.c handlers; each returns the HTTP status it sent. */
 int h_catalog_datacenters(struct areq *r);

@@ -12,7 +12,7 @@
 #include <time.h>
 
 struct route {
-    const char *method;
+    const char *methods; /* comma-separated, as in Consul's Allow header */
     const char *path;
     bool prefix;
     int (*fn)(struct areq *r);
@@ -35,6 +35,14 @@ agent_raw(struct areq *r, int status, const char *ctype, const void *body, size_
     }
     buf_printf(&r->hdr, "X-Consul-Default-Acl-Policy: %s\r\n", r->dc->opt.token ? "deny" : "allow");
     return web_reply(r->conn, status, ctype, r->hdr.data, body, len);
+}
+
+int
+agent_not_simulated(struct areq *r)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "consul-sim does not simulate %s %.100s", r->method, r->path);
+    return agent_text(r, 501, msg);
 }
 
 int
@@ -248,6 +256,9 @@ h_autopilot_state(struct areq *r)
 static int
 h_autopilot_configuration(struct areq *r)
 {
+    if (strcmp(r->method, "GET") != 0) {
+        return agent_not_simulated(r);
+    }
     int rc = agent_begin_read(r, 0, true);
     if (rc) {
         return rc;
@@ -398,6 +409,10 @@ h_agent_health_service(struct areq *r)
     return agent_json(r, status, a);
 }
 
+/* The endpoints, as Consul registers them (agent/http_register.go): path, prefix or exact
+ * match, and the methods Consul accepts there, in Consul's order (they make the Allow
+ * header after OPTIONS). A method Consul accepts but the simulator does not model is
+ * answered 501 by its handler. */
 static const struct route routes[] = {
     {"GET", "/v1/status/leader", false, h_status_leader},
     {"GET", "/v1/status/peers", false, h_status_peers},
@@ -406,7 +421,7 @@ static const struct route routes[] = {
     {"POST", "/v1/operator/raft/transfer-leader", false, h_transfer_leader},
     {"GET", "/v1/operator/autopilot/health", false, h_autopilot_health},
     {"GET", "/v1/operator/autopilot/state", false, h_autopilot_state},
-    {"GET", "/v1/operator/autopilot/configuration", false, h_autopilot_configuration},
+    {"GET,PUT", "/v1/operator/autopilot/configuration", false, h_autopilot_configuration},
     {"GET", "/v1/agent/members", false, h_agent_members},
     {"GET", "/v1/agent/self", false, h_agent_self},
     {"GET", "/v1/agent/services", false, h_agent_services},
@@ -424,21 +439,57 @@ static const struct route routes[] = {
     {"GET", "/v1/health/node/", true, h_health_node},
     {"GET", "/v1/health/checks/", true, h_health_checks},
     {"GET", "/v1/health/service/", true, h_health_service},
-    {"GET", "/v1/kv/", true, h_kv},
-    {"PUT", "/v1/kv/", true, h_kv},
-    {"DELETE", "/v1/kv/", true, h_kv},
+    {"GET,PUT,DELETE", "/v1/kv/", true, h_kv},
     {"GET", "/v1/coordinate/datacenters", false, h_coordinate_datacenters},
     {"GET", "/v1/coordinate/nodes", false, h_coordinate_nodes},
-    {"GET", "/v1/snapshot", false, h_snapshot},
+    {"GET,PUT", "/v1/snapshot", false, h_snapshot},
 };
 
-static bool
-route_matches(const struct route *rt, const char *path)
+/* ServeMux's choice: the exact pattern, else the longest prefix pattern. */
+static const struct route *
+route_find(const char *path)
 {
-    if (rt->prefix) {
-        return str_starts_with(path, rt->path);
+    const struct route *best = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        const struct route *rt = &routes[i];
+        if (!rt->prefix && strcmp(path, rt->path) == 0) {
+            return rt;
+        }
+        if (rt->prefix && str_starts_with(path, rt->path) &&
+            (!best || strlen(rt->path) > strlen(best->path))) {
+            best = rt;
+        }
     }
-    return strcmp(path, rt->path) == 0;
+    return best;
+}
+
+/* Whether path is a subtree pattern without its trailing slash ("/v1/kv"). */
+static bool
+subtree_root(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+        if (routes[i].prefix && strlen(routes[i].path) == n + 1 &&
+            strncmp(routes[i].path, path, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+method_listed(const char *list, const char *method)
+{
+    size_t m = strlen(method);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t l = comma ? (size_t)(comma - p) : strlen(p);
+        if (l == m && strncmp(p, method, m) == 0) {
+            return true;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
 }
 
 /* Token from X-Consul-Token, Authorization: Bearer, or the legacy ?token=; NULL if none. */
@@ -488,30 +539,80 @@ parse_params(struct areq *r)
     return 0;
 }
 
+/* A 301 to the clean path (escaped, with the raw query), as http.Redirect writes it: for GET
+ * and HEAD a small HTML body linking to it (HTML-escaped), for other methods no body. */
+static int
+redirect(struct areq *r, const char *clean_path)
+{
+    char *esc = gohttp_escape_path(clean_path);
+    const char *qs = r->ri->query_string;
+    char *location = xasprintf("%s%s%s", esc, qs ? "?" : "", qs ? qs : "");
+    buf_printf(&r->hdr, "Location: %s\r\n", location);
+    int rc;
+    if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) {
+        struct buf b;
+        buf_init(&b, 6 * strlen(location) + 64);
+        buf_puts(&b, "<a href=\"");
+        for (const char *p = location; *p; p++) {
+            switch (*p) { /* Go's htmlReplacer */
+            case '&':
+                buf_puts(&b, "&amp;");
+                break;
+            case '<':
+                buf_puts(&b, "&lt;");
+                break;
+            case '>':
+                buf_puts(&b, "&gt;");
+                break;
+            case '"':
+                buf_puts(&b, "&#34;");
+                break;
+            case '\'':
+                buf_puts(&b, "&#39;");
+                break;
+            default:
+                buf_append(&b, p, 1);
+            }
+        }
+        buf_puts(&b, "\">Moved Permanently</a>.\n\n");
+        rc = agent_raw(r, 301, "text/html; charset=utf-8", b.data, b.len);
+        buf_free(&b);
+    } else {
+        rc = agent_raw(r, 301, NULL, "", 0);
+    }
+    free(location);
+    free(esc);
+    return rc;
+}
+
 static int
 dispatch(struct areq *r)
 {
-    const struct route *rt = NULL;
-    char allow[128] = "";
-    for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
-        if (!route_matches(&routes[i], r->path)) {
-            continue;
+    char *clean = gohttp_clean_path(r->path);
+    bool unclean = strcmp(clean, r->path) != 0;
+    if (unclean || subtree_root(r->path)) {
+        if (!unclean) {
+            free(clean);
+            clean = xasprintf("%s/", r->path);
         }
-        if (strcmp(routes[i].method, r->method) == 0) {
-            rt = &routes[i];
-            break;
-        }
-        size_t l = strlen(allow);
-        snprintf(allow + l, sizeof(allow) - l, "%s%s", l ? "," : "", routes[i].method);
+        int rc = redirect(r, clean);
+        free(clean);
+        return rc;
     }
-    if (!rt && allow[0]) {
-        buf_printf(&r->hdr, "Allow: %s\r\n", allow);
+    free(clean);
+    const struct route *rt = route_find(r->path);
+    if (!rt) {
+        return agent_raw(r, 404, NULL, "", 0); /* Consul's index handler: no body */
+    }
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        buf_printf(&r->hdr, "Allow: OPTIONS,%s\r\n", rt->methods);
+        return agent_raw(r, 200, NULL, "", 0);
+    }
+    if (!method_listed(rt->methods, r->method)) {
+        buf_printf(&r->hdr, "Allow: OPTIONS,%s\r\n", rt->methods);
         char msg[64];
         snprintf(msg, sizeof(msg), "method %s not allowed", r->method);
         return agent_text(r, 405, msg);
-    }
-    if (!rt) {
-        return agent_text(r, 404, "404 page not found");
     }
     const char *token = request_token(r);
     if (r->dc->opt.token) {
@@ -540,18 +641,37 @@ agent_handler(struct mg_connection *conn, void *cbdata)
     r.s = cbdata;
     r.dc = r.s->dc;
     r.method = r.ri->request_method;
-    r.path = r.ri->local_uri_raw ? r.ri->local_uri_raw : r.ri->local_uri;
-    if (!r.path) {
-        r.path = "/";
+    /* The listeners run with decode_url=no: this is the path as sent (civetweb would decode
+     * it leniently, truncating at %00 and passing %zz through). */
+    const char *raw = r.ri->local_uri_raw ? r.ri->local_uri_raw : r.ri->local_uri;
+    if (!raw) {
+        raw = "/";
     }
     buf_init(&r.hdr, 8192);
     query_parse(r.ri->query_string, &r.q);
+    /* Consul sees the decoded path: handlers take names and keys from it. */
+    char *path = NULL;
+    size_t plen = 0;
+    bool bad_escape = gohttp_path_unescape(raw, &path, &plen) != 0;
+    r.path = bad_escape ? raw : path;
     bool had_token = request_token(&r) != NULL;
     pthread_mutex_lock(&r.dc->mu);
-    dc_count_request(r.dc, r.s, r.path, had_token);
+    dc_count_request(r.dc, r.s, r.method, r.path, had_token);
     bool up = server_up(r.s);
     pthread_mutex_unlock(&r.dc->mu);
-    int rc = up ? dispatch(&r) : agent_text(&r, 503, "Consul agent is shutting down");
+    int rc;
+    if (!up) {
+        rc = agent_text(&r, 503, "Consul agent is shutting down");
+    } else if (bad_escape) {
+        /* Go's server refuses the request line before any handler runs. */
+        rc = web_reply(conn, 400, "text/plain; charset=utf-8", "Connection: close\r\n",
+                       "400 Bad Request", 15);
+    } else if (!gohttp_path_printable(path, plen)) {
+        rc = agent_raw(&r, 400, NULL, "", 0); /* go-cleanhttp: a NUL or control character */
+    } else {
+        rc = dispatch(&r);
+    }
+    free(path);
     query_free(&r.q);
     buf_free(&r.hdr);
     return rc;

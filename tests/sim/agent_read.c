@@ -3,6 +3,7 @@
  * that has not joined the cluster sees an empty catalog when asked with ?stale. */
 #include "agent.h"
 
+#include <civetweb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,10 +199,26 @@ catalog_entry(struct areq *r, const struct node_ref *n, const struct service *sv
     cJSON_AddItemToArray((cJSON *)arg, e);
 }
 
+/* Consul's 400 for a name missing from the path ("/v1/catalog/service/"); 0 when present. */
+static int
+missing_name(struct areq *r, const char *what)
+{
+    if (*r->tail) {
+        return 0;
+    }
+    char msg[64];
+    snprintf(msg, sizeof(msg), "Missing %s", what);
+    return agent_text(r, 400, msg);
+}
+
 int
 h_catalog_service(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "service name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -249,7 +266,11 @@ node_services(struct areq *r, const char *name, bool as_map)
 int
 h_catalog_node(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "node name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -261,7 +282,11 @@ h_catalog_node(struct areq *r)
 int
 h_catalog_node_services(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "node name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -317,6 +342,10 @@ int
 h_health_state(struct areq *r)
 {
     static const char *const states[] = {"any", "passing", "warning", "critical"};
+    int rc = missing_name(r, "check state");
+    if (rc) {
+        return rc;
+    }
     bool ok = false;
     for (size_t i = 0; i < ARRAY_LEN(states); i++) {
         ok = ok || strcmp(r->tail, states[i]) == 0;
@@ -324,7 +353,7 @@ h_health_state(struct areq *r)
     if (!ok) {
         return agent_text(r, 400, "Invalid check state");
     }
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -336,7 +365,11 @@ h_health_state(struct areq *r)
 int
 h_health_node(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "node name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -350,7 +383,11 @@ h_health_node(struct areq *r)
 int
 h_health_checks(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "service name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -396,7 +433,11 @@ health_entry(struct areq *r, const struct node_ref *n, const struct service *svc
 int
 h_health_service(struct areq *r)
 {
-    int rc = agent_begin_read(r, RES_CATALOG, true);
+    int rc = missing_name(r, "service name");
+    if (rc) {
+        return rc;
+    }
+    rc = agent_begin_read(r, RES_CATALOG, true);
     if (rc) {
         return rc;
     }
@@ -423,7 +464,7 @@ kv_get(struct areq *r)
     struct dc *dc = r->dc;
     if (!r->s->joined) {
         pthread_mutex_unlock(&dc->mu);
-        return agent_raw(r, 404, "text/plain; charset=utf-8", "", 0);
+        return agent_raw(r, 404, NULL, "", 0);
     }
     if (keys || recurse) {
         const char *sep = keys ? query_get(&r->q, "separator") : NULL;
@@ -457,16 +498,17 @@ kv_get(struct areq *r)
             free(k);
         }
         pthread_mutex_unlock(&dc->mu);
-        if (cJSON_GetArraySize(a) == 0) {
+        /* Nothing found is a 404, except ?keys on the root: Consul lists [] there. */
+        if (cJSON_GetArraySize(a) == 0 && (!keys || *key)) {
             cJSON_Delete(a);
-            return agent_raw(r, 404, "text/plain; charset=utf-8", "", 0);
+            return agent_raw(r, 404, NULL, "", 0);
         }
         return agent_json(r, 200, a);
     }
     const struct kv_entry *e = kv_find(dc, key);
     if (!e) {
         pthread_mutex_unlock(&dc->mu);
-        return agent_raw(r, 404, "text/plain; charset=utf-8", "", 0);
+        return agent_raw(r, 404, NULL, "", 0);
     }
     if (query_has(&r->q, "raw")) {
         size_t len = e->len;
@@ -484,44 +526,95 @@ kv_get(struct areq *r)
     return agent_json(r, 200, a);
 }
 
+/* ?name=N as Go's strconv.ParseUint reads it: a bad value is Consul's 500 with the Go error
+ * text. Returns 0 (with *has and *v set) or the status sent. */
 static int
-parse_opt_u64(struct areq *r, const char *name, bool *has, uint64_t *v, const char *err)
+parse_opt_u64(struct areq *r, const char *name, bool *has, uint64_t *v)
 {
     const char *s = query_get(&r->q, name);
     *has = s != NULL;
     *v = 0;
-    if (s && parse_u64(s, v) != 0) {
-        return agent_text(r, 400, err);
+    if (!s || parse_u64(s, v) == 0) {
+        return 0;
     }
-    return 0;
+    bool digits = *s != '\0';
+    for (const char *p = s; *p; p++) {
+        digits = digits && *p >= '0' && *p <= '9';
+    }
+    char msg[300];
+    snprintf(msg, sizeof(msg), "strconv.ParseUint: parsing \"%.200s\": %s", s,
+             digits ? "value out of range" : "invalid syntax");
+    return agent_text(r, 500, msg);
 }
 
-/* PUT and DELETE /v1/kv/<key>: writes need the leader; the reply is a bare true/false. */
+/* Consul's conflictingFlags(): more than one of the named parameters is a 400 naming the
+ * whole query as url.Values.Encode() writes it. Returns 0 or the status sent. */
+static int
+conflicting_flags(struct areq *r, const char *const *flags, size_t n)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        found += query_has(&r->q, flags[i]);
+    }
+    if (found < 2) {
+        return 0;
+    }
+    char *enc = gohttp_query_encode(&r->q);
+    char *msg = xasprintf("Conflicting flags: %s\n", enc);
+    int rc = agent_text(r, 400, msg);
+    free(msg);
+    free(enc);
+    return rc;
+}
+
+/* PUT and DELETE /v1/kv/<key>: writes need the leader; the reply is a bare true/false. The
+ * checks come in the order Consul's KVSPut and KVSDelete make them. */
 static int
 kv_write(struct areq *r)
 {
+    static const char *const put_flags[] = {"cas", "acquire", "release"};
+    static const char *const delete_flags[] = {"recurse", "cas"};
     bool put = strcmp(r->method, "PUT") == 0;
-    bool has_cas;
-    bool has_flags;
-    uint64_t cas;
-    uint64_t flags;
+    bool recurse = query_has(&r->q, "recurse");
+    bool has_cas = false;
+    bool has_flags = false;
+    uint64_t cas = 0;
+    uint64_t flags = 0;
     char *body = NULL;
     size_t len = 0;
-    int rc = parse_opt_u64(r, "cas", &has_cas, &cas, "Invalid cas index");
+    int rc = 0;
+    if (put) {
+        if (!*r->tail) {
+            return agent_text(r, 400, "Missing key name");
+        }
+        rc = conflicting_flags(r, put_flags, ARRAY_LEN(put_flags));
+        if (!rc) {
+            rc = parse_opt_u64(r, "flags", &has_flags, &flags);
+        }
+    } else {
+        rc = conflicting_flags(r, delete_flags, ARRAY_LEN(delete_flags));
+        if (!rc && !recurse && !*r->tail) {
+            return agent_text(r, 400, "Missing key name");
+        }
+    }
     if (!rc) {
-        rc = parse_opt_u64(r, "flags", &has_flags, &flags, "Invalid flags");
+        rc = parse_opt_u64(r, "cas", &has_cas, &cas);
     }
     if (rc) {
         return rc;
     }
-    bool recurse = query_has(&r->q, "recurse");
-    if (!*r->tail && (put || !recurse)) {
-        return agent_text(r, 400, "Missing key name");
-    }
     if (put) {
-        int br = web_read_body(r->conn, SIM_KV_VALUE_MAX, &body, &len);
+        long long declared = r->ri->content_length;
+        int br =
+            declared > SIM_KV_VALUE_MAX ? 1 : web_read_body(r->conn, SIM_KV_VALUE_MAX, &body, &len);
         if (br == 1) {
-            return agent_text(r, 413, "Value exceeds 524288 byte limit");
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "Request body(%lld bytes) too large, max size: %d bytes. See "
+                     "https://developer.hashicorp.com/docs/agent/config/"
+                     "config-files#kv_max_value_size.",
+                     declared > 0 ? declared : (long long)SIM_KV_VALUE_MAX + 1, SIM_KV_VALUE_MAX);
+            return agent_text(r, 413, msg);
         }
         if (br != 0) {
             return agent_text(r, 400, "Failed to read request body");
@@ -606,6 +699,9 @@ h_coordinate_nodes(struct areq *r)
 int
 h_snapshot(struct areq *r)
 {
+    if (strcmp(r->method, "GET") != 0) {
+        return agent_not_simulated(r);
+    }
     int rc = agent_begin_read(r, RES_ALL, true);
     if (rc) {
         return rc;

@@ -93,6 +93,7 @@ server_free(struct server *s)
 void
 dc_free(struct dc *dc)
 {
+    dc_requests_reset(dc); /* frees the counters; touches the servers, so first */
     for (size_t i = 0; i < dc->n_servers; i++) {
         server_free(dc->servers[i]);
     }
@@ -112,10 +113,6 @@ dc_free(struct dc *dc)
     }
     free(dc->checks);
     kv_free_all(dc);
-    for (size_t i = 0; i < dc->n_paths; i++) {
-        free(dc->paths[i].path);
-    }
-    free(dc->paths);
     free(dc->opt.token);
     pthread_cond_destroy(&dc->cond);
     pthread_mutex_destroy(&dc->mu);
@@ -886,32 +883,54 @@ dc_node_lookup(const struct dc *dc, const char *name, struct node_ref *out)
     return found;
 }
 
+static void
+counts_add(struct counts *c, const char *name, size_t max)
+{
+    const char *p = c->n >= max ? "(other)" : name;
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->v[i].path, name) == 0 || strcmp(c->v[i].path, p) == 0) {
+            c->v[i].n++;
+            return;
+        }
+    }
+    c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+    c->v[c->n].path = xstrdup(p);
+    c->v[c->n].n = 1;
+    c->n++;
+}
+
+static void
+counts_clear(struct counts *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].path);
+    }
+    free(c->v);
+    c->v = NULL;
+    c->n = 0;
+}
+
 void
-dc_count_request(struct dc *dc, struct server *s, const char *path, bool had_token)
+dc_count_request(struct dc *dc, struct server *s, const char *method, const char *path,
+                 bool had_token)
 {
     dc->requests_total++;
     s->requests++;
     if (!had_token) {
         dc->requests_without_token++;
     }
-    for (size_t i = 0; i < dc->n_paths; i++) {
-        if (strcmp(dc->paths[i].path, path) == 0) {
-            dc->paths[i].n++;
-            return;
-        }
+    counts_add(&dc->by_path, path, SIM_MAX_PATHS);
+    counts_add(&dc->by_method, method, SIM_MAX_METHODS);
+}
+
+void
+dc_requests_reset(struct dc *dc)
+{
+    counts_clear(&dc->by_path);
+    counts_clear(&dc->by_method);
+    dc->requests_total = 0;
+    dc->requests_without_token = 0;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        dc->servers[i]->requests = 0;
     }
-    const char *p = path;
-    if (dc->n_paths >= SIM_MAX_PATHS) {
-        p = "(other)";
-        for (size_t i = 0; i < dc->n_paths; i++) {
-            if (strcmp(dc->paths[i].path, p) == 0) {
-                dc->paths[i].n++;
-                return;
-            }
-        }
-    }
-    dc->paths = xrealloc(dc->paths, (dc->n_paths + 1) * sizeof(*dc->paths));
-    dc->paths[dc->n_paths].path = xstrdup(p);
-    dc->paths[dc->n_paths].n = 1;
-    dc->n_paths++;
 }

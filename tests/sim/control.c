@@ -513,23 +513,17 @@ requests(struct creq *r)
     cJSON *o = cJSON_CreateObject();
     pthread_mutex_lock(&dc->mu);
     if (reset) {
-        for (size_t i = 0; i < dc->n_paths; i++) {
-            free(dc->paths[i].path);
-        }
-        free(dc->paths);
-        dc->paths = NULL;
-        dc->n_paths = 0;
-        dc->requests_total = 0;
-        dc->requests_without_token = 0;
-        for (size_t i = 0; i < dc->n_servers; i++) {
-            dc->servers[i]->requests = 0;
-        }
+        dc_requests_reset(dc);
     }
     cJSON_AddNumberToObject(o, "total", (double)dc->requests_total);
     cJSON_AddNumberToObject(o, "without_token", (double)dc->requests_without_token);
     cJSON *bp = cJSON_AddObjectToObject(o, "by_path");
-    for (size_t i = 0; i < dc->n_paths; i++) {
-        cJSON_AddNumberToObject(bp, dc->paths[i].path, (double)dc->paths[i].n);
+    for (size_t i = 0; i < dc->by_path.n; i++) {
+        cJSON_AddNumberToObject(bp, dc->by_path.v[i].path, (double)dc->by_path.v[i].n);
+    }
+    cJSON *bm = cJSON_AddObjectToObject(o, "by_method");
+    for (size_t i = 0; i < dc->by_method.n; i++) {
+        cJSON_AddNumberToObject(bm, dc->by_method.v[i].path, (double)dc->by_method.v[i].n);
     }
     cJSON *bs = cJSON_AddObjectToObject(o, "by_server");
     for (size_t i = 0; i < dc->n_servers; i++) {

@@ -107,14 +107,16 @@ kv_lock(struct dc *dc, const char *key, const void *val, size_t len, uint64_t fl
 }
 
 /* Deletes key, or every key with that prefix when recurse. With has_cas (single key only)
- * the delete happens only when cas equals the ModifyIndex. Returns whether it happened. */
+ * the delete happens only when cas equals the ModifyIndex. Returns Consul's answer: true
+ * when it happened, and for a key that does not exist (whatever cas says: the state store
+ * answers "entry == nil" to a delete-CAS without an entry), false on a CAS mismatch. */
 bool
 kv_delete(struct dc *dc, const char *key, bool recurse, bool has_cas, uint64_t cas)
 {
     size_t i = kv_lower_bound(dc, key);
     if (!recurse) {
         if (i >= dc->n_kv || strcmp(dc->kv[i]->key, key) != 0) {
-            return !has_cas || cas == 0;
+            return true;
         }
         if (has_cas && dc->kv[i]->modify_index != cas) {
             return false;

@@ -1,6 +1,6 @@
-/* render: the JSON bodies of the read endpoints, with the keys and value types of the
- * samples in shared/consul-api/. Every function expects dc->mu held and returns a new cJSON
- * tree that the caller owns. */
+/* render: the JSON bodies of the read endpoints, with the keys and value types of Consul's
+ * documented responses (tests/fixtures/consul-api/). Every function expects dc->mu held and returns
+ * a new cJSON tree that the caller owns. */
 #include "sim.h"
 
 #include <stdio.h>

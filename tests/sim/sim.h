@@ -28,6 +28,7 @@ struct mg_connection;
 #define SIM_LOG_MAX 5000
 #define SIM_KV_VALUE_MAX 524288
 #define SIM_MAX_PATHS 4096
+#define SIM_MAX_METHODS 16
 #define SIM_RETRY_MS 1000
 
 /* serf.MemberStatus values, as /v1/agent/members reports them. */
@@ -130,9 +131,16 @@ struct kv_entry {
     char session[37];
 };
 
+/* One named request counter (a path or a method). */
 struct path_count {
     char *path;
     uint64_t n;
+};
+
+/* A list of named counters, at most `max` names (then "(other)"). */
+struct counts {
+    struct path_count *v;
+    size_t n;
 };
 
 /* A catalog node as the read endpoints see it (server or client); strings are borrowed. */
@@ -188,8 +196,8 @@ struct dc {
     int64_t leader_lost_mono;
     uint64_t requests_total;
     uint64_t requests_without_token;
-    struct path_count *paths;
-    size_t n_paths;
+    struct counts by_path;   /* agent API requests per decoded path */
+    struct counts by_method; /* ... and per HTTP method */
     atomic_bool shutdown;
     pthread_t ticker;
     bool ticker_started;
@@ -251,7 +259,11 @@ struct check *dc_check_find(const struct dc *dc, const char *node, const char *i
 void dc_check_put(struct dc *dc, const char *node, const char *id, const char *name,
                   const char *status, const char *output, const char *service_id);
 int dc_check_delete(struct dc *dc, const char *node, const char *id);
-void dc_count_request(struct dc *dc, struct server *s, const char *path, bool had_token);
+/* Counts one agent API request (dc->mu held). */
+void dc_count_request(struct dc *dc, struct server *s, const char *method, const char *path,
+                      bool had_token);
+/* Zeroes the request counters (dc->mu held). */
+void dc_requests_reset(struct dc *dc);
 void dc_demo_data(struct dc *dc);
 void strlist_add(struct strlist *l, const char *s);
 void strlist_free(struct strlist *l);
@@ -309,7 +321,8 @@ int parse_duration_ms(const char *s, int64_t *ms);
 /* Parses a decimal uint64; returns 0 or -1. */
 int parse_u64(const char *s, uint64_t *out);
 const char *status_text(int status);
-/* Writes status line, headers (extra: "Name: value\r\n" lines or NULL) and body in one write.
+/* Writes status line, headers (extra: "Name: value\r\n" lines or NULL) and body in one write;
+ * no Content-Type when ctype is NULL, no body bytes in the answer to a HEAD request.
  * Returns status. */
 int web_reply(struct mg_connection *conn, int status, const char *ctype, const char *extra,
               const void *body, size_t len);

@@ -155,6 +155,8 @@ status_text(int status)
         return "OK";
     case 201:
         return "Created";
+    case 301:
+        return "Moved Permanently";
     case 400:
         return "Bad Request";
     case 403:
@@ -169,6 +171,8 @@ status_text(int status)
         return "Too Many Requests";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -180,11 +184,16 @@ int
 web_reply(struct mg_connection *conn, int status, const char *ctype, const char *extra,
           const void *body, size_t len)
 {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    bool head = ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
     struct buf b;
     buf_init(&b, (size_t)64 << 20);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-               status_text(status), ctype, len, extra ? extra : "");
-    if (len) {
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    if (ctype) {
+        buf_printf(&b, "Content-Type: %s\r\n", ctype);
+    }
+    buf_printf(&b, "Content-Length: %zu\r\n%s\r\n", len, extra ? extra : "");
+    if (len && !head) { /* a HEAD answer carries the headers only */
         buf_append(&b, body, len);
     }
     mg_write(conn, b.data, b.len);
@@ -262,6 +271,8 @@ web_start(const char *ip, int port, int threads, int (*handler)(struct mg_connec
                              "1",
                              "request_timeout_ms",
                              "30000",
+                             "decode_url",
+                             "no", /* handlers see the path as sent (gohttp.c decodes) */
                              NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));

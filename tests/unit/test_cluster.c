@@ -1,5 +1,6 @@
-/* Unit tests for server/cluster.c: the model against the documented Consul sample responses
- * in shared/consul-api and against scenarios built in the same JSON shapes. */
+/* Unit tests for server/cluster.c: the model against the project's Consul response fixtures
+ * (tests/fixtures/consul-api, in the documented shapes) and against scenarios built in the
+ * same JSON shapes. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,12 +20,13 @@
 
 /* ---------- fixtures ---------- */
 
-/* Reads shared/consul-api/<name>; the caller frees. Fails the test when missing. */
+/* Reads tests/fixtures/consul-api/<name> under $CONSULATE_SRC (the repository root); the
+ * caller frees. Fails the test when missing. */
 static char *
 fixture(const char *name)
 {
     const char *src = getenv("CONSULATE_SRC");
-    char *path = xasprintf("%s/../shared/consul-api/%s", src ? src : ".", name);
+    char *path = xasprintf("%s/tests/fixtures/consul-api/%s", src && *src ? src : ".", name);
     char *text = file_read_all(path, 1 << 20, NULL);
     if (!text) {
         fprintf(stderr, "cannot read fixture %s\n", path);
@@ -320,6 +322,37 @@ static const struct tsrv four_healthy[] = {
 
 /* ---------- fixtures ---------- */
 
+/* The fixtures describe one site, sh1 (tests/fixtures/README.md): four servers, consul-2 the
+ * leader, consul-4 a non-voter, three client agents of which k8s-node-3 has failed. */
+#define ID_C1 "d348e403-e9cb-4476-867d-bb4420e974d1"
+#define ID_C2 "094163dc-78a4-4321-9854-d7810ce86eb2"
+#define ID_C4 "5fdf2016-1662-458c-994c-beec8273c89e"
+
+/* Fixture text with the element of its array (the root, or the member key of the root)
+ * whose string field equals value removed. The caller frees. */
+static char *
+fixture_without(const char *name, const char *key, const char *field, const char *value)
+{
+    char *text = fixture(name);
+    cJSON *root = cJSON_Parse(text);
+    assert_non_null(root);
+    cJSON *arr = key ? cJSON_GetObjectItemCaseSensitive(root, key) : root;
+    assert_true(cJSON_IsArray(arr));
+    int found = -1, i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (strcmp(json_get_str(e, field, ""), value) == 0) {
+            found = i;
+        }
+        i++;
+    }
+    assert_true(found >= 0);
+    cJSON_DeleteItemFromArray(arr, found);
+    free(text);
+    return print_and_delete(root);
+}
+
 static void
 test_fixture_raft(void **state)
 {
@@ -328,15 +361,19 @@ test_fixture_raft(void **state)
     struct cluster_input in = {
         .reachable = 1, .updated_at_ms = T_NOW, .now_ms = T_NOW, .raft_json = raft};
     struct cluster_model *m = build_ok(&in);
-    assert_int_equal(m->n_servers, 3);
-    assert_string_equal(m->servers[0].node, "alice");
-    assert_string_equal(m->servers[1].node, "bob");
-    assert_string_equal(m->servers[2].node, "carol");
-    assert_string_equal(m->servers[0].id, "127.0.0.1:8300");
-    assert_string_equal(m->servers[1].address, "127.0.0.2:8300");
-    assert_int_equal(m->leader_index, 0);
-    assert_true(m->servers[0].leader);
-    assert_false(m->servers[1].leader);
+    assert_int_equal(m->n_servers, 4);
+    assert_string_equal(m->servers[0].node, "consul-1");
+    assert_string_equal(m->servers[1].node, "consul-2");
+    assert_string_equal(m->servers[2].node, "consul-3");
+    assert_string_equal(m->servers[3].node, "consul-4");
+    assert_string_equal(m->servers[0].id, ID_C1);
+    assert_string_equal(m->servers[1].id, ID_C2);
+    assert_string_equal(m->servers[3].id, ID_C4);
+    assert_string_equal(m->servers[1].address, "10.20.0.12:8300");
+    assert_int_equal(m->leader_index, 1);
+    assert_true(m->servers[1].leader);
+    assert_false(m->servers[0].leader);
+    assert_false(m->servers[3].voter);
     assert_int_equal(m->voters, 3);
     assert_int_equal(m->quorum_size, 2);
     /* No members: no serf status, so no healthy voters and no tolerance. */
@@ -344,11 +381,16 @@ test_fixture_raft(void **state)
     assert_int_equal(m->failure_tolerance, 0);
     assert_false(m->seed_ok);
     assert_non_null(strstr(m->seed_detail, "member list unavailable"));
-    assert_non_null(strstr(m->seed_detail, "leader alice"));
+    assert_string_equal(m->seed_detail, "4 servers in raft, leader consul-2; member list "
+                                        "unavailable, so servers missing from raft cannot be seen");
     assert_false(m->healthy);
     assert_int_equal(problem_count(m, CLUSTER_P_NO_LEADER, NULL), 0);
     assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, NULL), 0);
     assert_int_equal(problem_count(m, CLUSTER_P_LOW_FAILURE_TOLERANCE, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, "consul-4"), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_EVEN_SERVER_COUNT, NULL), 0); /* 3 voters */
+    assert_problem_order(m);
     cluster_model_free(m);
     free(raft);
 }
@@ -367,26 +409,43 @@ test_fixture_members(void **state)
                                .members_json = members,
                                .leader_addr = lj->valuestring};
     struct cluster_model *m = build_ok(&in);
-    /* foobar: role consul, alive, dc dc1; raft unknown, so a member-only server. */
-    assert_int_equal(m->n_servers, 1);
-    assert_string_equal(m->servers[0].node, "foobar");
-    assert_string_equal(m->servers[0].address, "10.1.10.12:8300");
-    assert_string_equal(m->servers[0].id, "");
-    assert_int_equal(m->servers[0].serf_status, CLUSTER_SERF_ALIVE);
-    assert_false(m->servers[0].in_raft);
-    assert_false(m->servers[0].voter);
-    assert_null(m->servers[0].version); /* no build tag in the sample */
-    assert_string_equal(m->datacenter, "dc1");
+    /* Raft unknown: the four role=consul members are member-only servers. */
+    assert_int_equal(m->n_servers, 4);
+    for (size_t i = 0; i < 4; i++) {
+        char *name = xasprintf("consul-%zu", i + 1);
+        char *addr = xasprintf("10.20.0.1%zu:8300", i + 1);
+        assert_string_equal(m->servers[i].node, name);
+        assert_string_equal(m->servers[i].address, addr); /* Addr + the port tag */
+        assert_int_equal(m->servers[i].serf_status, CLUSTER_SERF_ALIVE);
+        assert_false(m->servers[i].in_raft);
+        assert_true(m->servers[i].in_members);
+        assert_false(m->servers[i].voter);
+        assert_null(m->servers[i].version); /* no build tag in the documented shape */
+        free(name);
+        free(addr);
+    }
+    assert_string_equal(m->servers[0].id, ID_C1); /* the member's id tag */
+    assert_string_equal(m->datacenter, "sh1");
     assert_int_equal(m->age_ms, 20);
     /* The leader comes from /v1/status/leader matched to the member's address. */
-    assert_int_equal(m->leader_index, 0);
-    assert_true(m->servers[0].leader);
+    assert_int_equal(m->leader_index, 1);
+    assert_true(m->servers[1].leader);
+    assert_false(m->servers[0].leader);
     assert_false(m->seed_ok);
     assert_non_null(strstr(m->seed_detail, "Raft configuration unavailable"));
-    assert_int_equal(m->n_clients, 0);
+    assert_non_null(strstr(m->seed_detail, "4 servers known from the members"));
+    assert_int_equal(m->n_clients, 3);
+    assert_string_equal(m->clients[0].node, "k8s-node-1");
+    assert_string_equal(m->clients[0].address, "10.20.1.21");
+    assert_string_equal(m->clients[2].node, "k8s-node-3");
+    assert_int_equal(m->clients[2].serf_status, CLUSTER_SERF_FAILED);
+    assert_int_equal(m->clients_alive, 2);
+    assert_int_equal(m->clients_failed, 1);
     assert_int_equal(problem_count(m, CLUSTER_P_NO_LEADER, NULL), 0);
     assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_IN_RAFT, NULL), 0);
     assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, NULL), 0);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_FAILED, NULL), 0); /* a client failed */
+    assert_int_equal(problem_count(m, CLUSTER_P_EVEN_SERVER_COUNT, NULL), 1);
     assert_false(m->healthy);
     cluster_model_free(m);
     cJSON_Delete(lj);
@@ -406,17 +465,49 @@ test_fixture_raft_and_members(void **state)
                                .raft_json = raft,
                                .members_json = members};
     struct cluster_model *m = build_ok(&in);
-    /* The docs samples describe different clusters: no raft peer is a member, and the
-     * member server foobar is not in raft. */
+    /* The files describe the same site: every raft peer is a member and the reverse. */
     assert_int_equal(m->n_servers, 4);
-    assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, NULL), 3);
-    assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, "alice"), 1);
-    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_IN_RAFT, "foobar"), 1);
-    assert_false(m->seed_ok);
-    assert_string_equal(m->seed_detail, "0 of 1 servers in raft (missing: foobar), leader alice");
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(m->servers[i].in_raft);
+        assert_true(m->servers[i].in_members);
+        assert_int_equal(m->servers[i].serf_status, CLUSTER_SERF_ALIVE);
+        assert_int_equal(m->servers[i].healthy, i != 3); /* consul-4 is no voter */
+    }
+    assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, NULL), 0);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_IN_RAFT, NULL), 0);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, "consul-4"), 1);
+    assert_int_equal(m->failure_tolerance, 1); /* 3 alive voters, quorum 2 */
+    assert_int_equal(problem_count(m, CLUSTER_P_LOW_FAILURE_TOLERANCE, NULL), 0);
+    assert_true(m->seed_ok);
+    assert_string_equal(m->seed_detail, "4 of 4 servers in raft, leader consul-2");
+    assert_int_equal(m->n_clients, 3);
     assert_false(m->healthy);
     assert_problem_order(m);
     cluster_model_free(m);
+
+    /* The same site seen while consul-3 is missing from the members and consul-4 from raft:
+     * a raft peer nobody knows, and a member server that raft does not list. */
+    char *raft3 =
+        fixture_without("v1_operator_raft_configuration.json", "Servers", "Node", "consul-4");
+    char *members3 = fixture_without("v1_agent_members.json", NULL, "Name", "consul-3");
+    in.raft_json = raft3;
+    in.members_json = members3;
+    m = build_ok(&in);
+    assert_int_equal(m->n_servers, 4);
+    assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_RAFT_PEER_UNKNOWN, "consul-3"), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_IN_RAFT, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_IN_RAFT, "consul-4"), 1);
+    assert_false(server_named(m, "consul-4")->in_raft);
+    assert_false(server_named(m, "consul-3")->in_members);
+    assert_false(m->seed_ok);
+    assert_string_equal(m->seed_detail, "2 of 3 servers in raft (missing: consul-4), leader "
+                                        "consul-2");
+    assert_false(m->healthy);
+    assert_problem_order(m);
+    cluster_model_free(m);
+    free(raft3);
+    free(members3);
     free(raft);
     free(members);
 }
@@ -426,13 +517,7 @@ test_fixture_autopilot(void **state)
 {
     (void)state;
     char *ap = fixture("v1_operator_autopilot_health.json");
-    /* A raft configuration for the two servers of the autopilot sample (matched by ID). */
-    const char *raft = "{\"Servers\":["
-                       "{\"ID\":\"e349749b-3303-3ddf-959c-b5885a0e1f6e\",\"Node\":\"node1\","
-                       "\"Address\":\"127.0.0.1:8300\",\"Leader\":true,\"Voter\":true},"
-                       "{\"ID\":\"e36ee410-cc3c-0a0c-c724-63817ab30303\",\"Node\":\"node2\","
-                       "\"Address\":\"127.0.0.1:8205\",\"Leader\":false,\"Voter\":false}],"
-                       "\"Index\":46}";
+    char *raft = fixture("v1_operator_raft_configuration.json");
     struct cluster_input in = {.reachable = 1,
                                .now_ms = T_NOW,
                                .updated_at_ms = T_NOW,
@@ -441,22 +526,69 @@ test_fixture_autopilot(void **state)
     struct cluster_model *m = build_ok(&in);
     assert_true(m->autopilot_known);
     assert_true(m->autopilot_healthy);
-    assert_int_equal(m->failure_tolerance, 0); /* autopilot's FailureTolerance */
-    const struct cluster_server *n1 = server_named(m, "node1");
-    const struct cluster_server *n2 = server_named(m, "node2");
-    assert_true(n1->autopilot_known);
-    assert_true(n1->autopilot_healthy);
-    assert_string_equal(n1->last_contact, "0s");
-    assert_string_equal(n2->last_contact, "27.291304ms");
-    assert_true(n2->has_last_index);
-    assert_int_equal(n2->last_index, 46);
-    assert_string_equal(n1->version, "0.7.4"); /* no member build tag: autopilot Version */
-    assert_int_equal(m->voters, 1);
-    assert_int_equal(m->quorum_size, 1);
-    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, "node2"), 1);
-    assert_int_equal(problem_count(m, CLUSTER_P_LOW_FAILURE_TOLERANCE, NULL), 1);
+    /* autopilot's FailureTolerance: without members the model alone would say 0. */
+    assert_int_equal(m->failure_tolerance, 1);
+    const struct cluster_server *c1 = server_named(m, "consul-1");
+    const struct cluster_server *c2 = server_named(m, "consul-2");
+    const struct cluster_server *c4 = server_named(m, "consul-4");
+    assert_true(c2->autopilot_known);
+    assert_true(c2->autopilot_healthy);
+    assert_true(c4->autopilot_known);
+    assert_string_equal(c2->last_contact, "0s");
+    assert_string_equal(c1->last_contact, "18.402311ms");
+    assert_true(c4->has_last_index);
+    assert_int_equal(c4->last_index, 18791);
+    assert_int_equal(server_named(m, "consul-3")->last_index, 18789);
+    /* No member build tag: autopilot Version, one server already upgraded. */
+    assert_string_equal(c1->version, "1.15.4");
+    assert_string_equal(c4->version, "1.16.1");
+    assert_int_equal(m->voters, 3);
+    assert_int_equal(m->quorum_size, 2);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_NOT_VOTER, "consul-4"), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_LOW_FAILURE_TOLERANCE, NULL), 0);
+    assert_int_equal(problem_count(m, CLUSTER_P_AUTOPILOT_UNHEALTHY, NULL), 0);
     cluster_model_free(m);
+
+    /* The same answer once autopilot counts no tolerance and calls the cluster unhealthy. */
+    cJSON *j = cJSON_Parse(ap);
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "FailureTolerance", cJSON_CreateNumber(0));
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "Healthy", cJSON_CreateFalse());
+    char *ap0 = print_and_delete(j);
+    in.autopilot_json = ap0;
+    m = build_ok(&in);
+    assert_true(m->autopilot_known);
+    assert_false(m->autopilot_healthy);
+    assert_int_equal(m->failure_tolerance, 0);
+    assert_int_equal(problem_count(m, CLUSTER_P_LOW_FAILURE_TOLERANCE, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_AUTOPILOT_UNHEALTHY, NULL), 1);
+    assert_false(m->healthy);
+    cluster_model_free(m);
+    free(ap0);
     free(ap);
+    free(raft);
+}
+
+/* Asserts check i of a GET /api/health "checks" array. */
+static void
+assert_check(const cJSON *checks, int i, const char *node, const char *check_id,
+             const char *service, const char *tag)
+{
+    const cJSON *c = cJSON_GetArrayItem(checks, i);
+    assert_non_null(c);
+    assert_string_equal(json_get_str(c, "node", ""), node);
+    assert_string_equal(json_get_str(c, "check_id", ""), check_id);
+    assert_string_equal(json_get_str(c, "status", ""), "passing");
+    assert_string_equal(json_get_str(c, "service_name", "x"), service ? service : "");
+    const cJSON *tags = cJSON_GetObjectItem(c, "service_tags");
+    assert_int_equal(cJSON_GetArraySize(tags), tag ? 1 : 0);
+    if (tag) {
+        assert_string_equal(cJSON_GetArrayItem(tags, 0)->valuestring, tag);
+    }
+    /* No Type in the documented shape; the node sample's ID (not in api.HealthCheck) is
+     * ignored. */
+    assert_string_equal(json_get_str(c, "type", "x"), "");
+    assert_null(cJSON_GetObjectItem(c, "ID"));
+    assert_null(cJSON_GetObjectItem(c, "id"));
 }
 
 static void
@@ -464,7 +596,7 @@ test_fixture_health(void **state)
 {
     (void)state;
     char *passing = fixture("v1_health_state_passing.json");
-    char *node = fixture("v1_health_node_my-node.json");
+    char *node = fixture("v1_health_node_consul-1.json");
     char *members = fixture("v1_agent_members.json");
     struct cluster_input in = {.reachable = 1,
                                .now_ms = T_NOW,
@@ -472,36 +604,38 @@ test_fixture_health(void **state)
                                .members_json = members,
                                .health_json = passing};
     struct cluster_model *m = build_ok(&in);
-    assert_int_equal(m->servers[0].check_status, CLUSTER_CHECK_PASSING);
+    for (size_t i = 0; i < m->n_servers; i++) {
+        assert_int_equal(m->servers[i].check_status, CLUSTER_CHECK_PASSING);
+    }
     assert_int_equal(problem_count(m, CLUSTER_P_CHECK_CRITICAL, NULL), 0);
     cluster_model_free(m);
 
-    /* The node sample carries an ID field api.HealthCheck lacks: ignored. */
+    /* Both lists start with consul-1's three checks; the state list goes on with every
+     * other passing check of the site. */
     const char *bodies[] = {passing, node};
+    const int total[] = {10, 3};
     for (size_t b = 0; b < 2; b++) {
         struct cluster_error err = {{0}};
         cJSON *h = cluster_health_to_json(bodies[b], &err);
         assert_non_null(h);
         cJSON *counts = cJSON_GetObjectItem(h, "counts");
-        assert_int_equal(json_get_num(counts, "passing", -1), 2);
+        assert_int_equal(json_get_num(counts, "passing", -1), total[b]);
         assert_int_equal(json_get_num(counts, "critical", -1), 0);
         assert_int_equal(json_get_num(counts, "warning", -1), 0);
         assert_int_equal(json_get_num(counts, "maintenance", -1), 0);
         cJSON *checks = cJSON_GetObjectItem(h, "checks");
-        assert_int_equal(cJSON_GetArraySize(checks), 2);
-        cJSON *c0 = cJSON_GetArrayItem(checks, 0), *c1 = cJSON_GetArrayItem(checks, 1);
-        assert_string_equal(json_get_str(c0, "node", ""), "foobar");
-        assert_string_equal(json_get_str(c0, "check_id", ""), "serfHealth");
-        assert_string_equal(json_get_str(c1, "check_id", ""), "service:redis");
-        assert_string_equal(json_get_str(c1, "service_name", ""), "redis");
+        assert_int_equal(cJSON_GetArraySize(checks), total[b]);
+        assert_check(checks, 0, "consul-1", "serfHealth", NULL, NULL);
+        assert_check(checks, 1, "consul-1", "service:redis", "redis", "primary");
+        assert_check(checks, 2, "consul-1", "service:web1", "web", "rails");
+        const cJSON *c1 = cJSON_GetArrayItem(checks, 1);
         assert_string_equal(json_get_str(c1, "name", ""), "Service 'redis' check");
-        assert_string_equal(json_get_str(c1, "status", ""), "passing");
-        cJSON *tags = cJSON_GetObjectItem(c1, "service_tags");
-        assert_int_equal(cJSON_GetArraySize(tags), 1);
-        assert_string_equal(cJSON_GetArrayItem(tags, 0)->valuestring, "primary");
-        assert_string_equal(json_get_str(c1, "type", "x"), "");
-        assert_null(cJSON_GetObjectItem(c1, "ID"));
-        assert_null(cJSON_GetObjectItem(c1, "id"));
+        assert_string_equal(json_get_str(c1, "service_id", ""), "redis");
+        if (b == 0) {
+            assert_check(checks, 3, "consul-2", "serfHealth", NULL, NULL);
+            assert_check(checks, 7, "k8s-node-1", "service:api-1", "api", "v1");
+            assert_check(checks, 9, "k8s-node-2", "service:api-2", "api", "v1");
+        }
         cJSON_Delete(h);
     }
     free(passing);
@@ -517,10 +651,11 @@ test_fixture_agent_self_datacenter(void **state)
     cJSON *j = cJSON_Parse(self);
     const char *dc = json_get_str(cJSON_GetObjectItem(j, "Config"), "Datacenter", NULL);
     assert_non_null(dc);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(j, "Config"), "NodeID", ""), ID_C1);
     struct cluster_input in = {
         .reachable = 1, .now_ms = T_NOW, .updated_at_ms = T_NOW, .datacenter = dc};
     struct cluster_model *m = build_ok(&in);
-    assert_string_equal(m->datacenter, "dc1");
+    assert_string_equal(m->datacenter, "sh1");
     assert_int_equal(m->n_servers, 0);
     assert_false(m->seed_ok);
     assert_false(m->healthy);
