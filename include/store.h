@@ -28,8 +28,10 @@ struct store_migration {
 extern const struct store_migration store_migrations[];
 
 /* Opens (creating when absent, with its directory) the database at path with WAL,
- * foreign_keys=ON and a busy timeout. Does not migrate. On failure returns NULL and writes a
- * message into err. The caller closes it with store_close. */
+ * foreign_keys=ON and a busy timeout. A new file is created 0600 (its -wal and -shm follow)
+ * and new directories 0700; an existing file readable by others is logged. Does not
+ * migrate. On failure returns NULL and writes a message into err. The caller closes it with
+ * store_close. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
 /* The last error message of this connection (borrowed). */

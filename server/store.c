@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "store_internal.h"
@@ -44,7 +46,8 @@ store_errmsg(struct store *s)
     return s && s->db ? sqlite3_errmsg(s->db) : "no database";
 }
 
-/* Creates every missing directory of path's parent, like mkdir -p. */
+/* Creates every missing directory of path's parent, like mkdir -p, each new one with mode
+ * 0700; directories that exist keep the mode their owner chose. */
 static int
 mkdir_parents(const char *path)
 {
@@ -67,11 +70,48 @@ mkdir_parents(const char *path)
     return rc;
 }
 
+/* Creates the database file with mode 0600 when it does not exist yet: SQLite would create
+ * it 0644 (less the umask), and it holds password hashes and the values recorded in audit
+ * details. SQLite gives the -wal and -shm files it creates the mode of the database file.
+ * An existing file is left as its owner set it, with a warning (once per process) when
+ * group or others may read it. Returns 0, or -1 with a message in err. */
+static int
+db_file_create(const char *path, char *err, size_t errlen)
+{
+    static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+    static int warned;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != EEXIST) {
+        snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        pthread_mutex_lock(&warn_lock);
+        if (!warned) {
+            warned = 1;
+            log_warn("store: database %s has mode %04o: group or others may read it, and it "
+                     "holds password hashes and audited values; chmod 600 it",
+                     path, (unsigned)(st.st_mode & 07777));
+        }
+        pthread_mutex_unlock(&warn_lock);
+    }
+    return 0;
+}
+
 struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
-    if (strcmp(path, ":memory:") != 0 && mkdir_parents(path) != 0) {
+    int is_file = strcmp(path, ":memory:") != 0 && !str_starts_with(path, "file:");
+    if (is_file && mkdir_parents(path) != 0) {
         snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (is_file && db_file_create(path, err, errlen) != 0) {
         return NULL;
     }
     sqlite3 *db = NULL;
