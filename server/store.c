@@ -654,40 +654,66 @@ store_session_purge(struct store *s, int64_t idle_before, int64_t created_before
 /* ---- login throttling ---- */
 
 int
-store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now)
+store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now,
+                        int64_t *id_out)
 {
-    return exec_bound(s, 0, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
-                      "tti", username, ip, now);
+    int rc = exec_bound(s, 0, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
+                        "tti", username, ip, now);
+    if (rc == STORE_OK && id_out) {
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    }
+    return rc;
+}
+
+int
+store_login_failure_delete(struct store *s, int64_t id)
+{
+    return exec_bound(s, 0, "DELETE FROM login_failures WHERE id = ?1", "i", id);
 }
 
 int
 store_login_failure_count(struct store *s, const char *username, const char *ip, int64_t since,
-                          int64_t *by_user, int64_t *by_ip)
+                          struct store_login_counts *out)
 {
     sqlite3_stmt *st;
+    /* Each sub-select walks one of the (username, at) and (ip, at) indexes. */
     if (store_prepare(s,
                       "SELECT (SELECT count(*) FROM login_failures WHERE username = ?1 AND at >= "
-                      "?3), (SELECT count(*) FROM login_failures WHERE ip = ?2 AND at >= ?3)",
+                      "?3), (SELECT coalesce(max(at), 0) FROM login_failures WHERE username = ?1 "
+                      "AND at >= ?3), (SELECT count(*) FROM login_failures WHERE ip = ?2 AND at "
+                      ">= ?3), (SELECT coalesce(min(at), 0) FROM login_failures WHERE ip = ?2 AND "
+                      "at >= ?3), (SELECT coalesce(max(at), 0) FROM login_failures WHERE ip = ?2 "
+                      "AND at >= ?3)",
                       &st)) {
         return STORE_ERROR;
     }
     store_bind_text(st, 1, username);
     store_bind_text(st, 2, ip);
     sqlite3_bind_int64(st, 3, since);
-    int out = STORE_ERROR;
+    int rc = STORE_ERROR;
+    memset(out, 0, sizeof(*out));
     if (sqlite3_step(st) == SQLITE_ROW) {
-        *by_user = sqlite3_column_int64(st, 0);
-        *by_ip = sqlite3_column_int64(st, 1);
-        out = STORE_OK;
+        out->by_user = sqlite3_column_int64(st, 0);
+        out->user_newest = sqlite3_column_int64(st, 1);
+        out->by_ip = sqlite3_column_int64(st, 2);
+        out->ip_oldest = sqlite3_column_int64(st, 3);
+        out->ip_newest = sqlite3_column_int64(st, 4);
+        rc = STORE_OK;
     }
     store_finish(s, st);
-    return out;
+    return rc;
 }
 
 int
-store_login_failure_clear_user(struct store *s, const char *username)
+store_login_failure_forgive(struct store *s, const char *username, const char *ip)
 {
-    return exec_bound(s, 0, "DELETE FROM login_failures WHERE username = ?1", "t", username);
+    int rc = exec_bound(s, 0, "DELETE FROM login_failures WHERE username = ?1 AND ip = ?2", "tt",
+                        username, ip);
+    if (rc == STORE_OK) {
+        rc = exec_bound(s, 0, "UPDATE login_failures SET username = '' WHERE username = ?1", "t",
+                        username);
+    }
+    return rc;
 }
 
 int

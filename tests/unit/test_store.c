@@ -1,6 +1,6 @@
 /* Unit tests for the store's connection plumbing (server/store.c): the prepared-statement
- * cache when it is full and when a statement is nested, and the modes of the files it
- * creates. Each test uses its own database in a temporary directory. */
+ * cache when it is full and when a statement is nested, the modes of the files it creates,
+ * and the login-failure records. Each test uses its own database in a temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +179,47 @@ test_new_database_is_private(void **state)
     }
 }
 
+/* Failures count per name and per address; a success deletes the name's failures from its
+ * address and detaches the name from the rest, which keep counting for their addresses. */
+static void
+test_login_failures(void **state)
+{
+    struct fx *fx = *state;
+    struct store *s = fx->s;
+    int64_t id = 0;
+    assert_int_equal(store_login_failure_add(s, "ann", "10.0.0.1", 1000, NULL), STORE_OK);
+    assert_int_equal(store_login_failure_add(s, "ann", "10.0.0.1", 2000, NULL), STORE_OK);
+    assert_int_equal(store_login_failure_add(s, "ann", "10.0.0.2", 3000, NULL), STORE_OK);
+    assert_int_equal(store_login_failure_add(s, "bob", "10.0.0.2", 4000, &id), STORE_OK);
+    assert_true(id > 0);
+    struct store_login_counts c;
+    assert_int_equal(store_login_failure_count(s, "ann", "10.0.0.2", 0, &c), STORE_OK);
+    assert_int_equal(c.by_user, 3);
+    assert_int_equal(c.user_newest, 3000);
+    assert_int_equal(c.by_ip, 2);
+    assert_int_equal(c.ip_oldest, 3000);
+    assert_int_equal(c.ip_newest, 4000);
+    assert_int_equal(store_login_failure_count(s, "ann", "10.0.0.2", 2500, &c), STORE_OK);
+    assert_int_equal(c.by_user, 1);
+    assert_int_equal(store_login_failure_count(s, "nobody", "10.9.9.9", 0, &c), STORE_OK);
+    assert_true(c.by_user == 0 && c.user_newest == 0 && c.by_ip == 0 && c.ip_oldest == 0);
+
+    assert_int_equal(store_login_failure_delete(s, id), STORE_OK);
+    assert_int_equal(store_login_failure_count(s, "bob", "10.0.0.2", 0, &c), STORE_OK);
+    assert_int_equal(c.by_user, 0);
+    assert_int_equal(c.by_ip, 1);
+
+    assert_int_equal(store_login_failure_forgive(s, "ann", "10.0.0.1"), STORE_OK);
+    assert_int_equal(store_login_failure_count(s, "ann", "10.0.0.1", 0, &c), STORE_OK);
+    assert_int_equal(c.by_user, 0);
+    assert_int_equal(c.by_ip, 0);
+    assert_int_equal(store_login_failure_count(s, "ann", "10.0.0.2", 0, &c), STORE_OK);
+    assert_int_equal(c.by_ip, 1); /* the failure from the other address still counts there */
+    assert_int_equal(store_login_failure_purge(s, 3500), STORE_OK);
+    assert_int_equal(store_login_failure_count(s, "", "10.0.0.2", 0, &c), STORE_OK);
+    assert_int_equal(c.by_ip, 0);
+}
+
 int
 main(void)
 {
@@ -187,6 +228,7 @@ main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_nested_use_of_one_statement, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_database_is_private, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_login_failures, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
