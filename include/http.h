@@ -42,6 +42,12 @@ struct req {
     int status;           /* status sent, for the access counters */
     int audited;          /* http_audit was called for this request */
     int tls;
+    const char *audit_action; /* a state-changing request's audit action and target (set by */
+    const char *audit_target; /* the dispatcher; NULL action for reads) */
+    int anon_write;       /* state-changing and without a session: a refusal passes the
+                             per-address budget (http_anon_refusal) */
+    const char *deny_reason; /* why the request is refused, for the audit detail (NULL: the
+                                error message) */
 };
 
 typedef int (*route_handler)(struct req *r);
@@ -94,6 +100,15 @@ int http_reply_json(struct req *r, int status, cJSON *j);
 /* Sends {"error":{"code":code,"message":…}}. */
 int http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Every refusal (status >= 400) of a state-changing request without a session that has not
+ * been audited yet is recorded by http_reply before it is sent (actor "", the route's action,
+ * outcome denied for 401/403/429 and error otherwise, detail method, path, status, reason)
+ * after passing this budget; a handler that records its own refusal calls it first. Takes one unit of the client address's budget (60 a
+ * minute) and returns 0 when within it: record and send the refusal as usual. Past it,
+ * sends 429 too_many_requests itself (the first time recording auth.anonymous_throttled,
+ * afterwards only counting consulate_anonymous_writes_suppressed_total), marks r audited
+ * and returns 429. Only the first call for a request takes from the budget. */
+int http_anon_refusal(struct req *r);
 /* Replies 403 and records the denial in the audit log under action. */
 int http_deny(struct req *r, const char *action, const char *target, const char *why);
 

@@ -13,6 +13,8 @@ enum metric {
     METRIC_SSE_EVENTS,          /* events written to SSE clients */
     METRIC_PROXY_REQUESTS,      /* requests through /api/consul/ */
     METRIC_ANON_SUPPRESSED,     /* anonymous writes refused over budget without an audit entry */
+    METRIC_SESSION_CACHE_HITS,  /* session lookups answered from memory */
+    METRIC_SESSION_CACHE_MISSES, /* session lookups that read the database */
     METRIC_COUNT
 };
 

@@ -28,8 +28,10 @@ struct store_migration {
 extern const struct store_migration store_migrations[];
 
 /* Opens (creating when absent, with its directory) the database at path with WAL,
- * foreign_keys=ON and a busy timeout. Does not migrate. On failure returns NULL and writes a
- * message into err. The caller closes it with store_close. */
+ * foreign_keys=ON and a busy timeout. A new file is created 0600 (its -wal and -shm follow)
+ * and new directories 0700; an existing file readable by others is logged. Does not
+ * migrate. On failure returns NULL and writes a message into err. The caller closes it with
+ * store_close. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
 /* The last error message of this connection (borrowed). */
@@ -98,13 +100,28 @@ int store_session_delete_user(struct store *s, int64_t user_id);
 /* Deletes sessions idle since before idle_before or created before created_before. */
 int store_session_purge(struct store *s, int64_t idle_before, int64_t created_before);
 
-/* ---- login throttling ---- */
-int store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now);
-/* Counts failures since `since` for the username and for the ip; the newest failure time of
- * the larger group is returned in *newest (0 when none). */
+/* ---- login throttling ----
+ * One row per failed (or still running) password check: the user name tried and the client
+ * address. A name forgiven by a successful login keeps its rows under the name '' so they
+ * still count for their addresses. */
+/* Records a failure at now; *id_out (may be NULL) gets its id. */
+int store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now,
+                            int64_t *id_out);
+/* Removes one failure by id (a check that did not happen, or that succeeded). */
+int store_login_failure_delete(struct store *s, int64_t id);
+/* Failures since a time, for one user name and for one client address. */
+struct store_login_counts {
+    int64_t by_user;     /* failures for the user name */
+    int64_t user_newest; /* time (ms) of the newest of those, 0 when none */
+    int64_t by_ip;       /* failures from the address, whatever the name */
+    int64_t ip_oldest;   /* time of the oldest of those, 0 when none */
+    int64_t ip_newest;   /* time of the newest of those, 0 when none */
+};
 int store_login_failure_count(struct store *s, const char *username, const char *ip,
-                              int64_t since, int64_t *by_user, int64_t *by_ip);
-int store_login_failure_clear_user(struct store *s, const char *username);
+                              int64_t since, struct store_login_counts *out);
+/* After a successful login: deletes the name's failures from this address and detaches the
+ * name from its other failures (they keep counting for their addresses). */
+int store_login_failure_forgive(struct store *s, const char *username, const char *ip);
 int store_login_failure_purge(struct store *s, int64_t before);
 
 /* ---- audit log ---- */

@@ -5,6 +5,7 @@
 
 #include "api.h"
 #include "app.h"
+#include "audit.h"
 #include "store.h"
 #include "util.h"
 
@@ -42,29 +43,52 @@ api_session_create(struct req *r)
         goto out;
     }
     struct auth_user user;
+    struct auth_refusal why;
     char token[65];
     int rc = auth_login(r->db, r->app->cfg, ju->valuestring, jp->valuestring, r->ip,
-                        http_header(r, "User-Agent"), &user, token);
-    r->audited = 1; /* auth_login records success, failure and throttling itself */
+                        http_header(r, "User-Agent"), &user, token, &why);
     if (rc == AUTH_THROTTLED) {
+        /* a refusal without a session: recorded within the address's budget only */
+        if (http_anon_refusal(r)) {
+            status = r->status;
+            goto out;
+        }
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "reason", why.reason);
+        cJSON_AddNumberToObject(d, "retry_after_s", why.retry_after_s);
+        struct audit_actor who = {.name = ju->valuestring, .role = "", .ip = r->ip};
+        audit_record(r->db, &who, "auth.login_throttled", ju->valuestring, d, "denied", NULL);
+        r->audited = 1;
         char hdr[64];
-        snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", r->app->cfg->login_window_s);
-        char body[256];
-        int n = snprintf(body, sizeof(body),
-                         "{\"error\":{\"code\":\"too_many_attempts\",\"message\":\"too many "
-                         "failed logins; try again in %d minutes\"}}",
-                         (r->app->cfg->login_window_s + 59) / 60);
-        status = http_reply(r, 429, "application/json; charset=utf-8", hdr, body, (size_t)n);
+        snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", why.retry_after_s);
+        cJSON *j = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(j, "error");
+        cJSON_AddStringToObject(e, "code", "too_many_attempts");
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s; try again in %d s", why.reason, why.retry_after_s);
+        cJSON_AddStringToObject(e, "message", msg);
+        char *body = json_print(j);
+        cJSON_Delete(j);
+        status = http_reply(r, 429, "application/json; charset=utf-8", hdr, body, strlen(body));
+        free(body);
         goto out;
     }
     if (rc == AUTH_BAD_CREDENTIALS) {
+        r->audited = 1; /* auth.login_failed; the login throttle bounds how many */
         status = http_reply_error(r, 401, "invalid_credentials", "wrong user name or password");
+        goto out;
+    }
+    if (rc == AUTH_BUSY) {
+        status = http_reply_error(r, 503, "server_busy",
+                                  "too many password checks at once; try again in a few "
+                                  "seconds");
         goto out;
     }
     if (rc != AUTH_OK) {
         status = http_reply_error(r, 500, "internal", "login failed: database error");
         goto out;
     }
+    r->audited = 1; /* auth.login, with the session */
     r->authenticated = 1;
     r->user = user;
     char cookie[256];
@@ -104,6 +128,7 @@ api_session_delete(struct req *r)
         store_rollback(r->db);
         return http_reply_error(r, 500, "internal", "logout failed: database error");
     }
+    auth_session_forget(r->user.token_hash);
     const char *clear = "Set-Cookie: " SESSION_COOKIE
                         "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0\r\n";
     static const char body[] = "{\"ok\":true}";

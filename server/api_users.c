@@ -92,6 +92,22 @@ commit_or_fail(struct req *r)
     return 0;
 }
 
+/* Hashes pw into hash. Returns 0, or the status of the error reply sent (503 when every
+ * hashing slot stayed busy). */
+static int
+hash_password(struct req *r, const char *pw, char hash[AUTH_HASH_MAX])
+{
+    int rc = auth_password_hash(pw, hash);
+    if (rc == AUTH_HASH_BUSY) {
+        return http_reply_error(r, 503, "server_busy",
+                                "too many password checks at once; try again in a few seconds");
+    }
+    if (rc != AUTH_HASH_OK) {
+        return http_reply_error(r, 500, "internal", "password hashing failed");
+    }
+    return 0;
+}
+
 int
 api_users_create(struct req *r)
 {
@@ -126,8 +142,7 @@ api_users_create(struct req *r)
         status = http_reply_error(r, 400, "invalid_field", "field 'password': %s", problem);
         goto out;
     }
-    if (auth_password_hash(pw, hash) != 0) {
-        status = http_reply_error(r, 500, "internal", "password hashing failed");
+    if ((status = hash_password(r, pw, hash)) != 0) {
         goto out;
     }
     if (store_begin(r->db)) {
@@ -220,8 +235,7 @@ api_users_update(struct req *r)
             status = http_reply_error(r, 400, "invalid_field", "field 'password': %s", problem);
             goto out;
         }
-        if (auth_password_hash(jpw->valuestring, hash) != 0) {
-            status = http_reply_error(r, 500, "internal", "password hashing failed");
+        if ((status = hash_password(r, jpw->valuestring, hash)) != 0) {
             goto out;
         }
     }
@@ -277,6 +291,7 @@ api_users_update(struct req *r)
         status = r->status;
         goto out;
     }
+    auth_user_changed(u.id); /* open sessions see the new role or state at their next request */
     store_user_clear(&u);
     if (store_user_get(r->db, name, &u) != STORE_OK) {
         status = http_reply_error(r, 500, "internal", "user updated but cannot be read back");
@@ -327,6 +342,7 @@ api_users_delete(struct req *r)
         status = r->status;
         goto out;
     }
+    auth_user_changed(u.id);
     status = http_reply_json(r, 200, cJSON_CreateRaw("{\"ok\":true}"));
 out:
     store_user_clear(&u);

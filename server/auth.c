@@ -1,12 +1,18 @@
 /* auth: see include/auth.h. */
 #include "auth.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "config.h"
+#include "metrics.h"
+#include "session_cache.h"
 #include "store.h"
 #include "util.h"
 
@@ -71,17 +77,84 @@ auth_name_valid(const char *name)
     return 1;
 }
 
+/* ---- password hashing, at most AUTH_HASH_CONCURRENCY at once ---- */
+
+static pthread_mutex_t hash_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hash_cond;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static int hash_in_use, hash_peak;
+
+static void
+hash_cond_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&hash_cond, &a);
+    pthread_condattr_destroy(&a);
+}
+
+int
+auth_hash_slot_take(int wait_ms)
+{
+    pthread_once(&hash_once, hash_cond_init);
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = AUTH_HASH_OK;
+    pthread_mutex_lock(&hash_lock);
+    while (hash_in_use >= AUTH_HASH_CONCURRENCY) {
+        if (pthread_cond_timedwait(&hash_cond, &hash_lock, &deadline) == ETIMEDOUT &&
+            hash_in_use >= AUTH_HASH_CONCURRENCY) {
+            rc = AUTH_HASH_BUSY;
+            break;
+        }
+    }
+    if (rc == AUTH_HASH_OK && ++hash_in_use > hash_peak) {
+        hash_peak = hash_in_use;
+    }
+    pthread_mutex_unlock(&hash_lock);
+    return rc;
+}
+
+void
+auth_hash_slot_give(void)
+{
+    pthread_once(&hash_once, hash_cond_init);
+    pthread_mutex_lock(&hash_lock);
+    hash_in_use--;
+    pthread_cond_signal(&hash_cond);
+    pthread_mutex_unlock(&hash_lock);
+}
+
+int
+auth_hash_slots_peak(void)
+{
+    pthread_mutex_lock(&hash_lock);
+    int p = hash_peak;
+    pthread_mutex_unlock(&hash_lock);
+    return p;
+}
+
 int
 auth_password_hash(const char *pw, char out[AUTH_HASH_MAX])
 {
     if (sodium_init() < 0) {
-        return -1;
+        return AUTH_HASH_FAILED;
     }
     _Static_assert(crypto_pwhash_STRBYTES <= AUTH_HASH_MAX, "hash buffer");
-    return crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                             crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0
-               ? 0
-               : -1;
+    if (auth_hash_slot_take(AUTH_HASH_WAIT_MS) != AUTH_HASH_OK) {
+        return AUTH_HASH_BUSY;
+    }
+    int rc = crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                               crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    auth_hash_slot_give();
+    return rc == 0 ? AUTH_HASH_OK : AUTH_HASH_FAILED;
 }
 
 int
@@ -90,7 +163,12 @@ auth_password_verify(const char *hash, const char *pw)
     if (sodium_init() < 0 || !hash || !pw) {
         return 0;
     }
-    return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+    if (auth_hash_slot_take(AUTH_HASH_WAIT_MS) != AUTH_HASH_OK) {
+        return AUTH_HASH_BUSY;
+    }
+    int ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+    auth_hash_slot_give();
+    return ok;
 }
 
 void
@@ -119,21 +197,35 @@ auth_password_generate(char out[21])
     out[20] = '\0';
 }
 
-/* A dummy hash verified when the user does not exist, so a login for an unknown name takes
- * as long as one with a wrong password. Computed once. */
+/* ---- login ---- */
+
+/* A hash of a password nobody knows, verified when the user does not exist, so a login for
+ * an unknown name takes as long as one with a wrong password. Computed once. */
+static char dummy[AUTH_HASH_MAX];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void
+dummy_make(void)
+{
+    char pw[65];
+    random_hex(32, pw);
+    if (sodium_init() < 0 ||
+        crypto_pwhash_str(dummy, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        dummy[0] = '\0';
+    }
+    secret_wipe(pw, sizeof(pw));
+}
+
 static const char *
 dummy_hash(void)
 {
-    static char h[AUTH_HASH_MAX];
-    static int ready;
-    if (!ready) {
-        auth_password_hash("consulate-dummy-password", h);
-        ready = 1;
-    }
-    return h;
+    pthread_once(&dummy_once, dummy_make);
+    return dummy;
 }
 
-static void
+/* Records a login event under the name tried (actor and target). Returns a store_rc. */
+static int
 audit_login(struct store *s, const char *user, const char *role, const char *ip,
             const char *action, const char *outcome, const char *reason)
 {
@@ -141,84 +233,169 @@ audit_login(struct store *s, const char *user, const char *role, const char *ip,
     if (reason) {
         cJSON_AddStringToObject(d, "reason", reason);
     }
-    char *detail = json_print(d);
-    cJSON_Delete(d);
-    struct audit_entry e = {user, role, ip, action, user, detail, outcome};
-    store_audit_append(s, &e, NULL);
-    free(detail);
+    struct audit_actor who = {.name = user, .role = role, .ip = ip};
+    return audit_record(s, &who, action, user, d, outcome, NULL);
+}
+
+/* Fills why and returns AUTH_THROTTLED; wait_ms is rounded up to whole seconds (≥ 1). */
+static int
+refuse(struct auth_refusal *why, const char *reason, int64_t wait_ms)
+{
+    why->reason = reason;
+    why->retry_after_s = wait_ms <= 1000 ? 1 : (int)((wait_ms + 999) / 1000);
+    return AUTH_THROTTLED;
 }
 
 int
-auth_login(struct store *s, const struct config *cfg, const char *username, const char *password,
-           const char *ip, const char *user_agent, struct auth_user *user, char token_out[65])
+auth_login_policy(const struct store_login_counts *c, int max_failures, int window_s,
+                  int64_t now_ms, struct auth_refusal *why)
 {
-    int64_t now = time_now_ms();
-    int64_t since = now - (int64_t)cfg->login_window_s * 1000;
-    int64_t by_user = 0, by_ip = 0;
-    struct store_user u = {0};
-    int rc = AUTH_ERROR;
+    int64_t window = (int64_t)window_s * 1000;
+    memset(why, 0, sizeof(*why));
+    if (c->by_ip >= max_failures) {
+        return refuse(why, "too many failed logins from this address",
+                      c->ip_oldest + window - now_ms);
+    }
+    if (c->by_user < max_failures) {
+        return AUTH_OK;
+    }
+    if (c->by_ip > 0) {
+        return refuse(why,
+                      "too many failed logins for this user, and this address has failed too",
+                      c->ip_newest + window - now_ms);
+    }
+    int64_t past = c->by_user - max_failures;
+    int64_t delay_s = past >= 6 ? 60 : (int64_t)1 << past;
+    int64_t next = c->user_newest + delay_s * 1000;
+    if (now_ms < next) {
+        snprintf(why->text, sizeof(why->text),
+                 "too many failed logins for this user: one password check every %d s",
+                 (int)delay_s);
+        return refuse(why, why->text, next - now_ms);
+    }
+    return AUTH_OK;
+}
 
-    if (store_login_failure_count(s, username, ip, since, &by_user, &by_ip)) {
+/* In one write transaction: counts the recent failures, applies the policy and, when the
+ * attempt may go on, records it as a failure (until it is known to have succeeded), so
+ * attempts running in parallel see each other. Returns AUTH_OK with *failure_id set,
+ * AUTH_THROTTLED (why filled) or AUTH_ERROR. */
+static int
+login_admit(struct store *s, const struct config *cfg, const char *username, const char *ip,
+            int64_t now, struct auth_refusal *why, int64_t *failure_id)
+{
+    struct store_login_counts c;
+    int64_t since = now - (int64_t)cfg->login_window_s * 1000;
+    if (store_begin(s) != STORE_OK) {
         return AUTH_ERROR;
     }
-    if (by_user >= cfg->login_max_failures || by_ip >= cfg->login_max_failures) {
-        audit_login(s, username, "", ip, "auth.login_throttled", "denied",
-                    by_user >= cfg->login_max_failures ? "too many failures for this user"
-                                                       : "too many failures from this address");
-        return AUTH_THROTTLED;
-    }
-    int found = store_user_get(s, username, &u);
-    if (found == STORE_ERROR) {
-        return AUTH_ERROR;
-    }
-    int ok = auth_password_verify(found == STORE_OK ? u.password_hash : dummy_hash(), password);
-    if (found != STORE_OK || !ok || u.disabled) {
-        if (store_begin(s)) {
-            goto out;
-        }
-        store_login_failure_add(s, username, ip, now);
-        audit_login(s, username, found == STORE_OK ? u.role : "", ip, "auth.login_failed",
-                    "denied",
-                    found != STORE_OK ? "unknown user"
-                    : !ok             ? "wrong password"
-                                      : "account disabled");
-        if (store_commit(s)) {
-            store_rollback(s);
-            goto out;
-        }
-        rc = AUTH_BAD_CREDENTIALS;
+    int rc = AUTH_ERROR;
+    if (store_login_failure_count(s, username, ip, since, &c) != STORE_OK) {
         goto out;
     }
+    rc = auth_login_policy(&c, cfg->login_max_failures, cfg->login_window_s, now, why);
+    if (rc != AUTH_OK) {
+        goto out;
+    }
+    if (store_login_failure_add(s, username, ip, now, failure_id) != STORE_OK ||
+        store_commit(s) != STORE_OK) {
+        rc = AUTH_ERROR;
+        goto out;
+    }
+    return AUTH_OK;
+out:
+    store_rollback(s);
+    return rc;
+}
+
+/* The right password: in one transaction removes the provisional failure, forgives the
+ * name, creates the session and records auth.login. Fills user and token_out. */
+static int
+login_succeed(struct store *s, const struct store_user *u, const char *ip,
+              const char *user_agent, int64_t failure_id, struct auth_user *user,
+              char token_out[65])
+{
     char token[65], token_hash[65], csrf[65];
+    int64_t now = time_now_ms();
     auth_token_new(token);
     auth_token_hash(token, token_hash);
     auth_token_new(csrf);
-    if (store_begin(s)) {
+    int rc = AUTH_ERROR;
+    if (store_begin(s) != STORE_OK) {
         goto out;
     }
-    if (store_session_insert(s, token_hash, u.id, csrf, now, ip, user_agent) ||
-        store_user_touch_login(s, u.id, now) || store_login_failure_clear_user(s, username)) {
-        store_rollback(s);
-        goto out;
-    }
-    audit_login(s, u.name, u.role, ip, "auth.login", "ok", NULL);
-    if (store_commit(s)) {
+    if (store_login_failure_delete(s, failure_id) != STORE_OK ||
+        store_login_failure_forgive(s, u->name, ip) != STORE_OK ||
+        store_session_insert(s, token_hash, u->id, csrf, now, ip, user_agent) != STORE_OK ||
+        store_user_touch_login(s, u->id, now) != STORE_OK ||
+        audit_login(s, u->name, u->role, ip, "auth.login", "ok", NULL) != STORE_OK ||
+        store_commit(s) != STORE_OK) {
         store_rollback(s);
         goto out;
     }
     memset(user, 0, sizeof(*user));
-    user->id = u.id;
-    snprintf(user->name, sizeof(user->name), "%s", u.name);
-    user->role = role_parse(u.role);
+    user->id = u->id;
+    snprintf(user->name, sizeof(user->name), "%s", u->name);
+    user->role = role_parse(u->role);
     memcpy(user->csrf_token, csrf, sizeof(csrf));
     memcpy(user->token_hash, token_hash, sizeof(token_hash));
     memcpy(token_out, token, sizeof(token));
-    secret_wipe(token, sizeof(token));
     rc = AUTH_OK;
+out:
+    secret_wipe(token, sizeof(token));
+    return rc;
+}
+
+int
+auth_login(struct store *s, const struct config *cfg, const char *username, const char *password,
+           const char *ip, const char *user_agent, struct auth_user *user, char token_out[65],
+           struct auth_refusal *why)
+{
+    int64_t failure_id = 0;
+    struct store_user u = {0};
+    memset(why, 0, sizeof(*why));
+    int rc = login_admit(s, cfg, username, ip, time_now_ms(), why, &failure_id);
+    if (rc != AUTH_OK) {
+        return rc;
+    }
+    int found = store_user_get(s, username, &u);
+    if (found == STORE_ERROR) {
+        rc = AUTH_ERROR;
+        goto withdraw;
+    }
+    int ok = auth_password_verify(found == STORE_OK ? u.password_hash : dummy_hash(), password);
+    if (ok == AUTH_HASH_BUSY) {
+        rc = AUTH_BUSY;
+        goto withdraw;
+    }
+    if (found != STORE_OK || ok != 1 || u.disabled) {
+        /* the provisional failure stays: it was one */
+        why->reason = found != STORE_OK ? "unknown user"
+                      : ok != 1         ? "wrong password"
+                                        : "account disabled";
+        rc = audit_login(s, username, found == STORE_OK ? u.role : "", ip, "auth.login_failed",
+                         "denied", why->reason) == STORE_OK
+                 ? AUTH_BAD_CREDENTIALS
+                 : AUTH_ERROR;
+        goto out;
+    }
+    rc = login_succeed(s, &u, ip, user_agent, failure_id, user, token_out);
+    if (rc == AUTH_OK) {
+        goto out;
+    }
+withdraw:
+    /* the password was not checked, or was right but the session could not be stored: the
+     * attempt must not count against the user */
+    if (store_login_failure_delete(s, failure_id) != STORE_OK) {
+        log_error("auth: cannot withdraw login failure %lld: %s", (long long)failure_id,
+                  store_errmsg(s));
+    }
 out:
     store_user_clear(&u);
     return rc;
 }
+
+/* ---- sessions ---- */
 
 int
 auth_session_lookup(struct store *s, const struct config *cfg, const char *token,
@@ -229,31 +406,75 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
     }
     char token_hash[65];
     auth_token_hash(token, token_hash);
-    struct store_session sess;
-    int rc = store_session_get(s, token_hash, &sess);
-    if (rc == STORE_NOT_FOUND) {
-        return AUTH_NO_SESSION;
-    } else if (rc) {
-        return AUTH_ERROR;
+    struct session_entry e;
+    int64_t mono = time_mono_ms();
+    if (session_cache_get(token_hash, mono, AUTH_SESSION_CACHE_TTL_MS, &e)) {
+        metrics_add(METRIC_SESSION_CACHE_HITS, 1);
+    } else {
+        metrics_add(METRIC_SESSION_CACHE_MISSES, 1);
+        uint64_t gen = session_cache_generation();
+        struct store_session sess;
+        int rc = store_session_get(s, token_hash, &sess);
+        if (rc == STORE_NOT_FOUND) {
+            return AUTH_NO_SESSION;
+        } else if (rc) {
+            return AUTH_ERROR;
+        }
+        memset(&e, 0, sizeof(e));
+        memcpy(e.token_hash, token_hash, sizeof(token_hash));
+        e.user_id = sess.user_id;
+        memcpy(e.user_name, sess.user_name, sizeof(e.user_name));
+        memcpy(e.user_role, sess.user_role, sizeof(e.user_role));
+        memcpy(e.csrf_token, sess.csrf_token, sizeof(e.csrf_token));
+        e.created_at = sess.created_at;
+        e.last_seen_at = sess.last_seen_at;
+        e.user_disabled = sess.user_disabled;
+        session_cache_put(&e, gen, mono);
     }
     int64_t now = time_now_ms();
-    if (now - sess.last_seen_at > (int64_t)cfg->session_idle_timeout_s * 1000 ||
-        now - sess.created_at > (int64_t)cfg->session_absolute_timeout_s * 1000) {
+    if (now - e.last_seen_at > (int64_t)cfg->session_idle_timeout_s * 1000 ||
+        now - e.created_at > (int64_t)cfg->session_absolute_timeout_s * 1000) {
         store_session_delete(s, token_hash);
+        session_cache_forget_token(token_hash);
         return AUTH_NO_SESSION;
     }
-    if (sess.user_disabled) {
+    if (e.user_disabled) {
         return AUTH_NO_SESSION;
     }
-    /* Refresh last-seen at most every 5 s to keep reads cheap. */
-    if (now - sess.last_seen_at > 5000) {
+    /* Refresh last-seen at most every AUTH_SESSION_TOUCH_MS. The cached time moves first, so
+     * requests in parallel do not all write; a write skipped because the database was busy
+     * is tried again once the entry is reloaded. */
+    if (now - e.last_seen_at > AUTH_SESSION_TOUCH_MS) {
+        session_cache_set_last_seen(token_hash, now);
         store_session_touch(s, token_hash, now);
     }
     memset(user, 0, sizeof(*user));
-    user->id = sess.user_id;
-    memcpy(user->name, sess.user_name, sizeof(user->name));
-    user->role = role_parse(sess.user_role);
-    memcpy(user->csrf_token, sess.csrf_token, sizeof(user->csrf_token));
+    user->id = e.user_id;
+    memcpy(user->name, e.user_name, sizeof(user->name));
+    user->role = role_parse(e.user_role);
+    memcpy(user->csrf_token, e.csrf_token, sizeof(user->csrf_token));
     memcpy(user->token_hash, token_hash, sizeof(token_hash));
     return AUTH_OK;
+}
+
+void
+auth_session_forget(const char *token_hash)
+{
+    session_cache_forget_token(token_hash);
+}
+
+void
+auth_user_changed(int64_t user_id)
+{
+    session_cache_forget_user(user_id);
+}
+
+void
+auth_purge(struct store *s, const struct config *cfg)
+{
+    int64_t now = time_now_ms();
+    store_session_purge(s, now - (int64_t)cfg->session_idle_timeout_s * 1000,
+                        now - (int64_t)cfg->session_absolute_timeout_s * 1000);
+    store_login_failure_purge(s, now - (int64_t)cfg->login_window_s * 1000);
+    session_cache_clear();
 }

@@ -129,10 +129,18 @@ send_all(struct mg_connection *conn, int status, const char *content_type,
     return rc;
 }
 
+static void anon_refusal_audit(struct req *r, int status);
+
 int
 http_reply(struct req *r, int status, const char *content_type, const char *extra_headers,
            const void *body, size_t len)
 {
+    if (r->anon_write && status >= 400 && !r->audited) {
+        if (http_anon_refusal(r)) {
+            return r->status;
+        }
+        anon_refusal_audit(r, status);
+    }
     send_all(r->conn, status, content_type, extra_headers, is_api(r),
              strcmp(r->method, "HEAD") == 0, body, len);
     r->status = status;
@@ -161,7 +169,13 @@ http_reply_error(struct req *r, int status, const char *code, const char *fmt, .
     cJSON *e = cJSON_AddObjectToObject(j, "error");
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
-    return http_reply_json(r, status, j);
+    const char *reason = r->deny_reason;
+    if (!reason) {
+        r->deny_reason = msg; /* for the audit of an anonymous refusal, during the reply */
+    }
+    http_reply_json(r, status, j);
+    r->deny_reason = reason;
+    return status;
 }
 
 int
@@ -352,7 +366,10 @@ read_body(struct req *r)
  * Every refused state-changing request is audited, but one from a client that is not logged
  * in costs nothing to send: past ANON_BUDGET of them per address in ANON_WINDOW_MS the
  * address gets 429 without a new entry each time (one auth.anonymous_throttled entry marks
- * the start; the rest are counted in consulate_anonymous_writes_suppressed_total). */
+ * the start; the rest are counted in consulate_anonymous_writes_suppressed_total). This
+ * covers every such refusal: a write to a route that needs a session, and the login route's
+ * own refusals (bad JSON or fields, foreign origin, throttled, body too large). Wrong
+ * passwords are not counted here: the login throttle bounds them. */
 #define ANON_BUDGET 60
 #define ANON_WINDOW_MS 60000
 #define ANON_SLOTS 256
@@ -396,6 +413,53 @@ anon_budget_take(const char *ip)
                                                            : ANON_SUPPRESS;
     pthread_mutex_unlock(&anon_lock);
     return v;
+}
+
+int
+http_anon_refusal(struct req *r)
+{
+    if (!r->anon_write) {
+        return 0;
+    }
+    r->anon_write = 0;
+    enum anon_verdict v = anon_budget_take(r->ip);
+    if (v == ANON_AUDIT) {
+        return 0;
+    }
+    store_rollback(r->db);
+    if (v == ANON_THROTTLE_START) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "method", r->method);
+        cJSON_AddStringToObject(d, "path", r->path);
+        cJSON_AddNumberToObject(d, "limit", ANON_BUDGET);
+        cJSON_AddNumberToObject(d, "window_s", ANON_WINDOW_MS / 1000);
+        http_audit(r, "auth.anonymous_throttled", r->ip, d, "denied");
+    } else {
+        metrics_add(METRIC_ANON_SUPPRESSED, 1);
+    }
+    r->audited = 1;
+    r->deny_reason = NULL;
+    static const char body[] =
+        "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"too many refused requests "
+        "without a session from this address; try again in a minute\"}}";
+    return http_reply(r, 429, "application/json; charset=utf-8", "Retry-After: 60\r\n", body,
+                      sizeof(body) - 1);
+}
+
+/* Records the refusal of a state-changing request without a session (within the budget),
+ * after rolling back whatever the handler had begun. */
+static void
+anon_refusal_audit(struct req *r, int status)
+{
+    store_rollback(r->db);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "method", r->method);
+    cJSON_AddStringToObject(d, "path", r->path);
+    cJSON_AddNumberToObject(d, "status", status);
+    cJSON_AddStringToObject(d, "reason", r->deny_reason ? r->deny_reason : "refused");
+    /* as the dispatcher records them: refused by login, CSRF or throttle, else failed */
+    int denied = status == 401 || status == 403 || status == 429;
+    http_audit(r, r->audit_action, r->audit_target, d, denied ? "denied" : "error");
 }
 
 /* True when the Origin header, if any, names this server (scheme://Host). */
@@ -463,6 +527,10 @@ dispatch(struct req *r)
         target = dyn_target;
     }
 
+    r->audit_action = writes ? action : NULL;
+    r->audit_target = target;
+    r->anon_write = writes && action; /* until a session is found: refusals are budgeted */
+
     if (!(rt->flags & ROUTE_PUBLIC)) {
         int arc = authenticate(r);
         if (arc == AUTH_ERROR) {
@@ -472,42 +540,22 @@ dispatch(struct req *r)
             if ((rt->flags & ROUTE_METRICS) && metrics_token_ok(r)) {
                 return rt->fn(r);
             }
-            if (writes && action) {
-                enum anon_verdict v = anon_budget_take(r->ip);
-                cJSON *d = cJSON_CreateObject();
-                cJSON_AddStringToObject(d, "method", r->method);
-                cJSON_AddStringToObject(d, "path", r->path);
-                if (v == ANON_AUDIT) {
-                    cJSON_AddStringToObject(d, "reason", "not logged in");
-                    http_audit(r, action, target, d, "denied");
-                } else if (v == ANON_THROTTLE_START) {
-                    cJSON_AddNumberToObject(d, "limit", ANON_BUDGET);
-                    cJSON_AddNumberToObject(d, "window_s", ANON_WINDOW_MS / 1000);
-                    http_audit(r, "auth.anonymous_throttled", r->ip, d, "denied");
-                } else {
-                    cJSON_Delete(d);
-                    metrics_add(METRIC_ANON_SUPPRESSED, 1);
-                }
-                if (v != ANON_AUDIT) {
-                    return http_reply_error(r, 429, "too_many_requests",
-                                            "too many requests without a session from this "
-                                            "address; try again in a minute");
-                }
-            }
+            r->deny_reason = "not logged in";
             return http_reply_error(r, 401, "unauthenticated", "log in first");
         }
+        r->anon_write = 0;
     }
     if (writes) {
         const char *csrf = http_header(r, "X-CSRF-Token");
         int bad_origin = !origin_ok(r);
         int bad_token = r->authenticated && (!csrf || !str_ct_equal(csrf, r->user.csrf_token));
         if (bad_origin || bad_token) {
-            if (action) {
+            r->deny_reason = bad_origin ? "cross-origin request" : "missing or wrong CSRF token";
+            if (action && !r->anon_write) {
                 cJSON *d = cJSON_CreateObject();
                 cJSON_AddStringToObject(d, "method", r->method);
                 cJSON_AddStringToObject(d, "path", r->path);
-                cJSON_AddStringToObject(d, "reason", bad_origin ? "cross-origin request"
-                                                                : "missing or wrong CSRF token");
+                cJSON_AddStringToObject(d, "reason", r->deny_reason);
                 http_audit(r, action, target, d, "denied");
             }
             return http_reply_error(r, 403, "csrf",

@@ -364,10 +364,7 @@ cmd_serve(struct config *cfg, struct store *s)
         if (sig == SIGINT || sig == SIGTERM) {
             break;
         }
-        int64_t now = time_now_ms();
-        store_session_purge(s, now - (int64_t)cfg->session_idle_timeout_s * 1000,
-                            now - (int64_t)cfg->session_absolute_timeout_s * 1000);
-        store_login_failure_purge(s, now - (int64_t)cfg->login_window_s * 1000);
+        auth_purge(s, cfg);
     }
     log_info("shutting down");
     events_close(app.events); /* ends the SSE streams, so http_stop need not wait for them */

@@ -24,6 +24,10 @@ static const struct {
     [METRIC_ANON_SUPPRESSED] = {"consulate_anonymous_writes_suppressed_total", "counter",
                                 "Writes without a session refused over the per-address budget "
                                 "without an audit entry each."},
+    [METRIC_SESSION_CACHE_HITS] = {"consulate_session_cache_hits_total", "counter",
+                                   "Session lookups answered from memory."},
+    [METRIC_SESSION_CACHE_MISSES] = {"consulate_session_cache_misses_total", "counter",
+                                     "Session lookups that read the database."},
 };
 
 void

@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "store_internal.h"
@@ -44,7 +46,8 @@ store_errmsg(struct store *s)
     return s && s->db ? sqlite3_errmsg(s->db) : "no database";
 }
 
-/* Creates every missing directory of path's parent, like mkdir -p. */
+/* Creates every missing directory of path's parent, like mkdir -p, each new one with mode
+ * 0700; directories that exist keep the mode their owner chose. */
 static int
 mkdir_parents(const char *path)
 {
@@ -67,11 +70,48 @@ mkdir_parents(const char *path)
     return rc;
 }
 
+/* Creates the database file with mode 0600 when it does not exist yet: SQLite would create
+ * it 0644 (less the umask), and it holds password hashes and the values recorded in audit
+ * details. SQLite gives the -wal and -shm files it creates the mode of the database file.
+ * An existing file is left as its owner set it, with a warning (once per process) when
+ * group or others may read it. Returns 0, or -1 with a message in err. */
+static int
+db_file_create(const char *path, char *err, size_t errlen)
+{
+    static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+    static int warned;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != EEXIST) {
+        snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        pthread_mutex_lock(&warn_lock);
+        if (!warned) {
+            warned = 1;
+            log_warn("store: database %s has mode %04o: group or others may read it, and it "
+                     "holds password hashes and audited values; chmod 600 it",
+                     path, (unsigned)(st.st_mode & 07777));
+        }
+        pthread_mutex_unlock(&warn_lock);
+    }
+    return 0;
+}
+
 struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
-    if (strcmp(path, ":memory:") != 0 && mkdir_parents(path) != 0) {
+    int is_file = strcmp(path, ":memory:") != 0 && !str_starts_with(path, "file:");
+    if (is_file && mkdir_parents(path) != 0) {
         snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (is_file && db_file_create(path, err, errlen) != 0) {
         return NULL;
     }
     sqlite3 *db = NULL;
@@ -614,40 +654,66 @@ store_session_purge(struct store *s, int64_t idle_before, int64_t created_before
 /* ---- login throttling ---- */
 
 int
-store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now)
+store_login_failure_add(struct store *s, const char *username, const char *ip, int64_t now,
+                        int64_t *id_out)
 {
-    return exec_bound(s, 0, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
-                      "tti", username, ip, now);
+    int rc = exec_bound(s, 0, "INSERT INTO login_failures (username, ip, at) VALUES (?1, ?2, ?3)",
+                        "tti", username, ip, now);
+    if (rc == STORE_OK && id_out) {
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    }
+    return rc;
+}
+
+int
+store_login_failure_delete(struct store *s, int64_t id)
+{
+    return exec_bound(s, 0, "DELETE FROM login_failures WHERE id = ?1", "i", id);
 }
 
 int
 store_login_failure_count(struct store *s, const char *username, const char *ip, int64_t since,
-                          int64_t *by_user, int64_t *by_ip)
+                          struct store_login_counts *out)
 {
     sqlite3_stmt *st;
+    /* Each sub-select walks one of the (username, at) and (ip, at) indexes. */
     if (store_prepare(s,
                       "SELECT (SELECT count(*) FROM login_failures WHERE username = ?1 AND at >= "
-                      "?3), (SELECT count(*) FROM login_failures WHERE ip = ?2 AND at >= ?3)",
+                      "?3), (SELECT coalesce(max(at), 0) FROM login_failures WHERE username = ?1 "
+                      "AND at >= ?3), (SELECT count(*) FROM login_failures WHERE ip = ?2 AND at "
+                      ">= ?3), (SELECT coalesce(min(at), 0) FROM login_failures WHERE ip = ?2 AND "
+                      "at >= ?3), (SELECT coalesce(max(at), 0) FROM login_failures WHERE ip = ?2 "
+                      "AND at >= ?3)",
                       &st)) {
         return STORE_ERROR;
     }
     store_bind_text(st, 1, username);
     store_bind_text(st, 2, ip);
     sqlite3_bind_int64(st, 3, since);
-    int out = STORE_ERROR;
+    int rc = STORE_ERROR;
+    memset(out, 0, sizeof(*out));
     if (sqlite3_step(st) == SQLITE_ROW) {
-        *by_user = sqlite3_column_int64(st, 0);
-        *by_ip = sqlite3_column_int64(st, 1);
-        out = STORE_OK;
+        out->by_user = sqlite3_column_int64(st, 0);
+        out->user_newest = sqlite3_column_int64(st, 1);
+        out->by_ip = sqlite3_column_int64(st, 2);
+        out->ip_oldest = sqlite3_column_int64(st, 3);
+        out->ip_newest = sqlite3_column_int64(st, 4);
+        rc = STORE_OK;
     }
     store_finish(s, st);
-    return out;
+    return rc;
 }
 
 int
-store_login_failure_clear_user(struct store *s, const char *username)
+store_login_failure_forgive(struct store *s, const char *username, const char *ip)
 {
-    return exec_bound(s, 0, "DELETE FROM login_failures WHERE username = ?1", "t", username);
+    int rc = exec_bound(s, 0, "DELETE FROM login_failures WHERE username = ?1 AND ip = ?2", "tt",
+                        username, ip);
+    if (rc == STORE_OK) {
+        rc = exec_bound(s, 0, "UPDATE login_failures SET username = '' WHERE username = ?1", "t",
+                        username);
+    }
+    return rc;
 }
 
 int

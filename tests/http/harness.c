@@ -302,6 +302,30 @@ resp_header(const struct resp *r, const char *name)
     return NULL;
 }
 
+const char *
+resp_error_code(const struct resp *r)
+{
+    return json_get_str(cJSON_GetObjectItem(r->json, "error"), "code", "");
+}
+
+const char *
+resp_error_message(const struct resp *r)
+{
+    return json_get_str(cJSON_GetObjectItem(r->json, "error"), "message", "");
+}
+
+int
+resp_is_error(const struct resp *r, long status, const char *code, const char *what)
+{
+    if (r->status == status && strcmp(resp_error_code(r), code) == 0 &&
+        (!what || strstr(resp_error_message(r), what))) {
+        return 1;
+    }
+    fprintf(stderr, "harness: expected %ld %s naming '%s', got %ld: %s\n", status, code,
+            what ? what : "", r->status, r->body ? r->body : "");
+    return 0;
+}
+
 struct client *
 client_new(struct srv *s)
 {
@@ -398,6 +422,33 @@ client_req(struct client *c, const char *method, const char *path, const char *b
 }
 
 void
+client_set_source(struct client *c, const char *ip)
+{
+    char opt[80];
+    snprintf(opt, sizeof(opt), "host!%s", ip);
+    curl_easy_setopt(c->curl, CURLOPT_INTERFACE, opt);
+}
+
+long
+client_get_until(struct client *c, const char *path, long want, int timeout_ms,
+                 int64_t *elapsed_ms)
+{
+    int64_t t0 = time_mono_ms();
+    long st;
+    for (;;) {
+        struct resp r = client_req(c, "GET", path, NULL);
+        st = r.status;
+        resp_free(&r);
+        if (st == want || time_mono_ms() - t0 >= timeout_ms) {
+            break;
+        }
+        usleep(50000);
+    }
+    *elapsed_ms = time_mono_ms() - t0;
+    return st;
+}
+
+void
 client_set_csrf(struct client *c, const char *token)
 {
     snprintf(c->csrf, sizeof(c->csrf), "%s", token ? token : "");
@@ -409,8 +460,8 @@ client_csrf(struct client *c)
     return c->csrf;
 }
 
-long
-client_login(struct client *c, const char *user, const char *pw)
+struct resp
+client_login_resp(struct client *c, const char *user, const char *pw)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "username", user);
@@ -422,6 +473,13 @@ client_login(struct client *c, const char *user, const char *pw)
     if (r.status == 200 && r.json) {
         client_set_csrf(c, json_get_str(r.json, "csrf_token", ""));
     }
+    return r;
+}
+
+long
+client_login(struct client *c, const char *user, const char *pw)
+{
+    struct resp r = client_login_resp(c, user, pw);
     long st = r.status;
     resp_free(&r);
     return st;
@@ -457,6 +515,27 @@ srv_add_user(struct srv *s, const char *name, const char *role, const char *pw)
     resp_free(&r);
     client_free(admin);
     return st;
+}
+
+long long
+db_int(struct srv *s, const char *sql)
+{
+    sqlite3 *db;
+    long long v = -1;
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                v = sqlite3_column_int64(st, 0);
+            }
+            sqlite3_finalize(st);
+        } else {
+            fprintf(stderr, "harness: sql %s: %s\n", sql, sqlite3_errmsg(db));
+        }
+    }
+    sqlite3_close(db);
+    return v;
 }
 
 long

@@ -4,6 +4,7 @@
 #define CONSULATE_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -49,18 +50,34 @@ void resp_free(struct resp *r);
 /* Returns the value of a response header (case-insensitive name) newly allocated, or NULL. */
 char *resp_header(const struct resp *r, const char *name);
 
+/* error.code and error.message of an error reply ("" when absent; borrowed from r). */
+const char *resp_error_code(const struct resp *r);
+const char *resp_error_message(const struct resp *r);
+/* 1 when r has this status and error code and, when what is not NULL, a message containing
+ * what; else prints what came instead to stderr and returns 0 (use in assert_true). */
+int resp_is_error(const struct resp *r, long status, const char *code, const char *what);
+
 /* A client: its own cookie jar and CSRF token, like one browser. */
 struct client;
 struct client *client_new(struct srv *s);
 void client_free(struct client *c);
 /* POST /api/session; on 200 keeps the CSRF token. Returns the HTTP status. */
 long client_login(struct client *c, const char *user, const char *pw);
+/* The same, returning the whole response (the caller frees it). */
+struct resp client_login_resp(struct client *c, const char *user, const char *pw);
 /* A JSON request (Content-Type application/json), with X-CSRF-Token when known. */
 struct resp client_req(struct client *c, const char *method, const char *path, const char *body);
 /* Full control: raw body of len bytes and extra headers ("Name: value", NULL-terminated list;
  * may be NULL). csrf: send the token when 1. */
 struct resp client_req_raw(struct client *c, const char *method, const char *path,
                            const void *body, size_t len, const char *const *headers, int csrf);
+/* Sends this client's requests from another loopback address (e.g. "127.0.0.2"; the whole of
+ * 127.0.0.0/8 reaches the server), so the server sees a second client address. */
+void client_set_source(struct client *c, const char *ip);
+/* GETs path every 50 ms until it answers with status want or timeout_ms has passed; returns
+ * the last status and, in *elapsed_ms, how long it took. */
+long client_get_until(struct client *c, const char *path, long want, int timeout_ms,
+                      int64_t *elapsed_ms);
 /* Forgets the CSRF token (to test its absence) or sets another. */
 void client_set_csrf(struct client *c, const char *token);
 const char *client_csrf(struct client *c);
@@ -73,6 +90,9 @@ struct client *srv_login(struct srv *s, const char *name, const char *pw);
 /* Runs SQL on the server's database through a second connection (the tests' way to age a
  * session or tamper with a row). Returns 0, or -1 after printing the SQLite error. */
 int db_exec(struct srv *s, const char *sql);
+
+/* One integer from a query on the server's database (read-only), or -1 on error. */
+long long db_int(struct srv *s, const char *sql);
 
 /* Counts audit entries matching action (prefix) and outcome through SQL on the database. */
 long db_count_audit(struct srv *s, const char *action, const char *outcome);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -16,6 +17,11 @@
 #include "util.h"
 
 #define DB_EXEC(s, sql) assert_int_equal(db_exec((s), (sql)), 0)
+#define ASSERT_ERROR(r, st, code, what) assert_true(resp_is_error(&(r), (st), (code), (what)))
+/* The server keeps sessions in memory for up to a second: a change made behind its back (in
+ * the database, like another process would) is seen once that has passed. */
+#define SESSION_CACHE_WAIT_US 1100000
+#define CREATE_ERRORS "action = 'user.create' AND outcome = 'error'"
 
 #define PW "correct-horse-42"
 
@@ -72,24 +78,81 @@ test_healthz_and_headers(void **state)
     client_free(c);
 }
 
+/* Rows in the server's database matching a WHERE clause on a table. */
+static long long
+db_count(struct srv *s, const char *table, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE %s", table, where);
+    return db_int(s, sql);
+}
+
+/* The same, for a row the dispatcher writes just after a refused reply (a handler's 4xx to
+ * a logged-in user): waits up to 2 s for the count to reach want, and returns it. */
+static long long
+db_count_soon(struct srv *s, const char *table, const char *where, long long want)
+{
+    long long n = db_count(s, table, where);
+    for (int i = 0; i < 200 && n != want; i++) {
+        usleep(10000);
+        n = db_count(s, table, where);
+    }
+    return n;
+}
+
 static void
 test_login_ok_and_bad(void **state)
 {
     struct srv *s = *state;
     DB_EXEC(s, "DELETE FROM login_failures");
     long before_fail = db_count_audit(s, "auth.login_failed", "denied");
+    long long sessions0 = db_count(s, "sessions", "1");
     struct client *c = client_new(s);
-    assert_int_equal(client_login(c, "admin", "wrong-password-1"), 401);
-    assert_int_equal(client_login(c, "nobody-here", "wrong-password-1"), 401);
+    /* a wrong password and an unknown name get the same answer, no cookie, no session */
+    static const char *const who[] = {"admin", "nobody-here"};
+    for (int i = 0; i < 2; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"wrong-password-1\"}",
+                 who[i]);
+        struct resp r = client_req(c, "POST", "/api/session", body);
+        ASSERT_ERROR(r, 401, "invalid_credentials", "wrong user name or password");
+        char *cookie = resp_header(&r, "Set-Cookie");
+        assert_null(cookie);
+        resp_free(&r);
+    }
     assert_int_equal(db_count_audit(s, "auth.login_failed", "denied"), before_fail + 2);
+    assert_int_equal(db_count(s, "audit_log", "action = 'auth.login_failed' AND target = "
+                                              "'admin' AND detail LIKE '%wrong password%'"),
+                     1);
+    assert_int_equal(db_count(s, "audit_log", "action = 'auth.login_failed' AND target = "
+                                              "'nobody-here' AND detail LIKE '%unknown user%'"),
+                     1);
+    assert_int_equal(db_count(s, "login_failures", "1"), 2);
 
-    struct resp r = client_req(c, "POST", "/api/session", "{\"username\":\"admin\"}");
-    assert_int_equal(r.status, 400);
-    assert_non_null(strstr(r.body, "password"));
-    resp_free(&r);
-    r = client_req(c, "POST", "/api/session", "{not json");
-    assert_int_equal(r.status, 400);
-    resp_free(&r);
+    /* malformed requests: 400 naming the problem, recorded, no failure counted */
+    long long refused0 = db_count(s, "audit_log", "action = 'auth.login' AND outcome = 'error'");
+    static const struct {
+        const char *body, *code, *what;
+    } bad[] = {
+        {"{\"username\":\"admin\"}", "invalid_field", "'password'"},
+        {"{\"username\":\"\",\"password\":\"wrong-password-1\"}", "invalid_field", "'username'"},
+        {"{\"username\":7,\"password\":\"wrong-password-1\"}", "invalid_field", "'username'"},
+        {"{not json", "invalid_json", "not valid JSON"},
+        {"[\"admin\"]", "invalid_json", "JSON object"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        struct resp r = client_req(c, "POST", "/api/session", bad[i].body);
+        ASSERT_ERROR(r, 400, bad[i].code, bad[i].what);
+        resp_free(&r);
+    }
+    assert_int_equal(db_count(s, "audit_log", "action = 'auth.login' AND outcome = 'error'"),
+                     refused0 + (long long)ARRAY_LEN(bad));
+    assert_int_equal(db_count(s, "audit_log", "action = 'auth.login' AND outcome = 'error' "
+                                              "AND detail LIKE '%field ''password''%'"),
+                     1);
+    assert_int_equal(db_count(s, "login_failures", "1"), 2);
+    assert_int_equal(db_count(s, "sessions", "1"), sessions0);
+    struct resp r;
 
     long before_ok = db_count_audit(s, "auth.login", "ok");
     char body[256];
@@ -268,23 +331,27 @@ test_sessions_and_expiry(void **state)
     assert_int_equal(r.status, 200);
     resp_free(&r);
     r = client_req(b1, "GET", "/api/session", NULL);
-    assert_int_equal(r.status, 401);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
     resp_free(&r);
+    assert_int_equal(db_count(s, "sessions s JOIN users u ON u.id = s.user_id", "u.name = 'sam'"),
+                     1);
     r = client_req(b2, "GET", "/api/session", NULL);
     assert_int_equal(r.status, 200);
     resp_free(&r);
     /* idle for 31 minutes */
     DB_EXEC(s, "UPDATE sessions SET last_seen_at = last_seen_at - 1860000 WHERE user_id = "
                 "(SELECT id FROM users WHERE name = 'sam')");
+    usleep(SESSION_CACHE_WAIT_US);
     r = client_req(b2, "GET", "/api/session", NULL);
-    assert_int_equal(r.status, 401);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
     resp_free(&r);
     /* absolute limit: active but created 13 hours ago */
     struct client *b3 = srv_login(s, "sam", PW);
     DB_EXEC(s, "UPDATE sessions SET created_at = created_at - 46800000 WHERE user_id = "
                 "(SELECT id FROM users WHERE name = 'sam')");
+    usleep(SESSION_CACHE_WAIT_US);
     r = client_req(b3, "GET", "/api/session", NULL);
-    assert_int_equal(r.status, 401);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
     resp_free(&r);
     client_free(b1);
     client_free(b2);
@@ -297,71 +364,106 @@ test_users_admin(void **state)
     struct srv *s = *state;
     DB_EXEC(s, "DELETE FROM login_failures");
     struct client *a = srv_login(s, "admin", s->admin_pw);
-    /* bad inputs, each naming the field */
+    long long users0 = db_count(s, "users", "1");
+    long long errors0 = db_count(s, "audit_log", CREATE_ERRORS);
+    /* bad inputs, each naming the field, recorded, and nothing created */
     static const struct {
-        const char *body, *field;
+        const char *body, *code, *field;
     } bad[] = {
-        {"{\"name\":\"bad name\",\"role\":\"viewer\",\"password\":\"" PW "\"}", "'name'"},
-        {"{\"name\":\"ok1\",\"role\":\"root\",\"password\":\"" PW "\"}", "'role'"},
-        {"{\"name\":\"ok1\",\"role\":\"viewer\",\"password\":\"short\"}", "'password'"},
-        {"{\"name\":\"ok1\",\"role\":\"viewer\",\"password\":\"" PW "\",\"x\":1}", "'x'"},
-        {"[1,2]", "JSON object"},
+        {"{\"name\":\"bad name\",\"role\":\"viewer\",\"password\":\"" PW "\"}", "invalid_field",
+         "'name'"},
+        {"{\"name\":\"ok1\",\"role\":\"root\",\"password\":\"" PW "\"}", "invalid_field", "'role'"},
+        {"{\"name\":\"ok1\",\"role\":\"viewer\",\"password\":\"short\"}", "invalid_field",
+         "'password'"},
+        {"{\"name\":\"ok1\",\"role\":\"viewer\",\"password\":\"" PW "\",\"x\":1}", "invalid_field",
+         "'x'"},
+        {"[1,2]", "invalid_json", "JSON object"},
+        {"{\"name\":\"ok1\",", "invalid_json", "not valid JSON"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         struct resp r = client_req(a, "POST", "/api/users", bad[i].body);
-        assert_int_equal(r.status, 400);
-        if (!strstr(r.body, bad[i].field)) {
-            fail_msg("%s: %s does not name %s", bad[i].body, r.body, bad[i].field);
-        }
+        ASSERT_ERROR(r, 400, bad[i].code, bad[i].field);
         resp_free(&r);
     }
+    assert_int_equal(db_count(s, "users", "1"), users0);
+    long long want = errors0 + (long long)ARRAY_LEN(bad);
+    assert_int_equal(db_count_soon(s, "audit_log", CREATE_ERRORS, want), want);
     struct resp r = client_req(a, "POST", "/api/users",
                                "{\"name\":\"dora\",\"role\":\"operator\",\"password\":\"" PW "\"}");
     assert_int_equal(r.status, 201);
     resp_free(&r);
     r = client_req(a, "POST", "/api/users",
                    "{\"name\":\"dora\",\"role\":\"viewer\",\"password\":\"" PW "\"}");
-    assert_int_equal(r.status, 409);
+    ASSERT_ERROR(r, 409, "user_exists", "'dora'");
     resp_free(&r);
+    assert_int_equal(db_count(s, "users", "name = 'dora' AND role = 'operator'"), 1);
+    assert_int_equal(db_count(s, "users", "1"), users0 + 1);
+    want++;
+    assert_int_equal(db_count_soon(s, "audit_log", CREATE_ERRORS, want), want);
     /* the only admin can be neither demoted, disabled nor deleted */
     r = client_req(a, "PATCH", "/api/users/admin", "{\"role\":\"viewer\"}");
-    assert_int_equal(r.status, 409);
-    assert_non_null(strstr(r.body, "last_admin"));
+    ASSERT_ERROR(r, 409, "last_admin", "'admin' is the last enabled admin");
     resp_free(&r);
     r = client_req(a, "PATCH", "/api/users/admin", "{\"disabled\":true}");
-    assert_int_equal(r.status, 409);
+    ASSERT_ERROR(r, 409, "last_admin", "'admin' is the last enabled admin");
     resp_free(&r);
     r = client_req(a, "DELETE", "/api/users/admin", NULL);
-    assert_int_equal(r.status, 409);
+    ASSERT_ERROR(r, 409, "last_admin", "'admin' is the last enabled admin");
     resp_free(&r);
+    assert_int_equal(db_count(s, "users", "name = 'admin' AND role = 'admin' AND disabled = 0"), 1);
     r = client_req(a, "PATCH", "/api/users/nobody", "{\"role\":\"viewer\"}");
-    assert_int_equal(r.status, 404);
+    ASSERT_ERROR(r, 404, "not_found", "'nobody'");
     resp_free(&r);
-    /* a password change ends the user's sessions */
+    assert_int_equal(db_count(s, "users", "name = 'nobody'"), 0);
+    /* a password change ends the user's open sessions */
     struct client *d = srv_login(s, "dora", PW);
     assert_non_null(d);
     r = client_req(a, "PATCH", "/api/users/dora", "{\"password\":\"another-pass-77\"}");
     assert_int_equal(r.status, 200);
     resp_free(&r);
     r = client_req(d, "GET", "/api/session", NULL);
-    assert_int_equal(r.status, 401);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
     resp_free(&r);
     assert_int_equal(client_login(d, "dora", PW), 401);
     assert_int_equal(client_login(d, "dora", "another-pass-77"), 200);
-    /* disabled users cannot log in */
+    r = client_req(d, "GET", "/api/session", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* disabling ends the session already open (not only new logins) */
     r = client_req(a, "PATCH", "/api/users/dora", "{\"disabled\":true}");
     assert_int_equal(r.status, 200);
     assert_true(json_get_bool(cJSON_GetObjectItem(r.json, "user"), "disabled", 0));
     resp_free(&r);
+    r = client_req(d, "GET", "/api/session", NULL);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
+    resp_free(&r);
     assert_int_equal(client_login(d, "dora", "another-pass-77"), 401);
-    /* promote, then the first admin may step down */
+    /* promote: the open session of the new admin may manage users ... */
     r = client_req(a, "PATCH", "/api/users/dora", "{\"disabled\":false,\"role\":\"admin\"}");
     assert_int_equal(r.status, 200);
     resp_free(&r);
+    assert_int_equal(client_login(d, "dora", "another-pass-77"), 200);
+    r = client_req(d, "GET", "/api/users", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* ... until demoted: the same open session is refused at its next request */
+    r = client_req(a, "PATCH", "/api/users/dora", "{\"role\":\"operator\"}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req(d, "GET", "/api/users", NULL);
+    ASSERT_ERROR(r, 403, "forbidden", "admin");
+    resp_free(&r);
+    r = client_req(d, "GET", "/api/session", NULL);
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "user"), "role", ""), "operator");
+    resp_free(&r);
+    /* deleting ends it too */
     r = client_req(a, "DELETE", "/api/users/dora", NULL);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    assert_true(db_count_audit(s, "user.update", "ok") >= 3);
+    r = client_req(d, "GET", "/api/session", NULL);
+    ASSERT_ERROR(r, 401, "unauthenticated", NULL);
+    resp_free(&r);
+    assert_true(db_count_audit(s, "user.update", "ok") >= 4);
     assert_true(db_count_audit(s, "user.update", "error") >= 2); /* the 409s are recorded */
     client_free(d);
     client_free(a);
@@ -374,21 +476,22 @@ test_anonymous_write_budget(void **state)
 {
     struct srv *s = *state;
     struct client *c = client_new(s);
+    client_set_source(c, "127.0.0.9"); /* an address no other test sends from */
     long denied0 = db_count_audit(s, "user.delete", "denied");
     long throttled0 = db_count_audit(s, "auth.anonymous_throttled", "denied");
     int n401 = 0, n429 = 0;
     for (int i = 0; i < 70; i++) {
         struct resp r = client_req(c, "DELETE", "/api/users/someone", NULL);
-        if (r.status == 401) {
+        if (i < 60) {
+            ASSERT_ERROR(r, 401, "unauthenticated", NULL);
             n401++;
-        } else if (r.status == 429) {
+        } else {
+            ASSERT_ERROR(r, 429, "too_many_requests", "without a session");
             n429++;
         }
         resp_free(&r);
     }
-    /* earlier tests sent a few anonymous writes from this address too */
-    assert_true(n401 >= 55 && n401 <= 60);
-    assert_int_equal(n401 + n429, 70);
+    assert_int_equal(db_count(s, "users", "name = 'someone'"), 0);
     assert_int_equal(db_count_audit(s, "user.delete", "denied"), denied0 + n401);
     assert_int_equal(db_count_audit(s, "auth.anonymous_throttled", "denied"), throttled0 + 1);
     /* logged-in users are not affected */
@@ -412,17 +515,29 @@ test_limits_and_routes(void **state)
     body[0] = '{';
     body[big - 1] = '}';
     static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    long long users0 = db_count(s, "users", "1");
     struct resp r = client_req_raw(a, "POST", "/api/users", body, big, json_ct, 1);
-    assert_int_equal(r.status, 413);
+    ASSERT_ERROR(r, 413, "body_too_large", "1048576 bytes");
     resp_free(&r);
     free(body);
+    assert_int_equal(db_count(s, "users", "1"), users0);
+    assert_int_equal(db_count_soon(s, "audit_log", CREATE_ERRORS " AND detail LIKE "
+                                                   "'%\"status\":413%'", 1),
+                     1);
     r = client_req(a, "GET", "/api/no-such-thing", NULL);
-    assert_int_equal(r.status, 404);
-    assert_non_null(r.json);
+    ASSERT_ERROR(r, 404, "not_found", "/api/no-such-thing");
     resp_free(&r);
-    r = client_req(a, "PUT", "/api/users", "{}");
-    assert_int_equal(r.status, 405);
+    long long rows0 = db_count(s, "audit_log", "1");
+    r = client_req(a, "PUT", "/api/users", "{\"name\":\"put-user\"}");
+    ASSERT_ERROR(r, 405, "method_not_allowed", "PUT");
+    assert_non_null(strstr(resp_error_message(&r), "/api/users"));
     resp_free(&r);
+    r = client_req(a, "DELETE", "/api/no-such-thing", NULL);
+    ASSERT_ERROR(r, 404, "not_found", "/api/no-such-thing");
+    resp_free(&r);
+    /* neither an unknown route nor a method a route lacks does anything */
+    assert_int_equal(db_count(s, "users", "1"), users0);
+    assert_int_equal(db_count(s, "audit_log", "1"), rows0);
     client_free(a);
 }
 
@@ -509,13 +624,23 @@ test_cli_users(void **state)
     free(out);
     struct client *c = srv_login(s, "cli-made", PW);
     assert_non_null(c);
-    client_free(c);
     const char *passwd[] = {"user", "passwd", "cli-made", "--password-stdin", "--db", s->db,
                             NULL};
     assert_int_equal(run_cli(passwd, "short\n", &out), 1);
     free(out);
+    struct resp r = client_req(c, "GET", "/api/session", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* a new password set from the command line (another process) ends the session already
+     * open in the server within about a second */
     assert_int_equal(run_cli(passwd, "rescued-pass-1\n", &out), 0);
     free(out);
+    int64_t took;
+    assert_int_equal(client_get_until(c, "/api/session", 401, 3000, &took), 401);
+    if (took > 1500) {
+        fail_msg("the session outlived the new password by %lld ms", (long long)took);
+    }
+    client_free(c);
     c = srv_login(s, "cli-made", "rescued-pass-1");
     assert_non_null(c);
     client_free(c);
@@ -524,6 +649,64 @@ test_cli_users(void **state)
     assert_non_null(strstr(out, "cli-made"));
     assert_non_null(strstr(out, "operator"));
     free(out);
+}
+
+/* The permission bits of path, or -1 when it does not exist. */
+static int
+file_mode(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* The database holds password hashes and audited values: created 0600 in a new 0700
+ * directory (under the usual umask 022), its -wal and -shm likewise; an existing directory
+ * keeps its mode; an existing database readable by others is reported. */
+static void
+test_database_file_modes(void **state)
+{
+    struct srv *s = *state;
+    char wal[400], shm[400];
+    snprintf(wal, sizeof(wal), "%s-wal", s->db);
+    snprintf(shm, sizeof(shm), "%s-shm", s->db);
+    assert_int_equal(file_mode(s->db), 0600); /* the running server's */
+    assert_int_equal(file_mode(wal), 0600);
+    assert_int_equal(file_mode(shm), 0600);
+
+    char dir[] = "/tmp/consulate-modes-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char db[320], sub[320], loose[320];
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    snprintf(db, sizeof(db), "%s/new/deeper/c.db", dir);
+    const char *mig[] = {"migrate", "--db", db, NULL};
+    char *out = NULL;
+    assert_int_equal(run_cli(mig, NULL, &out), 0);
+    assert_null(strstr(out, "chmod"));
+    free(out);
+    assert_int_equal(file_mode(sub), 0700);
+    snprintf(sub, sizeof(sub), "%s/new/deeper", dir);
+    assert_int_equal(file_mode(sub), 0700);
+    assert_int_equal(file_mode(db), 0600);
+
+    /* a directory the operator made keeps its mode; the file in it is still 0600 */
+    snprintf(loose, sizeof(loose), "%s/shared", dir);
+    assert_int_equal(mkdir(loose, 0755), 0);
+    snprintf(db, sizeof(db), "%s/shared/c.db", dir);
+    assert_int_equal(run_cli(mig, NULL, &out), 0);
+    free(out);
+    assert_int_equal(file_mode(loose), 0755);
+    assert_int_equal(file_mode(db), 0600);
+    /* an existing database readable by others is used, with a warning naming the fix */
+    assert_int_equal(chmod(db, 0644), 0);
+    assert_int_equal(run_cli(mig, NULL, &out), 0);
+    if (!strstr(out, "mode 0644") || !strstr(out, "chmod 600")) {
+        fail_msg("no warning about the database's mode: %s", out);
+    }
+    free(out);
+    assert_int_equal(file_mode(db), 0644);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void
@@ -595,7 +778,9 @@ main(void)
         cmocka_unit_test(test_metrics_access),
         cmocka_unit_test(test_static_files),
         cmocka_unit_test(test_cli_users),
+        cmocka_unit_test(test_database_file_modes),
         cmocka_unit_test(test_migrations_and_config),
     };
+    umask(022); /* the usual default, inherited by the server and the CLI */
     return cmocka_run_group_tests(tests, setup, teardown);
 }
