@@ -49,6 +49,9 @@ void audit_seal_free(struct audit_seal *seal);
 enum audit_file_state audit_seal_key_state(const struct audit_seal *seal);
 /* The problem with the key file as a sentence naming it ("" when the key is loaded). Borrowed. */
 const char *audit_seal_key_error(const struct audit_seal *seal);
+/* The key file's state now (it may have gone or changed since the seal was opened); *changed
+ * is 1 when it holds another key than the one the seal loaded. */
+enum audit_file_state audit_seal_key_file(const struct audit_seal *seal, int *changed);
 /* 1 when audit_seal_open created the key file. */
 int audit_seal_key_created(const struct audit_seal *seal);
 const char *audit_seal_key_path(const struct audit_seal *seal);

@@ -37,7 +37,8 @@ struct audit_verify_report {
     int64_t maced;            /* entries that carry a MAC at all */
     /* files */
     int has_seal;                 /* 0: verified without a seal (only the chain) */
-    enum audit_file_state key;    /* the key file */
+    enum audit_file_state key;    /* the key file, as it is now */
+    int key_changed;              /* it holds another key than the one this process uses */
     enum audit_file_state anchor; /* the anchor file */
     struct audit_anchor at;       /* the anchor read (when anchor is AUDIT_FILE_OK) */
     enum audit_anchor_entry entry;

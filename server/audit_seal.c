@@ -100,17 +100,18 @@ out:
     return rc;
 }
 
-/* Loads the key file into seal->key; sets key_state and key_err. */
-static void
-key_load(struct audit_seal *seal)
+/* Reads the key file at path into key. Returns its state; on a problem err gets a sentence
+ * naming the file. *mode gets the file's permission bits. */
+static enum audit_file_state
+key_read(const char *path, unsigned char key[AUDIT_KEY_BYTES], unsigned *mode, char *err,
+         size_t errlen)
 {
-    int fd = open(seal->key_path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seal->key_state = errno == ENOENT ? AUDIT_FILE_MISSING : AUDIT_FILE_UNREADABLE;
-        snprintf(seal->key_err, sizeof(seal->key_err), "the audit key %s %s%s", seal->key_path,
-                 errno == ENOENT ? "is missing" : "cannot be read: ",
-                 errno == ENOENT ? "" : strerror(errno));
-        return;
+        int e = errno;
+        snprintf(err, errlen, "the audit key %s %s%s", path,
+                 e == ENOENT ? "is missing" : "cannot be read: ", e == ENOENT ? "" : strerror(e));
+        return e == ENOENT ? AUDIT_FILE_MISSING : AUDIT_FILE_UNREADABLE;
     }
     struct stat st;
     unsigned char buf[AUDIT_KEY_BYTES + 1];
@@ -124,26 +125,50 @@ key_load(struct audit_seal *seal)
         why = strerror(errno);
     }
     close(fd);
+    enum audit_file_state state = AUDIT_FILE_OK;
     if (why) {
-        seal->key_state = AUDIT_FILE_UNREADABLE;
-        snprintf(seal->key_err, sizeof(seal->key_err), "the audit key %s cannot be read: %s",
-                 seal->key_path, why);
+        state = AUDIT_FILE_UNREADABLE;
+        snprintf(err, errlen, "the audit key %s cannot be read: %s", path, why);
     } else if (n != AUDIT_KEY_BYTES) {
-        seal->key_state = AUDIT_FILE_INVALID;
-        snprintf(seal->key_err, sizeof(seal->key_err),
-                 "the audit key %s holds %zd bytes instead of %d", seal->key_path, n,
+        state = AUDIT_FILE_INVALID;
+        snprintf(err, errlen, "the audit key %s holds %zd bytes instead of %d", path, n,
                  AUDIT_KEY_BYTES);
     } else {
-        memcpy(seal->key, buf, AUDIT_KEY_BYTES);
-        crypto_auth_hmacsha256_init(&seal->hmac, seal->key, sizeof(seal->key));
-        seal->key_state = AUDIT_FILE_OK;
-        seal->key_err[0] = '\0';
-        if (st.st_mode & 077) {
-            log_warn("audit: the key file %s is readable by others (mode %03o); chmod 600 it",
-                     seal->key_path, (unsigned)(st.st_mode & 0777));
-        }
+        memcpy(key, buf, AUDIT_KEY_BYTES);
+        *mode = (unsigned)(st.st_mode & 0777);
+        err[0] = '\0';
     }
     secret_wipe(buf, sizeof(buf));
+    return state;
+}
+
+/* Loads the key file into seal->key; sets key_state and key_err. */
+static void
+key_load(struct audit_seal *seal)
+{
+    unsigned mode = 0;
+    seal->key_state =
+        key_read(seal->key_path, seal->key, &mode, seal->key_err, sizeof(seal->key_err));
+    if (seal->key_state == AUDIT_FILE_OK) {
+        crypto_auth_hmacsha256_init(&seal->hmac, seal->key, sizeof(seal->key));
+        if (mode & 077) {
+            log_warn("audit: the key file %s is readable by others (mode %03o); chmod 600 it",
+                     seal->key_path, mode);
+        }
+    }
+}
+
+enum audit_file_state
+audit_seal_key_file(const struct audit_seal *seal, int *changed)
+{
+    unsigned char now[AUDIT_KEY_BYTES];
+    unsigned mode = 0;
+    char err[600];
+    enum audit_file_state st = key_read(seal->key_path, now, &mode, err, sizeof(err));
+    *changed = st == AUDIT_FILE_OK && seal->key_state == AUDIT_FILE_OK &&
+               sodium_memcmp(now, seal->key, sizeof(now)) != 0;
+    secret_wipe(now, sizeof(now));
+    return st;
 }
 
 struct audit_seal *

@@ -48,7 +48,7 @@ walk_row(const struct audit_seal_row *row, void *ctx)
     } else if (!row->mac) {
         r->macs_missing++;
         bad_mac(r, row->id);
-    } else if (w->seal && r->key == AUDIT_FILE_OK) {
+    } else if (w->seal && audit_seal_key_state(w->seal) == AUDIT_FILE_OK) {
         if (row->hash && audit_seal_row_mac_ok(w->seal, row->hash, row->mac)) {
             r->macs_ok++;
         } else {
@@ -78,7 +78,9 @@ audit_verify(struct store *s, struct audit_seal *seal, struct audit_verify_repor
     r->anchor = AUDIT_FILE_MISSING;
     if (seal) {
         r->has_seal = 1;
-        r->key = audit_seal_key_state(seal);
+        /* The file as it is now: a server keeps the key it started with, and says so when
+         * the file has gone or changed since. */
+        r->key = audit_seal_key_file(seal, &r->key_changed);
         /* The anchor before the snapshot: what it names was committed before it was written. */
         r->anchor = audit_anchor_read(seal, &r->at, NULL, 0);
         r->rolled_back = audit_seal_rolled_back(seal, &r->rb_seen, &r->rb_found);
@@ -157,6 +159,11 @@ audit_verify_findings(const struct audit_verify_report *r, audit_finding_cb cb, 
                 "the audit key file is %s while the log is sealed (%" PRId64
                 " entries carry a MAC): the MACs and the anchor cannot be checked",
                 file_problem(r->key), r->maced);
+    }
+    if (r->key_changed) {
+        finding(cb, ctx, 1, "key_changed",
+                "the audit key file no longer holds the key this server started with (it was "
+                "replaced while the server ran)");
     }
     if (sealed && r->anchor != AUDIT_FILE_OK) {
         const char *code = r->anchor == AUDIT_FILE_MISSING      ? "anchor_missing"
@@ -264,7 +271,7 @@ audit_verify_json(const struct audit_verify_report *r)
     cJSON_AddNumberToObject(mac, "missing", (double)r->macs_missing);
     cJSON_AddNumberToObject(mac, "unsealed", (double)r->unsealed);
     add_id_or_null(mac, "first_bad_id", r->first_bad_mac_id);
-    cJSON_AddStringToObject(j, "key", file_problem(r->key));
+    cJSON_AddStringToObject(j, "key", r->key_changed ? "changed" : file_problem(r->key));
     cJSON *an = cJSON_AddObjectToObject(j, "anchor");
     cJSON_AddStringToObject(an, "status", file_problem(r->anchor));
     static const char *const entry_names[] = {

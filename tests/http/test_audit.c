@@ -662,10 +662,17 @@ test_seal_lost_files(void **state)
     assert_string_equal(json_get_str(cJSON_GetObjectItem(j, "anchor"), "status", ""), "missing");
     resp_free(&r);
     assert_int_not_equal(access(anchor, F_OK), 0); /* not recreated: the evidence stays */
+    /* the key file deleted under the running server (which keeps the key it loaded) */
+    assert_int_equal(unlink(key), 0);
+    j = verify_api(c, &r);
+    assert_string_equal(problem_code(j, 0), "key_missing");
+    assert_string_equal(problem_code(j, 1), "anchor_missing");
+    assert_string_equal(json_get_str(j, "key", ""), "missing");
+    assert_int_equal((int)json_get_num(cJSON_GetObjectItem(j, "mac"), "invalid", -1), 0);
+    resp_free(&r);
     client_free(c);
     srv_stop_keep(s, 1);
 
-    assert_int_equal(unlink(key), 0);
     assert_null(srv_start_in(dir, NULL)); /* exits 1 */
     char log[300];
     snprintf(log, sizeof(log), "%s/server.log", dir);

@@ -987,6 +987,15 @@ file_mode_is(const char *path, unsigned mode, off_t size)
 }
 
 static void
+write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static void
 test_seal_start_and_verify(void **state)
 {
     struct fx *fx = *state;
@@ -1034,6 +1043,18 @@ test_seal_start_and_verify(void **state)
     verify_fresh(fx, &r, &c);
     expect_codes(&c, "", "");
     assert_int_equal(r.at.id, 31);
+    /* the key file replaced under this process, which keeps the key it loaded */
+    unsigned char other[AUDIT_KEY_BYTES];
+    memset(other, 7, sizeof(other));
+    size_t klen = 0;
+    char *kept = file_read_all(key, 64, &klen);
+    write_file(key, other, sizeof(other));
+    assert_int_equal(audit_verify(fx->s, seal, &r), STORE_OK);
+    memset(&c, 0, sizeof(c));
+    audit_verify_findings(&r, collect_code, &c);
+    expect_codes(&c, ",key_changed,", "");
+    write_file(key, kept, klen);
+    free(kept);
     /* a second start finds both files and records nothing */
     audit_seal_stop(fx->s, seal);
     seal = seal_on(fx);
@@ -1128,15 +1149,6 @@ rechain_from(struct fx *fx, int64_t from, int keep_mac)
     sqlite3_finalize(upd);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-}
-
-static void
-write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    fclose(f);
 }
 
 /* Each tampering on a fresh sealed log of 30 entries (entry 1 is audit.seal_start), verified
