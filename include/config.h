@@ -17,6 +17,9 @@ struct config {
     char *metrics_token;        /* bearer token for GET /metrics, NULL = admin session only */
     char *tls_certificate;      /* PEM with certificate chain and private key; NULL = plain HTTP */
     int bootstrap_admin;        /* create "admin" with a random password when no user exists */
+    char *audit_key_file;       /* audit MAC key; NULL = audit.key beside the config file
+                                   (or beside the database without one) */
+    char *audit_anchor_file;    /* audit anchor; NULL = <database>.audit-anchor */
     /* consul */
     char **consul_addresses;    /* NULL-terminated list of agent base URLs */
     size_t n_consul_addresses;

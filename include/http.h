@@ -118,6 +118,10 @@ int http_stream_begin(struct req *r, int status, const char *content_type,
 /* Returns 0 on success, -1 when the client went away. */
 int http_stream_write(struct req *r, const void *data, size_t len);
 void http_stream_end(struct req *r);
+/* Ends a stream that failed midway: the terminating chunk is not sent and the connection is
+ * closed once the handler returns, so the client sees a truncated transfer at once rather
+ * than a complete-looking body (or a wait for the keep-alive timeout). */
+void http_stream_abort(struct req *r);
 
 /* ---- request helpers ---- */
 /* Parses the body as a JSON object. On failure replies 400 (naming the problem) and returns

@@ -37,6 +37,8 @@ void store_close(struct store *s);
 /* The last error message of this connection (borrowed). */
 const char *store_errmsg(struct store *s);
 sqlite3 *store_sqlite(struct store *s);
+/* The path the connection was opened with (borrowed). */
+const char *store_path(struct store *s);
 
 /* Applies every embedded migration newer than PRAGMA user_version, each in its own
  * transaction. *from and *to (may be NULL) receive the versions before and after. Returns
@@ -49,10 +51,23 @@ int store_latest_version(void);
  * closed when the thread exits. Returns NULL when it cannot be opened (logged). */
 struct store *store_thread(const char *path);
 
-/* Transactions: store_begin takes the write lock at once (BEGIN IMMEDIATE). */
+/* Transactions: store_begin takes the write lock at once (BEGIN IMMEDIATE). A commit that
+ * appended audit entries then moves the audit anchor (when a seal is attached) to the newest
+ * of them; a rollback forgets them. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);
+
+/* ---- the audit seal (include/audit_seal.h) ---- */
+struct audit_seal;
+/* Every connection opened after this call to the database at path (store_open, store_thread)
+ * gets seal attached: its audit rows are MACed and its commits advance the anchor. seal is
+ * borrowed and must outlive those connections; NULL unregisters. Thread-safe. */
+void store_audit_seal_register(const char *path, struct audit_seal *seal);
+/* Attaches seal (borrowed; NULL detaches) to this connection only. */
+void store_set_audit_seal(struct store *s, struct audit_seal *seal);
+/* The seal attached to this connection, or NULL. Borrowed. */
+struct audit_seal *store_audit_seal(struct store *s);
 
 /* ---- users ---- */
 struct store_user {
@@ -134,9 +149,19 @@ struct audit_entry {
     const char *detail;  /* a JSON object as text; NULL = "{}" */
     const char *outcome; /* "ok", "denied", "error" */
 };
-/* Appends one entry to the hash chain. Call inside a transaction to record it atomically
- * with the change it describes; outside one it runs in its own. *id_out may be NULL. */
+/* Appends one entry to the hash chain, with its MAC when a seal with a key is attached. Call
+ * inside a transaction to record it atomically with the change it describes; outside one it
+ * runs in its own. *id_out may be NULL. */
 int store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out);
+/* The stored hash of entry id, newly allocated in *hash (the caller frees it); STORE_NOT_FOUND
+ * when there is no such entry. */
+int store_audit_row_hash(struct store *s, int64_t id, char **hash);
+/* The newest entry: *id (0 when the log is empty) and its hash into hash (65 bytes;
+ * AUDIT_GENESIS when empty). */
+int store_audit_tail(struct store *s, int64_t *id, char hash[65]);
+/* The id of the newest entry that has a MAC, or 0 when none has (read from the newest end:
+ * instant for a sealed log). */
+int store_audit_last_mac(struct store *s, int64_t *id);
 
 /* One stored audit row; strings are borrowed for the duration of the callback only. */
 struct audit_row {
@@ -161,6 +186,18 @@ int store_audit_query(struct store *s, const struct audit_filter *f, audit_row_c
 /* Walks the whole chain in id order. *checked = rows checked; *first_bad = id of the first
  * row whose prev_hash or hash does not match (0 when the chain is intact). */
 int store_audit_verify(struct store *s, int64_t *checked, int64_t *first_bad);
+/* One row as the verification walk hands it on: hash and mac are the stored text (NULL when
+ * the column is NULL or not text), borrowed for the callback only. */
+struct audit_seal_row {
+    int64_t id;
+    const char *hash;
+    const char *mac;
+};
+typedef void (*audit_seal_row_cb)(const struct audit_seal_row *row, void *ctx);
+/* store_audit_verify that also hands every row with an id of 1 or more to cb (may be NULL),
+ * in id order, inside the same read transaction. */
+int store_audit_verify_rows(struct store *s, int64_t *checked, int64_t *first_bad,
+                            audit_seal_row_cb cb, void *ctx);
 int store_audit_count(struct store *s, int64_t *n);
 
 /* ---- settings ---- */

@@ -22,5 +22,10 @@ void store_bind_text(sqlite3_stmt *st, int idx, const char *v);
 int store_step_done(struct store *s, sqlite3_stmt *st);
 /* One-row one-integer query with an optional text parameter ?1. */
 int store_query_int(struct store *s, const char *sql, const char *param, int64_t *n);
+/* One-row one-text query with ?1 bound to tparam (text) or, when it is NULL, to iparam.
+ * *out is newly allocated (the caller frees it), or NULL with STORE_NOT_FOUND (no row) or
+ * STORE_ERROR. */
+int store_query_text(struct store *s, const char *sql, const char *tparam, int64_t iparam,
+                     char **out);
 
 #endif

@@ -1,5 +1,6 @@
 /* api_audit: reading the audit log over HTTP: a filtered, keyset-paged list, a streamed
- * CSV / JSON Lines export (itself audited) and the chain verification. Any role may read. */
+ * CSV / JSON Lines export (itself audited; written by audit_export) and the verification of
+ * the chain, the MACs and the anchor (audit_verify). Any role may read. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +9,13 @@
 
 #include "api.h"
 #include "audit.h"
+#include "audit_export.h"
+#include "audit_verify.h"
 #include "store.h"
 #include "util.h"
 
 #define AUDIT_PAGE_DEFAULT 100
 #define AUDIT_PAGE_MAX 500
-#define EXPORT_CHUNK (64 * 1024)
-#define EXPORT_BUF_MAX (16 * 1024 * 1024) /* one row never comes near this */
 #define FILTER_TEXT_MAX 1024
 
 /* The query parameters a filter is built from, owned (from http_query). */
@@ -191,37 +192,11 @@ out:
 
 /* ---- GET /api/audit/export ---- */
 
-struct export_ctx {
-    struct req *r;
-    struct buf b;
-    int jsonl;
-    int gone;    /* the client went away */
-    int too_big; /* a row did not fit the buffer */
-};
-
+/* The export's sink: one HTTP chunk per call. */
 static int
-export_flush(struct export_ctx *ec)
+export_sink(void *ctx, const void *data, size_t len)
 {
-    if (ec->b.len && http_stream_write(ec->r, ec->b.data, ec->b.len) != 0) {
-        ec->gone = 1;
-    }
-    buf_reset(&ec->b);
-    return ec->gone ? -1 : 0;
-}
-
-static int
-export_row(const struct audit_row *row, void *ctx)
-{
-    struct export_ctx *ec = ctx;
-    int rc = ec->jsonl ? audit_jsonl_row(&ec->b, row) : audit_csv_row(&ec->b, row);
-    if (rc != BUF_OK) {
-        ec->too_big = 1;
-        return 1;
-    }
-    if (ec->b.len >= EXPORT_CHUNK) {
-        return export_flush(ec) ? 1 : 0;
-    }
-    return 0;
+    return http_stream_write(ctx, data, len);
 }
 
 /* The audit detail of an export: its format and the filters given. Returns a new object. */
@@ -244,20 +219,18 @@ api_audit_export(struct req *r)
 {
     struct fvals fv = {0};
     struct audit_filter f;
-    struct export_ctx ec = {.r = r};
-    buf_init(&ec.b, EXPORT_BUF_MAX);
     int status;
     if (filter_parse(r, &fv, &f, 0)) {
         status = r->status;
         goto out;
     }
     const char *format = fv.v[FP_FORMAT] ? fv.v[FP_FORMAT] : "csv";
-    if (strcmp(format, "csv") != 0 && strcmp(format, "jsonl") != 0) {
+    enum audit_export_format fmt;
+    if (audit_export_format_parse(format, &fmt) != 0) {
         bad_param(r, "format", "expected csv or jsonl");
         status = r->status;
         goto out;
     }
-    ec.jsonl = strcmp(format, "jsonl") == 0;
     /* An export of the trail is itself recorded, before any of it leaves. */
     if (http_audit(r, "audit.export", "", export_detail(format, &fv), "ok") != STORE_OK) {
         status = http_reply_error(r, 500, "internal", "cannot record the export");
@@ -272,28 +245,23 @@ api_audit_export(struct req *r)
              "Content-Disposition: attachment; filename=\"consulate-audit-%s.%s\"\r\n", stamp,
              format);
     status = 200;
-    if (http_stream_begin(r, 200, ec.jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8",
-                          headers) != 0) {
+    if (http_stream_begin(
+            r, 200, fmt == AUDIT_EXPORT_JSONL ? "application/x-ndjson" : "text/csv; charset=utf-8",
+            headers) != 0) {
         goto out;
     }
-    if (!ec.jsonl) {
-        audit_csv_header(&ec.b);
-    }
-    int rc = store_audit_query(r->db, &f, export_row, &ec);
-    if (ec.gone) {
-        goto out;
-    }
-    if (rc == STORE_ERROR || ec.too_big) {
-        /* The status is sent: leave the chunked body unterminated so the client sees a
-         * truncated transfer rather than a complete-looking file. */
-        log_error("audit export stopped: %s", ec.too_big ? "oversized row" : "database error");
-        goto out;
-    }
-    if (export_flush(&ec) == 0) {
+    int rc = audit_export(r->db, &f, fmt, export_sink, r, NULL);
+    if (rc == AUDIT_EXPORT_OK) {
         http_stream_end(r);
+    } else {
+        /* The status is sent: the body stays unterminated and the connection is closed, so
+         * the client sees a truncated transfer at once, never a complete-looking file. */
+        if (rc != AUDIT_EXPORT_SINK) {
+            log_error("audit export stopped: %s", audit_export_strerror(rc));
+        }
+        http_stream_abort(r);
     }
 out:
-    buf_free(&ec.b);
     fvals_clear(&fv);
     return status;
 }
@@ -303,15 +271,9 @@ out:
 int
 api_audit_verify(struct req *r)
 {
-    int64_t checked = 0, first_bad = 0;
-    if (store_audit_verify(r->db, &checked, &first_bad) != STORE_OK) {
+    struct audit_verify_report rep;
+    if (audit_verify(r->db, NULL, &rep) != STORE_OK) {
         return http_reply_error(r, 500, "internal", "cannot read the audit log");
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddBoolToObject(j, "ok", first_bad == 0);
-    cJSON_AddNumberToObject(j, "checked", (double)checked);
-    if (first_bad != 0) {
-        cJSON_AddNumberToObject(j, "first_bad_id", (double)first_bad);
-    }
-    return http_reply_json(r, 200, j);
+    return http_reply_json(r, 200, audit_verify_json(&rep));
 }

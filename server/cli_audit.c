@@ -10,14 +10,14 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_export.h"
+#include "audit_verify.h"
 #include "store.h"
 #include "util.h"
 
-#define CLI_CHUNK (64 * 1024)
-#define CLI_BUF_MAX (16 * 1024 * 1024)
-
 static const char usage_text[] =
     "usage: consulate audit verify\n"
+    "       consulate audit reseal\n"
     "       consulate audit export --format csv|jsonl [--actor A] [--action PREFIX]\n"
     "                              [--outcome O] [--since T] [--until T] [--q TEXT]\n"
     "                              [--output FILE]\n"
@@ -39,21 +39,76 @@ usage_error(const char *fmt, ...)
     return 2;
 }
 
-static int
-cmd_verify(struct store *s)
+static void
+print_finding(const char *code, const char *message, int problem, void *ctx)
 {
-    int64_t checked = 0, first_bad = 0;
-    if (store_audit_verify(s, &checked, &first_bad) != STORE_OK) {
+    (void)ctx;
+    printf("%s: %s (%s)\n", problem ? "problem" : "note", message, code);
+}
+
+/* Prints the report: the summary line, the first bad entry of a broken chain, the MAC counts
+ * and every finding. */
+static void
+report_print(const struct audit_verify_report *r, const char *key_path, const char *anchor_path)
+{
+    int ok = audit_verify_ok(r);
+    if (ok) {
+        printf("audit chain intact: %lld entries checked\n", (long long)r->checked);
+    } else {
+        printf("audit log NOT intact: %lld entries checked\n", (long long)r->checked);
+    }
+    if (r->first_bad_id != 0) {
+        printf("first bad entry: %lld\n", (long long)r->first_bad_id);
+    }
+    printf("MACs: %lld verified, %lld invalid, %lld missing, %lld before the seal\n",
+           (long long)r->macs_ok, (long long)r->macs_bad, (long long)r->macs_missing,
+           (long long)r->unsealed);
+    if (r->anchor == AUDIT_FILE_OK) {
+        printf("anchor: entry %lld, %lld entries after it\n", (long long)r->at.id,
+               (long long)r->after_anchor);
+    }
+    printf("key file %s, anchor file %s\n", key_path, anchor_path);
+    audit_verify_findings(r, print_finding, NULL);
+}
+
+static int
+cmd_verify(struct store *s, const char *key_path, const char *anchor_path)
+{
+    /* Read-only: nothing is created, whatever is missing is reported. */
+    struct audit_seal *seal = audit_seal_open(key_path, anchor_path, 0);
+    struct audit_verify_report r;
+    int rc = 1;
+    if (audit_verify(s, seal, &r) != STORE_OK) {
         fprintf(stderr, "consulate audit: cannot read the audit log: %s\n", store_errmsg(s));
+        goto out;
+    }
+    report_print(&r, key_path, anchor_path);
+    if (!audit_verify_ok(&r)) {
+        fprintf(stderr,
+                "consulate audit: the audit log failed verification (%lld entries checked)\n",
+                (long long)r.checked);
+        goto out;
+    }
+    rc = 0;
+out:
+    audit_seal_free(seal);
+    return rc;
+}
+
+static int
+cmd_reseal(struct store *s, const char *key_path, const char *anchor_path)
+{
+    struct audit_actor cli = {.name = "cli", .role = "", .ip = "local"};
+    struct audit_verify_report before;
+    int64_t id = 0;
+    char err[1024];
+    if (audit_reseal(s, key_path, anchor_path, &cli, &before, &id, err, sizeof(err)) != 0) {
+        fprintf(stderr, "consulate audit: %s\n", err);
         return 1;
     }
-    if (first_bad != 0) {
-        printf("first bad entry: %lld\n", (long long)first_bad);
-        fprintf(stderr, "consulate audit: the audit chain is broken (%lld entries checked)\n",
-                (long long)checked);
-        return 1;
-    }
-    printf("audit chain intact: %lld entries checked\n", (long long)checked);
+    printf("before the reseal:\n");
+    report_print(&before, key_path, anchor_path);
+    printf("resealed: recorded as entry %lld (audit.reseal); the anchor names it\n", (long long)id);
     return 0;
 }
 
@@ -99,7 +154,8 @@ export_opts_parse(int argc, char **argv, struct export_opts *o)
         }
         *slot = argv[++i];
     }
-    if (!o->format || (strcmp(o->format, "csv") != 0 && strcmp(o->format, "jsonl") != 0)) {
+    enum audit_export_format fmt;
+    if (audit_export_format_parse(o->format, &fmt) != 0) {
         return usage_error("--format must be csv or jsonl");
     }
     if (o->f.action_prefix && !audit_action_prefix_valid(o->f.action_prefix)) {
@@ -117,40 +173,26 @@ export_opts_parse(int argc, char **argv, struct export_opts *o)
     return 0;
 }
 
-struct sink {
-    FILE *out;
-    struct buf b;
-    int jsonl;
-    int failed;
-};
-
+/* The export's sink: a FILE. */
 static int
-sink_flush(struct sink *k)
+file_sink(void *ctx, const void *data, size_t len)
 {
-    if (k->b.len && fwrite(k->b.data, 1, k->b.len, k->out) != k->b.len) {
-        k->failed = 1;
-    }
-    buf_reset(&k->b);
-    return k->failed ? -1 : 0;
-}
-
-static int
-sink_row(const struct audit_row *row, void *ctx)
-{
-    struct sink *k = ctx;
-    int rc = k->jsonl ? audit_jsonl_row(&k->b, row) : audit_csv_row(&k->b, row);
-    if (rc != BUF_OK) {
-        k->failed = 1;
-        return 1;
-    }
-    return k->b.len >= CLI_CHUNK && sink_flush(k) ? 1 : 0;
+    return fwrite(data, 1, len, ctx) == len ? 0 : -1;
 }
 
 /* Records the export in the log itself, as the server does. A failure is only a warning:
  * whoever runs the CLI already holds the database file. */
 static void
-export_record(struct store *s, const struct export_opts *o)
+export_record(struct store *s, const struct export_opts *o, const char *key_path,
+              const char *anchor_path)
 {
+    struct audit_actor cli = {.name = "cli", .role = "", .ip = "local"};
+    struct audit_seal *seal = NULL;
+    char err[1024];
+    if (audit_seal_start(s, key_path, anchor_path, &cli, &seal, err, sizeof(err)) != 0) {
+        fprintf(stderr, "consulate audit: warning: could not record the export: %s\n", err);
+        return;
+    }
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "format", o->format);
     cJSON *filters = cJSON_AddObjectToObject(d, "filters");
@@ -162,75 +204,75 @@ export_record(struct store *s, const struct export_opts *o)
             cJSON_AddStringToObject(filters, names[i], vals[i]);
         }
     }
-    char *detail = json_print(d);
-    cJSON_Delete(d);
-    struct audit_entry e = {"cli", "", "local", "audit.export", "", detail, "ok"};
-    if (store_audit_append(s, &e, NULL) != STORE_OK) {
+    if (audit_record(s, &cli, "audit.export", "", d, "ok", NULL) != STORE_OK) {
         fprintf(stderr, "consulate audit: warning: could not record the export: %s\n",
                 store_errmsg(s));
     }
-    free(detail);
+    audit_seal_stop(s, seal);
 }
 
 static int
-cmd_export(struct store *s, int argc, char **argv)
+cmd_export(struct store *s, const char *key_path, const char *anchor_path, int argc, char **argv)
 {
     struct export_opts o;
     int rc = export_opts_parse(argc, argv, &o);
     if (rc) {
         return rc;
     }
-    struct sink k = {.out = stdout, .jsonl = strcmp(o.format, "jsonl") == 0};
-    buf_init(&k.b, CLI_BUF_MAX);
+    enum audit_export_format fmt;
+    audit_export_format_parse(o.format, &fmt); /* checked by export_opts_parse */
+    FILE *out = stdout;
     rc = 1;
     if (o.output) {
         int fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        k.out = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!k.out) {
+        out = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!out) {
             fprintf(stderr, "consulate audit: cannot write %s: %s\n", o.output, strerror(errno));
             if (fd >= 0) {
                 close(fd);
             }
-            goto out;
+            return 1;
         }
     }
-    export_record(s, &o);
-    if (!k.jsonl) {
-        audit_csv_header(&k.b);
+    export_record(s, &o, key_path, anchor_path);
+    int erc = audit_export(s, &o.f, fmt, file_sink, out, NULL);
+    if (erc == AUDIT_EXPORT_OK && fflush(out) != 0) {
+        erc = AUDIT_EXPORT_SINK;
     }
-    int qrc = store_audit_query(s, &o.f, sink_row, &k);
-    if (qrc == STORE_ERROR) {
-        fprintf(stderr, "consulate audit: cannot read the audit log: %s\n", store_errmsg(s));
-        goto out;
-    }
-    if (k.failed || sink_flush(&k) || fflush(k.out) != 0) {
-        fprintf(stderr, "consulate audit: write failed: %s\n", strerror(errno));
+    if (erc != AUDIT_EXPORT_OK) {
+        fprintf(stderr, "consulate audit: export failed: %s%s%s\n", audit_export_strerror(erc),
+                erc == AUDIT_EXPORT_SINK ? ": " : "",
+                erc == AUDIT_EXPORT_SINK ? strerror(errno) : "");
         goto out;
     }
     rc = 0;
 out:
-    if (k.out && k.out != stdout && fclose(k.out) != 0 && rc == 0) {
+    if (out != stdout && fclose(out) != 0 && rc == 0) {
         fprintf(stderr, "consulate audit: cannot write %s: %s\n", o.output, strerror(errno));
         rc = 1;
     }
-    buf_free(&k.b);
+    if (rc != 0 && o.output) {
+        unlink(o.output); /* an incomplete export must not pass for a complete one */
+    }
     return rc;
 }
 
 int
-cli_audit_main(struct store *s, int argc, char **argv)
+cli_audit_main(struct store *s, const char *key_path, const char *anchor_path, int argc,
+               char **argv)
 {
     if (argc < 2) {
-        return usage_error("missing subcommand (verify or export)");
+        return usage_error("missing subcommand (verify, export or reseal)");
     }
-    if (strcmp(argv[1], "verify") == 0) {
+    int verify = strcmp(argv[1], "verify") == 0, reseal = strcmp(argv[1], "reseal") == 0;
+    if (verify || reseal) {
         if (argc > 2) {
             return usage_error("unexpected argument '%s'", argv[2]);
         }
-        return cmd_verify(s);
+        return verify ? cmd_verify(s, key_path, anchor_path) : cmd_reseal(s, key_path, anchor_path);
     }
     if (strcmp(argv[1], "export") == 0) {
-        return cmd_export(s, argc, argv);
+        return cmd_export(s, key_path, anchor_path, argc, argv);
     }
     return usage_error("unknown subcommand '%s'", argv[1]);
 }

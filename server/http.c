@@ -217,6 +217,12 @@ http_stream_end(struct req *r)
     mg_send_chunk(r->conn, "", 0);
 }
 
+void
+http_stream_abort(struct req *r)
+{
+    mg_disable_connection_keep_alive(r->conn);
+}
+
 /* ---- request helpers ---- */
 
 const char *

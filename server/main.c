@@ -1,6 +1,7 @@
 /* main: the command line. `consulate serve|user|audit|migrate|version`, each taking
  * --config FILE and --db PATH. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
 #include <errno.h>
+#include <libgen.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "audit.h"
+#include "audit_verify.h"
 #include "auth.h"
 #include "cli_audit.h"
 #include "config.h"
@@ -32,7 +35,10 @@ usage(FILE *f)
           "  user add NAME --role ROLE [--password-stdin]\n"
           "  user passwd NAME [--password-stdin]\n"
           "  user list\n"
-          "  audit verify                        check the audit hash chain (exit 1 if broken)\n"
+          "  audit verify                        check the audit log: chain, MACs, anchor\n"
+          "                                      (exit 1 when it fails)\n"
+          "  audit reseal                        start a new anchor (and key, when lost),\n"
+          "                                      on the record\n"
           "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
           "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
           "  migrate                             apply database migrations\n"
@@ -71,14 +77,17 @@ take_global_opts(int *argc, char **argv, const char **config, const char **db)
     return 0;
 }
 
+/* Loads the configuration: the file at path (or CONSULATE_CONFIG; *used gets the one read,
+ * or NULL), the environment, then --db. Returns 0 or the exit status 2 after printing why. */
 static int
-load_config(struct config *cfg, const char *path, const char *db)
+load_config(struct config *cfg, const char *path, const char *db, const char **used)
 {
     struct config_error err;
     config_defaults(cfg);
     if (!path) {
         path = getenv("CONSULATE_CONFIG");
     }
+    *used = path;
     if (path) {
         int rc = config_load_file(cfg, path, &err);
         if (rc != CONFIG_OK) {
@@ -95,6 +104,39 @@ load_config(struct config *cfg, const char *path, const char *db)
         cfg->database = xstrdup(db);
     }
     return 0;
+}
+
+/* The audit key and anchor files (newly allocated, the caller frees them): audit.key_file, or
+ * audit.key in the directory of the configuration file (of the database without one), so the
+ * key is not in the database's directory and its backups by default; audit.anchor_file, or
+ * <database>.audit-anchor. */
+static void
+audit_files(const struct config *cfg, const char *config_path, char **key, char **anchor)
+{
+    if (cfg->audit_key_file) {
+        *key = xstrdup(cfg->audit_key_file);
+    } else {
+        char *copy = xstrdup(config_path ? config_path : cfg->database);
+        *key = xasprintf("%s/audit.key", dirname(copy));
+        free(copy);
+    }
+    *anchor = cfg->audit_anchor_file ? xstrdup(cfg->audit_anchor_file)
+                                     : xasprintf("%s.audit-anchor", cfg->database);
+}
+
+/* Starts the audit seal for a command that appends to the log (see audit_seal_start).
+ * Returns the seal, or NULL after printing why. */
+static struct audit_seal *
+seal_start(struct store *s, const char *key, const char *anchor, const char *actor_name)
+{
+    struct audit_actor actor = {.name = actor_name, .role = "", .ip = "local"};
+    struct audit_seal *seal = NULL;
+    char err[1024];
+    if (audit_seal_start(s, key, anchor, &actor, &seal, err, sizeof(err)) != 0) {
+        fprintf(stderr, "consulate: %s\n", err);
+        return NULL;
+    }
+    return seal;
 }
 
 /* Opens and migrates the database. Returns NULL after printing why. */
@@ -170,15 +212,20 @@ read_password(int from_stdin, const char *prompt)
     return pw;
 }
 
-static void
-audit_cli(struct store *s, const char *action, const char *target, const char *detail)
+/* Records a user change made from the command line (actor "cli") in the open transaction;
+ * detail is consumed. Returns STORE_OK or STORE_ERROR (then the change must not commit). */
+static int
+audit_cli(struct store *s, const char *action, const char *target, cJSON *detail)
 {
-    struct audit_entry e = {"cli", "", "local", action, target, detail, "ok"};
-    store_audit_append(s, &e, NULL);
+    struct audit_actor cli = {.name = "cli", .role = "", .ip = "local"};
+    return audit_record(s, &cli, action, target, detail, "ok", NULL);
 }
 
+static int user_change(struct store *s, int add, const char *name, const char *role,
+                       int from_stdin);
+
 static int
-cmd_user(struct store *s, int argc, char **argv)
+cmd_user(struct store *s, const char *audit_key, const char *audit_anchor, int argc, char **argv)
 {
     if (argc < 3 || (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "passwd") != 0)) {
         usage(stderr);
@@ -216,6 +263,21 @@ cmd_user(struct store *s, int argc, char **argv)
         fprintf(stderr, "consulate: no user named '%s'\n", name);
         return 1;
     }
+    struct audit_seal *seal = seal_start(s, audit_key, audit_anchor, "cli");
+    if (!seal) {
+        return 1;
+    }
+    int rc = user_change(s, add, name, role, from_stdin);
+    audit_seal_stop(s, seal);
+    return rc;
+}
+
+/* Sets the password of a new (add) or existing user, read from the terminal or stdin, and
+ * records the change; both commit together or not at all. Returns the exit status. */
+static int
+user_change(struct store *s, int add, const char *name, const char *role, int from_stdin)
+{
+    struct store_user u = {0};
     char *pw = read_password(from_stdin, "Password: ");
     if (!pw) {
         return 1;
@@ -241,15 +303,28 @@ cmd_user(struct store *s, int argc, char **argv)
             store_user_clear(&u);
         }
     }
-    if (src == STORE_OK) {
-        char *detail = add ? xasprintf("{\"role\":\"%s\"}", role)
-                           : xstrdup("{\"password_changed\":true}");
-        audit_cli(s, add ? "user.create" : "user.update", name, detail);
-        free(detail);
+    /* The change and its audit entry commit together or not at all. */
+    const char *failed = NULL;
+    if (src != STORE_OK) {
+        failed = "database error";
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        if (add) {
+            cJSON_AddStringToObject(d, "role", role);
+        } else {
+            cJSON_AddBoolToObject(d, "password_changed", 1);
+        }
+        if (audit_cli(s, add ? "user.create" : "user.update", name, d) != STORE_OK) {
+            failed = "cannot record the change in the audit log";
+        } else if (store_commit(s) != STORE_OK) {
+            failed = "database error";
+        }
     }
-    if (src != STORE_OK || store_commit(s) != STORE_OK) {
+    if (failed) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", store_errmsg(s));
         store_rollback(s);
-        fprintf(stderr, "consulate: database error: %s\n", store_errmsg(s));
+        fprintf(stderr, "consulate: %s (%s); nothing was changed\n", failed, why);
         goto out;
     }
     printf("consulate: %s user %s\n", add ? "created" : "changed the password of", name);
@@ -291,10 +366,16 @@ bootstrap_admin(struct store *s)
     if (auth_password_hash(pw, hash) != 0 || store_begin(s) != STORE_OK) {
         goto out;
     }
-    struct audit_entry e = {"system", "", "local", "user.bootstrap", "admin",
-                            "{\"role\":\"admin\"}", "ok"};
-    if (store_user_insert(s, "admin", "admin", hash, time_now_ms(), NULL) != STORE_OK ||
-        store_audit_append(s, &e, NULL) != STORE_OK || store_commit(s) != STORE_OK) {
+    struct audit_actor sys = {.name = "system", .role = "", .ip = "local"};
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "role", "admin");
+    if (store_user_insert(s, "admin", "admin", hash, time_now_ms(), NULL) != STORE_OK) {
+        cJSON_Delete(d);
+        store_rollback(s);
+        goto out;
+    }
+    if (audit_record(s, &sys, "user.bootstrap", "admin", d, "ok", NULL) != STORE_OK ||
+        store_commit(s) != STORE_OK) {
         store_rollback(s);
         goto out;
     }
@@ -308,8 +389,10 @@ out:
     return rc;
 }
 
+static int serve_sealed(struct config *cfg, struct store *s, sigset_t *set);
+
 static int
-cmd_serve(struct config *cfg, struct store *s)
+cmd_serve(struct config *cfg, struct store *s, const char *audit_key, const char *audit_anchor)
 {
     /* SIGINT and SIGTERM are taken by sigtimedwait below; blocked from the start (before any
      * thread exists, so every thread inherits the mask) a stop during start-up is not lost. */
@@ -319,6 +402,20 @@ cmd_serve(struct config *cfg, struct store *s)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Every connection the server opens (one per worker thread) seals what it appends. */
+    struct audit_seal *seal = seal_start(s, audit_key, audit_anchor, "system");
+    if (!seal) {
+        return 1;
+    }
+    int rc = serve_sealed(cfg, s, &set);
+    audit_seal_stop(s, seal);
+    return rc;
+}
+
+/* cmd_serve once the audit seal is on; set holds the signals that stop it. */
+static int
+serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
+{
     if (cfg->bootstrap_admin && bootstrap_admin(s) != 0) {
         fprintf(stderr, "consulate: cannot create the first admin: %s\n", store_errmsg(s));
         return 1;
@@ -360,7 +457,7 @@ cmd_serve(struct config *cfg, struct store *s)
 
     for (;;) {
         struct timespec tick = {60, 0};
-        int sig = sigtimedwait(&set, NULL, &tick);
+        int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
             break;
         }
@@ -403,7 +500,8 @@ main(int argc, char **argv)
         return 2;
     }
     struct config cfg;
-    int rc = load_config(&cfg, config_path, db);
+    const char *config_used = NULL;
+    int rc = load_config(&cfg, config_path, db, &config_used);
     if (rc) {
         config_free(&cfg);
         return rc;
@@ -413,23 +511,27 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    char *audit_key = NULL, *audit_anchor = NULL;
+    audit_files(&cfg, config_used, &audit_key, &audit_anchor);
     if (strcmp(cmd, "migrate") == 0) {
         int v = 0;
         store_schema_version(s, &v);
         printf("consulate: database %s is at schema version %d\n", cfg.database, v);
         rc = 0;
     } else if (strcmp(cmd, "serve") == 0) {
-        rc = cmd_serve(&cfg, s);
+        rc = cmd_serve(&cfg, s, audit_key, audit_anchor);
     } else if (strcmp(cmd, "user") == 0) {
         if (argc >= 3 && strcmp(argv[2], "list") == 0) {
             rc = store_user_each(s, print_user, NULL) == STORE_ERROR;
         } else {
-            rc = cmd_user(s, argc - 1, argv + 1);
+            rc = cmd_user(s, audit_key, audit_anchor, argc - 1, argv + 1);
         }
     } else {
-        rc = cli_audit_main(s, argc - 1, argv + 1);
+        rc = cli_audit_main(s, audit_key, audit_anchor, argc - 1, argv + 1);
     }
     store_close(s);
+    free(audit_key);
+    free(audit_anchor);
     config_free(&cfg);
     return rc;
 }

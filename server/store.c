@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_seal.h"
 #include "store_internal.h"
 #include "util.h"
 
@@ -32,12 +33,80 @@ struct store {
     sqlite3 *db;
     char *path;
     struct cached_stmt cache[STMT_CACHE];
+    struct audit_seal *seal; /* borrowed; NULL: rows get no MAC, no anchor */
+    int64_t pend_id;         /* newest audit entry appended in the open transaction, 0 = none */
+    char pend_hash[65];
 };
+
+/* ---- the audit seals of databases (see store_audit_seal_register) ---- */
+
+struct seal_reg {
+    char *path;
+    struct audit_seal *seal;
+    struct seal_reg *next;
+};
+static struct seal_reg *seal_regs;
+static pthread_mutex_t seal_regs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+store_audit_seal_register(const char *path, struct audit_seal *seal)
+{
+    pthread_mutex_lock(&seal_regs_lock);
+    struct seal_reg **pp = &seal_regs;
+    while (*pp && strcmp((*pp)->path, path) != 0) {
+        pp = &(*pp)->next;
+    }
+    if (*pp && !seal) {
+        struct seal_reg *gone = *pp;
+        *pp = gone->next;
+        free(gone->path);
+        free(gone);
+    } else if (*pp) {
+        (*pp)->seal = seal;
+    } else if (seal) {
+        struct seal_reg *r = xcalloc(1, sizeof(*r));
+        r->path = xstrdup(path);
+        r->seal = seal;
+        *pp = r;
+    }
+    pthread_mutex_unlock(&seal_regs_lock);
+}
+
+static struct audit_seal *
+seal_lookup(const char *path)
+{
+    pthread_mutex_lock(&seal_regs_lock);
+    struct seal_reg *r = seal_regs;
+    while (r && strcmp(r->path, path) != 0) {
+        r = r->next;
+    }
+    struct audit_seal *seal = r ? r->seal : NULL;
+    pthread_mutex_unlock(&seal_regs_lock);
+    return seal;
+}
+
+void
+store_set_audit_seal(struct store *s, struct audit_seal *seal)
+{
+    s->seal = seal;
+}
+
+struct audit_seal *
+store_audit_seal(struct store *s)
+{
+    return s->seal;
+}
 
 sqlite3 *
 store_sqlite(struct store *s)
 {
     return s->db;
+}
+
+const char *
+store_path(struct store *s)
+{
+    return s->path;
 }
 
 const char *
@@ -139,6 +208,7 @@ store_open(const char *path, char *err, size_t errlen)
     struct store *s = xcalloc(1, sizeof(*s));
     s->db = db;
     s->path = xstrdup(path);
+    s->seal = seal_lookup(path);
     return s;
 }
 
@@ -324,13 +394,45 @@ exec_bound(struct store *s, int must_change, const char *sql, const char *types,
 int
 store_begin(struct store *s)
 {
-    return exec_sql(s, "BEGIN IMMEDIATE");
+    int rc = exec_sql(s, "BEGIN IMMEDIATE");
+    if (rc == STORE_OK) {
+        s->pend_id = 0;
+    }
+    return rc;
+}
+
+/* The anchor's check that the entry it names is still in the log as anchored (see
+ * audit_seal_advance). */
+static int
+anchor_row_check(void *ctx, int64_t id, const char *hash)
+{
+    char *have = NULL;
+    int rc = store_audit_row_hash((struct store *)ctx, id, &have);
+    int out = rc == STORE_OK ? strcmp(have, hash) == 0 : rc == STORE_NOT_FOUND ? 0 : -1;
+    free(have);
+    return out;
+}
+
+/* After a commit (or a rollback: ok 0) forgets the appended entry; after a commit that
+ * appended entries, moves the audit anchor to the newest of them. */
+static void
+anchor_after_tx(struct store *s, int ok)
+{
+    int64_t id = s->pend_id;
+    s->pend_id = 0;
+    if (ok && id > 0 && s->seal) {
+        audit_seal_advance(s->seal, id, s->pend_hash, anchor_row_check, s);
+    }
 }
 
 int
 store_commit(struct store *s)
 {
-    return exec_sql(s, "COMMIT");
+    int rc = exec_sql(s, "COMMIT");
+    if (rc == STORE_OK || sqlite3_get_autocommit(s->db)) {
+        anchor_after_tx(s, rc == STORE_OK); /* committed, or rolled back by SQLite */
+    }
+    return rc;
 }
 
 void
@@ -339,6 +441,7 @@ store_rollback(struct store *s)
     if (!sqlite3_get_autocommit(s->db)) {
         exec_sql(s, "ROLLBACK");
     }
+    anchor_after_tx(s, 0);
 }
 
 /* ---- migrations ---- */
@@ -522,6 +625,31 @@ store_query_int(struct store *s, const char *sql, const char *param, int64_t *n)
     }
     store_finish(s, st);
     return out;
+}
+
+int
+store_query_text(struct store *s, const char *sql, const char *tparam, int64_t iparam, char **out)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    if (store_prepare(s, sql, &st)) {
+        return STORE_ERROR;
+    }
+    if (tparam) {
+        store_bind_text(st, 1, tparam);
+    } else {
+        sqlite3_bind_int64(st, 1, iparam);
+    }
+    int rc = sqlite3_step(st), out_rc;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        *out = xstrdup(v ? v : "");
+        out_rc = STORE_OK;
+    } else {
+        out_rc = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
+    }
+    store_finish(s, st);
+    return out_rc;
 }
 
 int
@@ -778,11 +906,17 @@ store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out
     text_value(&cols[9], prev);
     char hash[65];
     audit_hash_row(cols, hash);
+    /* The row's MAC under the audit key, in the same INSERT: a row is never without it. */
+    char mac[65];
+    int sealed = s->seal && audit_seal_key_state(s->seal) == AUDIT_FILE_OK;
+    if (sealed) {
+        audit_seal_row_mac(s->seal, hash, mac);
+    }
 
     if (store_prepare(s,
                       "INSERT INTO audit_log (id, ts, actor, role, ip, action, target, detail, "
-                      "outcome, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                      "?10, ?11)",
+                      "outcome, prev_hash, hash, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                      "?9, ?10, ?11, ?12)",
                       &st)) {
         goto out;
     }
@@ -792,6 +926,7 @@ store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out
         sqlite3_bind_text(st, c + 1, cols[c].data, (int)cols[c].len, SQLITE_TRANSIENT);
     }
     sqlite3_bind_text(st, 11, hash, -1, SQLITE_TRANSIENT);
+    store_bind_text(st, 12, sealed ? mac : NULL);
     if (sqlite3_step(st) != SQLITE_DONE) {
         log_error("store: audit append: %s", sqlite3_errmsg(s->db));
         goto out;
@@ -799,6 +934,8 @@ store_audit_append(struct store *s, const struct audit_entry *e, int64_t *id_out
     if (id_out) {
         *id_out = next_id;
     }
+    s->pend_id = next_id;
+    memcpy(s->pend_hash, hash, sizeof(s->pend_hash));
     rc = STORE_OK;
 out:
     store_finish(s, st);
@@ -818,21 +955,7 @@ out:
 int
 store_setting_get(struct store *s, const char *key, char **value)
 {
-    sqlite3_stmt *st;
-    *value = NULL;
-    if (store_prepare(s, "SELECT value FROM settings WHERE key = ?1", &st)) {
-        return STORE_ERROR;
-    }
-    store_bind_text(st, 1, key);
-    int rc = sqlite3_step(st), out;
-    if (rc == SQLITE_ROW) {
-        *value = xstrdup((const char *)sqlite3_column_text(st, 0));
-        out = STORE_OK;
-    } else {
-        out = rc == SQLITE_DONE ? STORE_NOT_FOUND : STORE_ERROR;
-    }
-    store_finish(s, st);
-    return out;
+    return store_query_text(s, "SELECT value FROM settings WHERE key = ?1", key, 0, value);
 }
 
 int

@@ -20,6 +20,7 @@
 #include "store.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +273,42 @@ store_audit_count(struct store *s, int64_t *n)
     return store_query_int(s, "SELECT count(*) FROM audit_log", NULL, n);
 }
 
+/* ---- what the seal needs ---- */
+
+int
+store_audit_row_hash(struct store *s, int64_t id, char **hash)
+{
+    return store_query_text(s, "SELECT hash FROM audit_log WHERE id = ?1", NULL, id, hash);
+}
+
+int
+store_audit_tail(struct store *s, int64_t *id, char hash[65])
+{
+    sqlite3_stmt *st;
+    *id = 0;
+    snprintf(hash, 65, "%s", AUDIT_GENESIS);
+    if (store_prepare(s, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", &st)) {
+        return STORE_ERROR;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        snprintf(hash, 65, "%s", col_text(st, 1));
+    }
+    store_finish(s, st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : STORE_ERROR;
+}
+
+int
+store_audit_last_mac(struct store *s, int64_t *id)
+{
+    *id = 0;
+    return store_query_int(s,
+                           "SELECT coalesce((SELECT id FROM audit_log WHERE mac IS NOT NULL "
+                           "ORDER BY id DESC LIMIT 1), 0)",
+                           NULL, id);
+}
+
 /* ---- verification ---- */
 
 /* Reads column c exactly as stored: its storage class and its bytes. The pointers stay valid
@@ -320,7 +357,17 @@ struct chain {
     int64_t last_id;
     int64_t first_bad;
     int stray; /* a row with an id below 1, which append never writes */
+    audit_seal_row_cb cb;
+    void *ctx;
 };
+
+/* The text of column c, or NULL when it is not text. */
+static const char *
+text_or_null(sqlite3_stmt *st, int c)
+{
+    return sqlite3_column_type(st, c) == SQLITE_TEXT ? (const char *)sqlite3_column_text(st, c)
+                                                     : NULL;
+}
 
 /* Checks one row of the walk against the chain and advances it. */
 static void
@@ -348,6 +395,14 @@ chain_check_row(struct chain *c, sqlite3_stmt *st)
             }
         }
     }
+    if (c->cb) {
+        struct audit_seal_row row = {
+            .id = id,
+            .hash = text_or_null(st, AUDIT_NCOLS),
+            .mac = text_or_null(st, AUDIT_NCOLS + 1),
+        };
+        c->cb(&row, c->ctx);
+    }
     const struct audit_value *h = &cols[AUDIT_NCOLS];
     if (h->type == AUDIT_TEXT && h->len == 64) {
         memcpy(c->prev, h->data, 64);
@@ -374,7 +429,7 @@ verify_walk(struct store *s, struct chain *c)
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         return STORE_ERROR;
     }
-    if (store_prepare(s, "SELECT " AUDIT_COLS " FROM audit_log ORDER BY id", &st)) {
+    if (store_prepare(s, "SELECT " AUDIT_COLS ", mac FROM audit_log ORDER BY id", &st)) {
         return STORE_ERROR;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -402,7 +457,14 @@ verify_walk(struct store *s, struct chain *c)
 int
 store_audit_verify(struct store *s, int64_t *checked, int64_t *first_bad)
 {
-    struct chain c = {.expect_id = 1, .prev = AUDIT_GENESIS};
+    return store_audit_verify_rows(s, checked, first_bad, NULL, NULL);
+}
+
+int
+store_audit_verify_rows(struct store *s, int64_t *checked, int64_t *first_bad, audit_seal_row_cb cb,
+                        void *ctx)
+{
+    struct chain c = {.expect_id = 1, .prev = AUDIT_GENESIS, .cb = cb, .ctx = ctx};
     int own_tx = sqlite3_get_autocommit(store_sqlite(s));
     sqlite3_stmt *st = NULL;
     int rc = STORE_ERROR;

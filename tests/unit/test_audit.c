@@ -8,12 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
 #include "audit.h"
+#include "audit_export.h"
+#include "audit_seal.h"
+#include "audit_verify.h"
 #include "store.h"
 #include "store_internal.h"
 #include "util.h"
@@ -50,12 +55,15 @@ fx_teardown(void **state)
 {
     struct fx *fx = *state;
     store_close(fx->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
+    const char *suffix[] = {"", "-wal", "-shm", ".audit-anchor", ".anchor-copy"};
     for (size_t i = 0; i < ARRAY_LEN(suffix); i++) {
         char p[160];
         snprintf(p, sizeof(p), "%s%s", fx->path, suffix[i]);
         unlink(p);
     }
+    char key[160];
+    snprintf(key, sizeof(key), "%s/audit.key", fx->dir);
+    unlink(key);
     rmdir(fx->dir);
     free(fx);
     return 0;
@@ -205,6 +213,9 @@ test_verify_intact(void **state)
     assert_int_equal(n, 501);
 }
 
+static void raw_append(sqlite3 *db, int64_t id, int64_t ts, const char *actor, const char *action,
+                       const char *target, const char *detail, const char *outcome, char prev[65]);
+
 /* Migration 2 rebuilds the audit table (outcome 'pending', a mac column): every row, hash and
  * the AUTOINCREMENT high-water mark survive, the chain still verifies, the triggers are back,
  * and the new outcome is accepted. */
@@ -223,7 +234,11 @@ test_migration_2_keeps_the_chain(void **state)
     assert_int_equal(store_migrations[0].version, 1);
     assert_int_equal(sqlite3_exec(db, store_migrations[0].sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
-    append_n(s, 40);
+    /* 40 entries as version 1 wrote them (no mac column) */
+    char prev[65] = AUDIT_GENESIS;
+    for (int i = 1; i <= 40; i++) {
+        raw_append(db, i, 1700000000000LL + i, "alice", "auth.login", "", "{}", "ok", prev);
+    }
     /* a rolled-back append leaves no gap; a high-water mark above the last row is kept */
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TRIGGER audit_log_no_delete; "
@@ -880,6 +895,638 @@ test_action_prefix_valid(void **state)
     assert_false(audit_action_prefix_valid("a b"));
 }
 
+/* ---- the seal: key, row MACs, anchor ---- */
+
+static const struct audit_actor sys_actor = {.name = "system", .role = "", .ip = "local"};
+
+static void
+seal_paths(const struct fx *fx, char key[160], char anchor[160])
+{
+    snprintf(key, 160, "%s/audit.key", fx->dir);
+    snprintf(anchor, 160, "%s.audit-anchor", fx->path);
+}
+
+/* Starts the seal on fx's store as the server does; the caller stops it. */
+static struct audit_seal *
+seal_on(struct fx *fx)
+{
+    char key[160], anchor[160], err[1024];
+    seal_paths(fx, key, anchor);
+    struct audit_seal *seal = NULL;
+    if (audit_seal_start(fx->s, key, anchor, &sys_actor, &seal, err, sizeof(err)) != 0) {
+        fail_msg("seal start: %s", err);
+    }
+    return seal;
+}
+
+/* The findings of a report as ",code,code," (problems) and notes into *notes. */
+struct codes {
+    char problems[512], notes[512];
+};
+
+static void
+collect_code(const char *code, const char *message, int problem, void *ctx)
+{
+    struct codes *c = ctx;
+    char *to = problem ? c->problems : c->notes;
+    size_t len = strlen(to);
+    snprintf(to + len, 512 - len, "%s%s,", len ? "" : ",", code);
+    assert_true(strlen(message) > 10);
+}
+
+/* Verifies as another process (the CLI) would: a fresh seal of the same files, read-only. */
+static void
+verify_fresh(struct fx *fx, struct audit_verify_report *r, struct codes *c)
+{
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    struct audit_seal *seal = audit_seal_open(key, anchor, 0);
+    assert_int_equal(audit_verify(fx->s, seal, r), STORE_OK);
+    audit_seal_free(seal);
+    memset(c, 0, sizeof(*c));
+    audit_verify_findings(r, collect_code, c);
+    assert_int_equal(audit_verify_ok(r), c->problems[0] == '\0');
+}
+
+static void
+expect_codes(const struct codes *c, const char *problems, const char *notes)
+{
+    if (strcmp(c->problems, problems) != 0 || strcmp(c->notes, notes) != 0) {
+        fail_msg("problems '%s' (expected '%s'), notes '%s' (expected '%s')", c->problems, problems,
+                 c->notes, notes);
+    }
+}
+
+/* Appends n entries, each in its own transaction (the server's usual way). */
+static void
+append_own(struct store *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct audit_entry e = {"alice", "admin", "10.0.0.1", "user.create", "bob", NULL, "ok"};
+        assert_int_equal(store_audit_append(s, &e, NULL), STORE_OK);
+    }
+}
+
+static int64_t
+raw_int(struct fx *fx, const char *sql)
+{
+    int64_t n = -1;
+    assert_int_equal(store_query_int(fx->s, sql, NULL, &n), STORE_OK);
+    return n;
+}
+
+static void
+file_mode_is(const char *path, unsigned mode, off_t size)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, mode);
+    if (size >= 0) {
+        assert_int_equal(st.st_size, size);
+    }
+}
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static void
+test_seal_start_and_verify(void **state)
+{
+    struct fx *fx = *state;
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    assert_int_not_equal(access(key, F_OK), 0);
+    struct audit_seal *seal = seal_on(fx);
+    assert_true(audit_seal_key_created(seal));
+    file_mode_is(key, 0600, AUDIT_KEY_BYTES);
+    file_mode_is(anchor, 0600, -1);
+    /* the start of the seal is on the record, as entry 1 */
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE id = 1 AND "
+                                 "action = 'audit.seal_start'"),
+                     1);
+    append_own(fx->s, 20);
+    append_n(fx->s, 10); /* one transaction */
+    /* every row has the HMAC of its hash */
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE mac IS NULL"), 0);
+    struct audit_verify_report r;
+    struct codes c;
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", "");
+    assert_int_equal(r.checked, 31);
+    assert_int_equal(r.macs_ok, 31);
+    assert_int_equal(r.unsealed, 0);
+    assert_int_equal(r.sealed_from, 1);
+    assert_int_equal(r.at.id, 31);
+    assert_int_equal(r.entry, AUDIT_ANCHOR_ENTRY_OK);
+    assert_int_equal(r.after_anchor, 0);
+    /* the API's shape */
+    cJSON *j = audit_verify_json(&r);
+    assert_true(json_get_bool(j, "ok", 0));
+    assert_string_equal(json_get_str(j, "key", ""), "ok");
+    cJSON *an = cJSON_GetObjectItem(j, "anchor");
+    assert_string_equal(json_get_str(an, "status", ""), "ok");
+    assert_string_equal(json_get_str(an, "entry", ""), "ok");
+    assert_int_equal((int)json_get_num(an, "id", 0), 31);
+    assert_int_equal((int)json_get_num(cJSON_GetObjectItem(j, "mac"), "verified", 0), 31);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "problems")), 0);
+    cJSON_Delete(j);
+    /* a rolled-back transaction leaves the anchor where it was */
+    assert_int_equal(store_begin(fx->s), STORE_OK);
+    append_own(fx->s, 2);
+    store_rollback(fx->s);
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", "");
+    assert_int_equal(r.at.id, 31);
+    /* the key file replaced under this process, which keeps the key it loaded */
+    unsigned char other[AUDIT_KEY_BYTES];
+    memset(other, 7, sizeof(other));
+    size_t klen = 0;
+    char *kept = file_read_all(key, 64, &klen);
+    write_file(key, other, sizeof(other));
+    assert_int_equal(audit_verify(fx->s, seal, &r), STORE_OK);
+    memset(&c, 0, sizeof(c));
+    audit_verify_findings(&r, collect_code, &c);
+    expect_codes(&c, ",key_changed,", "");
+    write_file(key, kept, klen);
+    free(kept);
+    /* a second start finds both files and records nothing */
+    audit_seal_stop(fx->s, seal);
+    seal = seal_on(fx);
+    assert_false(audit_seal_key_created(seal));
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log"), 31);
+    audit_seal_stop(fx->s, seal);
+}
+
+/* Entries written before the seal (older than migration 2, or by an older consulate) have no
+ * MAC: counted, not a failure. */
+static void
+test_seal_legacy_entries(void **state)
+{
+    struct fx *fx = *state;
+    append_own(fx->s, 15);
+    struct audit_seal *seal = seal_on(fx);
+    append_own(fx->s, 5);
+    struct audit_verify_report r;
+    struct codes c;
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", ",unsealed_entries,");
+    assert_int_equal(r.unsealed, 15);
+    assert_int_equal(r.sealed_from, 16);
+    assert_int_equal(r.macs_ok, 6);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE id = 16 AND "
+                                 "action = 'audit.seal_start' AND detail LIKE "
+                                 "'%\"unsealed_entries\":15%'"),
+                     1);
+    audit_seal_stop(fx->s, seal);
+}
+
+/* Recomputes the chain from row `from` on after changing its actor, as someone who can write
+ * the database but not read the key would: correct SHA-256 hashes; the MACs kept as they
+ * were, or removed. */
+static void
+rechain_from(struct fx *fx, int64_t from, int keep_mac)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "BEGIN; DROP TRIGGER audit_log_no_update; "
+                                  "UPDATE audit_log SET actor = 'mallory' WHERE id = 10",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_stmt *sel, *upd;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT id, ts, actor, role, ip, action, target, "
+                                        "detail, outcome FROM audit_log WHERE id >= ?1 "
+                                        "ORDER BY id",
+                                        -1, &sel, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE audit_log SET prev_hash = ?2, hash = ?3, "
+                                        "mac = CASE WHEN ?4 THEN mac END WHERE id = ?1",
+                                        -1, &upd, NULL),
+                     SQLITE_OK);
+    char prev[65];
+    sqlite3_stmt *ph;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT hash FROM audit_log WHERE id = ?1", -1, &ph, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(ph, 1, from - 1);
+    assert_int_equal(sqlite3_step(ph), SQLITE_ROW);
+    snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(ph, 0));
+    sqlite3_finalize(ph);
+    sqlite3_bind_int64(sel, 1, from);
+    while (sqlite3_step(sel) == SQLITE_ROW) {
+        struct audit_value v[AUDIT_NCOLS] = {{0}};
+        v[0].type = AUDIT_INT;
+        v[0].i = sqlite3_column_int64(sel, 0);
+        v[1].type = AUDIT_INT;
+        v[1].i = sqlite3_column_int64(sel, 1);
+        for (int c = 2; c < AUDIT_NCOLS - 1; c++) {
+            v[c].type = AUDIT_TEXT;
+            v[c].data = sqlite3_column_text(sel, c);
+            v[c].len = (size_t)sqlite3_column_bytes(sel, c);
+        }
+        v[9].type = AUDIT_TEXT;
+        v[9].data = prev;
+        v[9].len = 64;
+        char hash[65];
+        audit_hash_row(v, hash);
+        sqlite3_bind_int64(upd, 1, v[0].i);
+        sqlite3_bind_text(upd, 2, prev, 64, SQLITE_TRANSIENT);
+        sqlite3_bind_text(upd, 3, hash, 64, SQLITE_TRANSIENT);
+        sqlite3_bind_int(upd, 4, keep_mac);
+        assert_int_equal(sqlite3_step(upd), SQLITE_DONE);
+        sqlite3_reset(upd);
+        memcpy(prev, hash, sizeof(prev));
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Each tampering on a fresh sealed log of 30 entries (entry 1 is audit.seal_start), verified
+ * as the CLI would (a fresh seal of the same files). */
+static void
+t_tail_deleted(struct fx *fx)
+{
+    raw_exec(fx, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id > 27; "
+                 "UPDATE sqlite_sequence SET seq = 27 WHERE name = 'audit_log'");
+}
+static void
+t_tail_replaced(struct fx *fx)
+{
+    t_tail_deleted(fx);
+    append_own(fx->s, 5); /* new entries with the old ids, appended with the key */
+}
+static void
+t_rechained(struct fx *fx)
+{
+    rechain_from(fx, 10, 1);
+}
+static void
+t_rechained_no_macs(struct fx *fx)
+{
+    rechain_from(fx, 10, 0);
+}
+static void
+t_mac_altered(struct fx *fx)
+{
+    raw_exec(fx, "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET mac = "
+                 "CASE substr(mac, 1, 1) WHEN 'a' THEN 'b' ELSE 'a' END || substr(mac, 2) "
+                 "WHERE id = 7");
+}
+static void
+t_forged_tail(struct fx *fx)
+{
+    /* a row appended with the right chain hash but no key: no MAC */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    char prev[65];
+    char *hash = NULL;
+    assert_int_equal(store_audit_row_hash(fx->s, 30, &hash), STORE_OK);
+    snprintf(prev, sizeof(prev), "%s", hash);
+    free(hash);
+    raw_append(db, 31, 1700000000000LL, "mallory", "user.create", "eve", "{}", "ok", prev);
+    sqlite3_close(db);
+}
+static void
+t_anchor_deleted(struct fx *fx)
+{
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    assert_int_equal(unlink(anchor), 0);
+}
+static void
+t_key_replaced(struct fx *fx)
+{
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    unsigned char other[AUDIT_KEY_BYTES];
+    memset(other, 0x42, sizeof(other));
+    write_file(key, other, sizeof(other));
+}
+static void
+t_key_deleted(struct fx *fx)
+{
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    assert_int_equal(unlink(key), 0);
+}
+static void
+t_both_deleted(struct fx *fx)
+{
+    t_key_deleted(fx);
+    t_anchor_deleted(fx);
+}
+static void
+t_anchor_garbage(struct fx *fx)
+{
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    write_file(anchor, "not an anchor\n", 14);
+}
+
+static void
+test_seal_tampering(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        void (*tamper)(struct fx *);
+        const char *problems, *notes;
+        int64_t first_bad_mac, macs_bad, macs_missing;
+    } cases[] = {
+        {"tail deleted, sequence lowered", t_tail_deleted, ",anchor_entry_missing,", "", 0, 0, 0},
+        {"tail deleted, new entries in its place", t_tail_replaced, ",anchor_entry_differs,",
+         ",entries_after_anchor,", 0, 0, 0},
+        {"chain recomputed without the key", t_rechained, ",mac_invalid,anchor_entry_differs,", "",
+         10, 21, 0},
+        {"chain recomputed, MACs removed", t_rechained_no_macs,
+         ",mac_missing,anchor_entry_differs,", "", 10, 0, 21},
+        {"one MAC altered", t_mac_altered, ",mac_invalid,", "", 7, 1, 0},
+        {"forged entry without a MAC", t_forged_tail, ",mac_missing,", ",entries_after_anchor,", 31,
+         0, 1},
+        {"anchor deleted", t_anchor_deleted, ",anchor_missing,", "", 0, 0, 0},
+        {"anchor not an anchor", t_anchor_garbage, ",anchor_invalid,", "", 0, 0, 0},
+        {"key replaced", t_key_replaced, ",mac_invalid,anchor_invalid,", "", 1, 30, 0},
+        {"key deleted", t_key_deleted, ",key_missing,", "", 0, 0, 0},
+        {"key and anchor deleted", t_both_deleted, ",key_missing,anchor_missing,", "", 0, 0, 0},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        void *st;
+        assert_int_equal(fx_setup(&st), 0);
+        struct fx *fx = st;
+        struct audit_seal *seal = seal_on(fx);
+        append_own(fx->s, 29);
+        struct audit_verify_report r;
+        struct codes c;
+        verify_fresh(fx, &r, &c);
+        expect_codes(&c, "", "");
+        cases[i].tamper(fx);
+        verify_fresh(fx, &r, &c);
+        if (strcmp(c.problems, cases[i].problems) != 0 || strcmp(c.notes, cases[i].notes) != 0 ||
+            r.first_bad_mac_id != cases[i].first_bad_mac || r.macs_bad != cases[i].macs_bad ||
+            r.macs_missing != cases[i].macs_missing || r.first_bad_id != 0) {
+            fail_msg("%s: problems '%s' notes '%s' first bad MAC %lld, %lld invalid, %lld "
+                     "missing, chain broken at %lld",
+                     cases[i].what, c.problems, c.notes, (long long)r.first_bad_mac_id,
+                     (long long)r.macs_bad, (long long)r.macs_missing, (long long)r.first_bad_id);
+        }
+        audit_seal_stop(fx->s, seal);
+        fx_teardown(&st);
+    }
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    char *data = file_read_all(from, 1 << 20, &len);
+    assert_non_null(data);
+    write_file(to, data, len);
+    free(data);
+}
+
+/* An older copy of the anchor put back: the process that wrote the newer one says so; a
+ * fresh process sees entries after the anchor (what a crash leaves too); with the tail also
+ * cut back to that copy nothing is left to see (the README says so). */
+static void
+test_seal_anchor_rolled_back(void **state)
+{
+    struct fx *fx = *state;
+    struct audit_seal *seal = seal_on(fx);
+    append_own(fx->s, 9);
+    char key[160], anchor[160], copy[170];
+    seal_paths(fx, key, anchor);
+    snprintf(copy, sizeof(copy), "%s.anchor-copy", fx->path);
+    copy_file(anchor, copy);
+    append_own(fx->s, 10);
+    copy_file(copy, anchor);
+
+    struct audit_verify_report r;
+    struct codes c;
+    assert_int_equal(audit_verify(fx->s, seal, &r), STORE_OK); /* this process */
+    memset(&c, 0, sizeof(c));
+    audit_verify_findings(&r, collect_code, &c);
+    expect_codes(&c, ",anchor_rolled_back,", ",entries_after_anchor,");
+    assert_false(audit_verify_ok(&r));
+
+    verify_fresh(fx, &r, &c); /* another process */
+    expect_codes(&c, "", ",entries_after_anchor,");
+    assert_int_equal(r.after_anchor, 10);
+    assert_int_equal(r.at.id, 10);
+
+    raw_exec(fx, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE id > 10; "
+                 "UPDATE sqlite_sequence SET seq = 10 WHERE name = 'audit_log'");
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", ""); /* not detectable without a copy of the anchor kept elsewhere */
+    audit_seal_stop(fx->s, seal);
+}
+
+/* A torn write spoils one slot: the other still holds the previous anchor, and the next
+ * commit writes over the spoiled one. */
+static void
+test_seal_torn_slot(void **state)
+{
+    struct fx *fx = *state;
+    struct audit_seal *seal = seal_on(fx);
+    append_own(fx->s, 4);
+    char key[160], anchor[160];
+    seal_paths(fx, key, anchor);
+    size_t len = 0;
+    char *img = file_read_all(anchor, 4096, &len);
+    assert_int_equal(len, 768);
+    /* the newest slot is the one with the higher seq: spoil it halfway */
+    int newest = strtoull(strstr(img, "seq=") + 4, NULL, 10) >
+                         strtoull(strstr(img + 512, "seq=") + 4, NULL, 10)
+                     ? 0
+                     : 1;
+    memset(img + newest * 512 + 100, 0, 100);
+    write_file(anchor, img, len);
+    free(img);
+    struct audit_verify_report r;
+    struct codes c;
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", ",entries_after_anchor,");
+    assert_int_equal(r.at.id, 4);
+    append_own(fx->s, 1);
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", "");
+    assert_int_equal(r.at.id, 6);
+    audit_seal_stop(fx->s, seal);
+}
+
+/* Two processes appending at once (the server and a CLI command): the anchor never goes
+ * back and ends at the newest entry. */
+static void
+test_seal_two_processes(void **state)
+{
+    struct fx *fx = *state;
+    struct audit_seal *seal = seal_on(fx);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            char err[256];
+            struct store *s = store_open(fx->path, err, sizeof(err));
+            struct audit_seal *own = NULL;
+            char key[160], anchor[160], msg[1024];
+            seal_paths(fx, key, anchor);
+            int bad =
+                !s || audit_seal_start(s, key, anchor, &sys_actor, &own, msg, sizeof(msg)) != 0;
+            for (int i = 0; !bad && i < 150; i++) {
+                struct audit_entry e = {"cli", "", "local", "user.update", "x", NULL, "ok"};
+                bad = store_audit_append(s, &e, NULL) != STORE_OK;
+            }
+            audit_seal_stop(s, own);
+            store_close(s);
+            _exit(bad);
+        }
+    }
+    append_own(fx->s, 150);
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    struct audit_verify_report r;
+    struct codes c;
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", "");
+    assert_int_equal(r.checked, 451);
+    assert_int_equal(r.at.id, 451);
+    assert_int_equal(r.macs_ok, 451);
+    audit_seal_stop(fx->s, seal);
+}
+
+/* A lost key: nothing appends without it; `audit reseal` makes a new one on the record. */
+static void
+test_seal_lost_key_and_reseal(void **state)
+{
+    struct fx *fx = *state;
+    struct audit_seal *seal = seal_on(fx);
+    append_own(fx->s, 9);
+    audit_seal_stop(fx->s, seal);
+    char key[160], anchor[160], err[1024];
+    seal_paths(fx, key, anchor);
+    assert_int_equal(unlink(key), 0);
+    assert_int_equal(audit_seal_start(fx->s, key, anchor, &sys_actor, &seal, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, key));
+    assert_non_null(strstr(err, "is missing"));
+    assert_non_null(strstr(err, "consulate audit reseal"));
+    assert_int_not_equal(access(key, F_OK), 0); /* not replaced silently */
+
+    struct audit_verify_report before, r;
+    int64_t id = 0;
+    assert_int_equal(audit_reseal(fx->s, key, anchor, &sys_actor, &before, &id, err, sizeof(err)),
+                     0);
+    assert_false(audit_verify_ok(&before));
+    assert_int_equal(id, 11);
+    file_mode_is(key, 0600, AUDIT_KEY_BYTES);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE id = 11 AND action = "
+                                 "'audit.reseal' AND detail LIKE '%key_missing%' AND detail "
+                                 "LIKE '%\"key_created\":true%'"),
+                     1);
+    seal = seal_on(fx);
+    append_own(fx->s, 3);
+    struct codes c;
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", ",unsealed_entries,");
+    assert_int_equal(r.sealed_from, 11);
+    assert_int_equal(r.unsealed, 10);
+    assert_int_equal(r.macs_ok, 4);
+    audit_seal_stop(fx->s, seal);
+
+    /* a lost anchor with the key kept: nothing says where this key's MACs start, so the
+     * older key's count as invalid; after the reseal the MACs this key made stay checked */
+    assert_int_equal(unlink(anchor), 0);
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, ",mac_invalid,anchor_missing,", "");
+    assert_int_equal(r.macs_bad, 10);
+    assert_int_equal(audit_reseal(fx->s, key, anchor, &sys_actor, &before, &id, err, sizeof(err)),
+                     0);
+    verify_fresh(fx, &r, &c);
+    expect_codes(&c, "", ",unsealed_entries,");
+    assert_int_equal(r.sealed_from, 11);
+    assert_int_equal(r.macs_ok, 5);
+}
+
+/* ---- the export writer ---- */
+
+struct sink {
+    struct buf b;
+    int calls, fail_at;
+};
+
+static int
+sink_take(void *ctx, const void *data, size_t len)
+{
+    struct sink *k = ctx;
+    assert_true(len > 0);
+    if (++k->calls == k->fail_at) {
+        return -1;
+    }
+    return buf_append(&k->b, data, len) == BUF_OK ? 0 : -1;
+}
+
+static void
+test_export_writer(void **state)
+{
+    struct fx *fx = *state;
+    append_n(fx->s, 3000);
+    struct audit_filter all = {0};
+    struct sink k = {.fail_at = -1};
+    buf_init(&k.b, 64 << 20);
+    int64_t rows = 0;
+    assert_int_equal(audit_export(fx->s, &all, AUDIT_EXPORT_CSV, sink_take, &k, &rows),
+                     AUDIT_EXPORT_OK);
+    assert_int_equal(rows, 3000);
+    assert_true(k.calls >= 3); /* in chunks of about 64 KiB */
+    assert_true(str_starts_with(k.b.data, "id,time,actor,role,ip,action,target,outcome,"));
+    assert_true(str_starts_with(strchr(k.b.data, '\n') + 1, "3000,"));
+    assert_true(str_ends_with(k.b.data, "\r\n"));
+    buf_reset(&k.b);
+    k.calls = 0;
+    struct audit_filter some = {.outcome = "denied"};
+    assert_int_equal(audit_export(fx->s, &some, AUDIT_EXPORT_JSONL, sink_take, &k, &rows),
+                     AUDIT_EXPORT_OK);
+    assert_int_equal(rows, 1000);
+    cJSON *first = json_parse_str(strtok(k.b.data, "\n"));
+    assert_string_equal(json_get_str(first, "outcome", ""), "denied");
+    cJSON_Delete(first);
+    /* a sink that fails stops the walk */
+    buf_reset(&k.b);
+    k.calls = 0;
+    k.fail_at = 2;
+    assert_int_equal(audit_export(fx->s, &all, AUDIT_EXPORT_CSV, sink_take, &k, &rows),
+                     AUDIT_EXPORT_SINK);
+    assert_int_equal(k.calls, 2);
+    assert_true(rows < 3000);
+    /* a row that does not fit the 16 MiB buffer stops it too */
+    raw_exec(fx, "INSERT INTO audit_log (id, ts, actor, role, ip, action, target, detail, "
+                 "outcome, prev_hash, hash) VALUES (-1, 0, 'x', '', '', 'a.b', '', "
+                 "hex(zeroblob(8500000)), 'ok', '', '')");
+    buf_reset(&k.b);
+    k.calls = 0;
+    k.fail_at = -1;
+    assert_int_equal(audit_export(fx->s, &all, AUDIT_EXPORT_CSV, sink_take, &k, &rows),
+                     AUDIT_EXPORT_TOO_BIG);
+    assert_int_equal(rows, 3000);
+    buf_free(&k.b);
+    enum audit_export_format fmt;
+    assert_int_equal(audit_export_format_parse("jsonl", &fmt), 0);
+    assert_int_equal(fmt, AUDIT_EXPORT_JSONL);
+    assert_int_equal(audit_export_format_parse("xml", &fmt), -1);
+    assert_int_equal(audit_export_format_parse(NULL, &fmt), -1);
+}
+
 int
 main(void)
 {
@@ -895,6 +1542,14 @@ main(void)
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_action_prefix_valid),
+        cmocka_unit_test_setup_teardown(test_seal_start_and_verify, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seal_legacy_entries, fx_setup, fx_teardown),
+        cmocka_unit_test(test_seal_tampering),
+        cmocka_unit_test_setup_teardown(test_seal_anchor_rolled_back, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seal_torn_slot, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seal_two_processes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_seal_lost_key_and_reseal, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_export_writer, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,8 +179,12 @@ export function render(root) {
         ? el('div', { class: 'banner banner-ok', role: 'status', dataset: { ok: 'true' } },
           el('strong', null, t('audit.verify_ok')), ' ', t('audit.verify_checked', { n: r.checked }))
         : el('div', { class: 'banner banner-bad', role: 'alert', dataset: { ok: 'false' } },
-          el('strong', null, t('audit.verify_bad', { id: r.first_bad_id })), ' ',
-          t('audit.verify_checked', { n: r.checked }), ' ', t('audit.verify_bad_hint')));
+          el('strong', null, r.first_bad_id
+            ? t('audit.verify_bad', { id: r.first_bad_id }) : t('audit.verify_failed')), ' ',
+          t('audit.verify_checked', { n: r.checked }), ' ', t('audit.verify_bad_hint'),
+          // the server's findings (chain, MACs, anchor), each with its stable code
+          el('ul', { class: 'verify-problems' }, ...(r.problems || []).map((p) =>
+            el('li', { dataset: { code: p.code } }, p.message)))));
     } catch (err) {
       if (!disposed && err.code !== 'aborted') replace(verifyOut, errorBox(err));
     } finally {
