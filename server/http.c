@@ -99,42 +99,45 @@ is_api(const struct req *r)
     return r->path && str_starts_with(r->path, "/api/");
 }
 
-/* Writes status line and headers and body in one write (no Nagle stall). */
-static int
-send_all(struct mg_connection *conn, int status, const char *content_type,
-         const char *extra_headers, int no_store, int head_only, const void *body, size_t len)
+void
+http_head_build(struct req *r, struct buf *b, int status, const char *content_type,
+                const char *extra_headers, long long len)
 {
-    struct buf b;
-    buf_init(&b, len + 8192);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
-    buf_puts(&b, security_headers);
-    if (mg_get_request_info(conn)->is_ssl) {
-        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
+    buf_printf(b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
+    buf_puts(b, security_headers);
+    if (r->tls) {
+        buf_puts(b, "Strict-Transport-Security: max-age=31536000\r\n");
     }
-    if (no_store) {
-        buf_puts(&b, "Cache-Control: no-store\r\n");
+    if (is_api(r)) {
+        buf_puts(b, "Cache-Control: no-store\r\n");
     }
     if (content_type) {
-        buf_printf(&b, "Content-Type: %s\r\n", content_type);
+        buf_printf(b, "Content-Type: %s\r\n", content_type);
     }
     if (extra_headers) {
-        buf_puts(&b, extra_headers);
+        buf_puts(b, extra_headers);
     }
-    buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
-    if (!head_only && len) {
-        buf_append(&b, body, len);
+    if (len == HTTP_LEN_CHUNKED) {
+        buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    } else if (len >= 0) {
+        buf_printf(b, "Content-Length: %lld\r\n", len);
     }
-    int rc = mg_write(conn, b.data, b.len);
-    buf_free(&b);
-    return rc;
+    buf_puts(b, "\r\n");
 }
 
 int
 http_reply(struct req *r, int status, const char *content_type, const char *extra_headers,
            const void *body, size_t len)
 {
-    send_all(r->conn, status, content_type, extra_headers, is_api(r),
-             strcmp(r->method, "HEAD") == 0, body, len);
+    /* status line, headers and body in one write (no Nagle stall) */
+    struct buf b;
+    buf_init(&b, len + 65536);
+    http_head_build(r, &b, status, content_type, extra_headers, (long long)len);
+    if (strcmp(r->method, "HEAD") != 0 && len) {
+        buf_append(&b, body, len);
+    }
+    mg_write(r->conn, b.data, b.len);
+    buf_free(&b);
     r->status = status;
     return status;
 }
@@ -149,39 +152,51 @@ http_reply_json(struct req *r, int status, cJSON *j)
     return status;
 }
 
-int
-http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+/* http_reply_error with extra headers (may be NULL) and a va_list. */
+static int
+reply_error_v(struct req *r, int status, const char *code, const char *headers, const char *fmt,
+              va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     cJSON *j = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(j, "error");
     cJSON_AddStringToObject(e, "code", code);
     cJSON_AddStringToObject(e, "message", msg);
-    return http_reply_json(r, status, j);
+    char *text = json_print(j);
+    cJSON_Delete(j);
+    http_reply(r, status, "application/json; charset=utf-8", headers, text, strlen(text));
+    free(text);
+    return status;
+}
+
+int
+http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int
+http_reply_error_h(struct req *r, int status, const char *code, const char *headers,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, status, code, headers, fmt, ap);
+    va_end(ap);
+    return status;
 }
 
 int
 http_stream_begin(struct req *r, int status, const char *content_type, const char *extra_headers)
 {
     struct buf b;
-    buf_init(&b, 8192);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
-    buf_puts(&b, security_headers);
-    if (r->tls) {
-        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
-    }
-    if (is_api(r)) {
-        buf_puts(&b, "Cache-Control: no-store\r\n");
-    }
-    buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    if (extra_headers) {
-        buf_puts(&b, extra_headers);
-    }
-    buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
+    buf_init(&b, 65536);
+    http_head_build(r, &b, status, content_type, extra_headers, HTTP_LEN_CHUNKED);
     int rc = mg_write(r->conn, b.data, b.len);
     buf_free(&b);
     r->status = status;
@@ -232,14 +247,7 @@ http_query(struct req *r, const char *name, int *present)
             if (seg == nlen) {
                 return xstrdup("");
             }
-            size_t vlen = seg - nlen - 1;
-            char *out = xmalloc(vlen + 1);
-            int n = mg_url_decode(p + nlen + 1, (int)vlen, out, (int)vlen + 1, 1);
-            if (n < 0) {
-                free(out);
-                return NULL;
-            }
-            return out;
+            return http_pct_decode(p + nlen + 1, seg - nlen - 1, 1);
         }
         p += seg;
         if (*p == '&') {
@@ -300,15 +308,22 @@ http_audit(struct req *r, const char *action, const char *target, cJSON *detail,
     return audit_record(r->db, &who, action, target, detail, outcome, NULL);
 }
 
+/* Records a request refused before its handler ran (reason names why) under action. */
+static void
+audit_refusal(struct req *r, const char *action, const char *target, const char *reason)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "method", r->method);
+    cJSON_AddStringToObject(d, "path", r->path);
+    cJSON_AddStringToObject(d, "reason", reason);
+    http_audit(r, action, target, d, "denied");
+}
+
 int
 http_deny(struct req *r, const char *action, const char *target, const char *why)
 {
     if (action) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "method", r->method);
-        cJSON_AddStringToObject(d, "path", r->path);
-        cJSON_AddStringToObject(d, "reason", why);
-        http_audit(r, action, target, d, "denied");
+        audit_refusal(r, action, target, why);
     }
     return http_reply_error(r, 403, "forbidden", "%s", why);
 }
@@ -322,29 +337,29 @@ method_has_body(const char *m)
            strcmp(m, "OPTIONS") != 0;
 }
 
-/* Reads the request body, refusing more than HTTP_MAX_BODY bytes. Returns 0, or the status
- * already sent. */
+/* Reads the request body, refusing more than max bytes (413 body_too_large: the rest is
+ * discarded by civetweb before the next request on the connection). Returns 0, or the
+ * status already sent. */
 static int
-read_body(struct req *r)
+read_body(struct req *r, size_t max)
 {
     long long cl = r->ri->content_length;
-    if (cl > HTTP_MAX_BODY) {
-        return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                HTTP_MAX_BODY);
+    if (cl > (long long)max) {
+        return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes", max);
     }
     struct buf b;
-    buf_init(&b, HTTP_MAX_BODY);
+    buf_init(&b, max);
     char chunk[16384];
     int n;
     while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
         if (buf_append(&b, chunk, (size_t)n) != BUF_OK) {
             buf_free(&b);
-            return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                    HTTP_MAX_BODY);
+            return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes",
+                                    max);
         }
     }
     r->body_len = b.len;
-    r->body = buf_steal(&b);
+    r->body = b.data ? buf_steal(&b) : xstrdup("");
     return 0;
 }
 
@@ -439,6 +454,22 @@ metrics_token_ok(struct req *r)
     return want && authz && str_starts_with(authz, "Bearer ") && str_ct_equal(authz + 7, want);
 }
 
+/* The decision of the static route fields, or of the route's decide hook. */
+static void
+decide(struct req *r, const struct route *rt, struct route_decision *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->action = rt->action;
+    d->target = r->nparams > 0 ? r->params[0] : "";
+    d->least = rt->min_role;
+    if (rt->decide) {
+        rt->decide(r, d);
+    }
+    if (!d->target) {
+        d->target = "";
+    }
+}
+
 static int
 dispatch(struct req *r)
 {
@@ -453,15 +484,9 @@ dispatch(struct req *r)
         return http_reply_error(r, 404, "not_found", "no such route: %s", r->path);
     }
     r->route = rt;
-    const char *target = r->nparams > 0 ? r->params[0] : "";
     int writes = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
-    char dyn_action[64], dyn_target[512];
-    const char *action = rt->action;
-    if (writes && rt->action_of &&
-        rt->action_of(r, dyn_action, sizeof(dyn_action), dyn_target, sizeof(dyn_target)) == 0) {
-        action = dyn_action;
-        target = dyn_target;
-    }
+    struct route_decision d;
+    decide(r, rt, &d);
 
     if (!(rt->flags & ROUTE_PUBLIC)) {
         int arc = authenticate(r);
@@ -472,20 +497,18 @@ dispatch(struct req *r)
             if ((rt->flags & ROUTE_METRICS) && metrics_token_ok(r)) {
                 return rt->fn(r);
             }
-            if (writes && action) {
+            if (writes && d.action) {
                 enum anon_verdict v = anon_budget_take(r->ip);
-                cJSON *d = cJSON_CreateObject();
-                cJSON_AddStringToObject(d, "method", r->method);
-                cJSON_AddStringToObject(d, "path", r->path);
                 if (v == ANON_AUDIT) {
-                    cJSON_AddStringToObject(d, "reason", "not logged in");
-                    http_audit(r, action, target, d, "denied");
+                    audit_refusal(r, d.action, d.target, "not logged in");
                 } else if (v == ANON_THROTTLE_START) {
-                    cJSON_AddNumberToObject(d, "limit", ANON_BUDGET);
-                    cJSON_AddNumberToObject(d, "window_s", ANON_WINDOW_MS / 1000);
-                    http_audit(r, "auth.anonymous_throttled", r->ip, d, "denied");
+                    cJSON *j = cJSON_CreateObject();
+                    cJSON_AddStringToObject(j, "method", r->method);
+                    cJSON_AddStringToObject(j, "path", r->path);
+                    cJSON_AddNumberToObject(j, "limit", ANON_BUDGET);
+                    cJSON_AddNumberToObject(j, "window_s", ANON_WINDOW_MS / 1000);
+                    http_audit(r, "auth.anonymous_throttled", r->ip, j, "denied");
                 } else {
-                    cJSON_Delete(d);
                     metrics_add(METRIC_ANON_SUPPRESSED, 1);
                 }
                 if (v != ANON_AUDIT) {
@@ -502,41 +525,38 @@ dispatch(struct req *r)
         int bad_origin = !origin_ok(r);
         int bad_token = r->authenticated && (!csrf || !str_ct_equal(csrf, r->user.csrf_token));
         if (bad_origin || bad_token) {
-            if (action) {
-                cJSON *d = cJSON_CreateObject();
-                cJSON_AddStringToObject(d, "method", r->method);
-                cJSON_AddStringToObject(d, "path", r->path);
-                cJSON_AddStringToObject(d, "reason", bad_origin ? "cross-origin request"
-                                                                : "missing or wrong CSRF token");
-                http_audit(r, action, target, d, "denied");
+            if (d.action) {
+                audit_refusal(r, d.action, d.target,
+                              bad_origin ? "cross-origin request" : "missing or wrong CSRF token");
             }
             return http_reply_error(r, 403, "csrf",
                                     bad_origin ? "cross-origin request refused"
                                                : "missing or wrong X-CSRF-Token header");
         }
     }
-    if (r->authenticated && r->user.role < rt->min_role) {
-        char why[128];
-        snprintf(why, sizeof(why), "this needs the %s role (you are %s)", role_name(rt->min_role),
-                 role_name(r->user.role));
-        return http_deny(r, writes ? action : NULL, target, why);
+    if (d.refuse_status == 403) {
+        return http_deny(r, d.action, d.target, d.reason);
     }
-    if (method_has_body(r->method) && !(rt->flags & ROUTE_STREAM_BODY)) {
-        if (read_body(r) == 0) {
-            rt->fn(r);
-        }
-    } else {
+    if (d.refuse_status) {
+        http_reply_error_h(r, d.refuse_status, d.refuse_code, d.refuse_headers, "%s", d.reason);
+    } else if (r->authenticated && r->user.role < d.least) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s %s needs the %s role (you are %s)", r->method,
+                 rt->decide ? d.target : r->path, role_name(d.least), role_name(r->user.role));
+        return http_deny(r, d.action, d.target, why);
+    } else if (!method_has_body(r->method) ||
+               read_body(r, rt->max_body ? rt->max_body : HTTP_MAX_BODY) == 0) {
         rt->fn(r);
     }
     /* Every state-changing request leaves a trace: one a handler refused (bad input,
      * conflict) without recording it is recorded here, after its rollback. */
-    if (writes && action && !r->audited) {
+    if (writes && d.action && !r->audited) {
         store_rollback(r->db);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "method", r->method);
-        cJSON_AddStringToObject(d, "path", r->path);
-        cJSON_AddNumberToObject(d, "status", r->status);
-        http_audit(r, action, target, d, r->status < 400 ? "ok" : "error");
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "method", r->method);
+        cJSON_AddStringToObject(j, "path", r->path);
+        cJSON_AddNumberToObject(j, "status", r->status);
+        http_audit(r, d.action, d.target, j, r->status < 400 ? "ok" : "error");
     }
     return r->status;
 }
@@ -558,6 +578,9 @@ req_init(struct req *r, struct mg_connection *conn)
 static void
 req_clear(struct req *r)
 {
+    if (r->ctx_free) {
+        r->ctx_free(r->ctx);
+    }
     for (int i = 0; i < r->nparams; i++) {
         free(r->params[i]);
     }
@@ -631,14 +654,13 @@ static_handler(struct mg_connection *conn, void *cbdata)
                             "method not allowed\n", 19);
         goto out;
     }
-    size_t plen = strlen(r.path);
-    rel = xmalloc(plen + 16);
-    int dlen = mg_url_decode(r.path, (int)plen, rel, (int)plen + 1, 0);
-    if (dlen < 0 || strlen(rel) != (size_t)dlen) { /* undecodable, or an encoded NUL */
+    rel = http_pct_decode(r.path, strlen(r.path), 0);
+    if (!rel) { /* undecodable, or an encoded NUL */
         goto not_found;
     }
     if (strcmp(rel, "/") == 0) {
-        strcpy(rel, "/index.html");
+        free(rel);
+        rel = xstrdup("/index.html");
     }
     if (rel[0] != '/' || strstr(rel, "..") || strchr(rel, '\\') || strstr(rel, "//")) {
         goto not_found;

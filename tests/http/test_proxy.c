@@ -190,34 +190,108 @@ login(struct fx *f, const char *name)
     return c;
 }
 
-/* The detail JSON of the newest audit entry with action and target (NULL when none). */
-static cJSON *
-last_detail(struct srv *s, const char *action, const char *target, char *outcome, size_t olen)
+/* One audit row read back through SQL. */
+struct row {
+    long long id;
+    char outcome[16];
+    cJSON *detail;
+};
+
+/* The newest audit row with action and target (id 0 when none), or with the given id when
+ * id_wanted is not 0. */
+static struct row
+row_get(struct srv *s, const char *action, const char *target, long long id_wanted)
 {
+    struct row out = {0};
     sqlite3 *db;
-    cJSON *j = NULL;
     if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         sqlite3_close(db);
-        return NULL;
+        return out;
     }
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT detail, outcome FROM audit_log WHERE action = ?1 AND "
-                           "target = ?2 ORDER BY id DESC LIMIT 1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT id, detail, outcome FROM audit_log WHERE (?3 = 0 AND action = ?1 "
+            "AND target = ?2) OR id = ?3 ORDER BY id DESC LIMIT 1",
+            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, id_wanted);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            j = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-            if (outcome) {
-                snprintf(outcome, olen, "%s", (const char *)sqlite3_column_text(st, 1));
-            }
+            out.id = sqlite3_column_int64(st, 0);
+            out.detail = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+            snprintf(out.outcome, sizeof(out.outcome), "%s",
+                     (const char *)sqlite3_column_text(st, 2));
         }
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    return j;
+    return out;
+}
+
+/* The record of the newest change with action and target, as one detail (NULL when none): a
+ * change is an attempt (outcome "pending", written before Consul was asked) and an outcome
+ * entry naming it (attempt_id); both are checked and their details merged, the outcome's
+ * outcome returned. A single entry (a denial) is returned as it is. */
+static cJSON *
+last_detail(struct srv *s, const char *action, const char *target, char *outcome, size_t olen)
+{
+    struct row last = row_get(s, action, target, 0);
+    if (!last.detail) {
+        return NULL;
+    }
+    if (outcome) {
+        snprintf(outcome, olen, "%s", last.outcome);
+    }
+    const cJSON *aid = cJSON_GetObjectItem(last.detail, "attempt_id");
+    if (!cJSON_IsNumber(aid)) {
+        return last.detail;
+    }
+    struct row attempt = row_get(s, action, target, (long long)aid->valuedouble);
+    assert_non_null(attempt.detail);
+    assert_string_equal(attempt.outcome, "pending");
+    assert_true(attempt.id < last.id);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, attempt.detail)
+    {
+        if (!cJSON_GetObjectItem(last.detail, item->string)) {
+            cJSON_AddItemToObject(last.detail, item->string, cJSON_Duplicate(item, 1));
+        }
+    }
+    cJSON_Delete(attempt.detail);
+    return last.detail;
+}
+
+/* The simulator's request counters: total, and the count of one path ("" for none). */
+static long
+sim_count(struct sim *sim, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/sim/requests", sim->control);
+    cJSON *j = sim_get_json(url, NULL);
+    long n = -1;
+    if (j) {
+        n = path && path[0] ? (long)json_get_num(cJSON_GetObjectItem(j, "by_path"), path, 0)
+                            : (long)json_get_num(j, "total", -1);
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+/* Asserts r is an error reply with status, code and a message containing what. */
+static void
+assert_error(const struct resp *r, long status, const char *code, const char *what)
+{
+    if (r->status != status) {
+        fail_msg("status %ld, expected %ld: %.300s", r->status, status, r->body);
+    }
+    const cJSON *e = cJSON_GetObjectItem(r->json, "error");
+    assert_string_equal(json_get_str(e, "code", ""), code);
+    const char *msg = json_get_str(e, "message", "");
+    if (!strstr(msg, what)) {
+        fail_msg("message '%s' does not name '%s'", msg, what);
+    }
 }
 
 static char *
@@ -260,7 +334,7 @@ test_passthrough_equal(void **state)
         "/v1/operator/raft/configuration",
         "/v1/agent/members",
         "/v1/kv/eq/one?stale",
-        "/v1/no/such/endpoint",
+        "/v1/kv/eq/absent?raw",
     };
     for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
         char proxied[512];
@@ -315,12 +389,42 @@ test_passthrough_equal(void **state)
     assert_non_null(csp);
     free(csp);
     resp_free(&p);
-    /* HEAD is a read: it passes, and Consul's answer (the simulator's too) comes back */
+    /* HEAD is a read: it reaches the agent, and the agent's answer comes back (the
+     * simulator answers 405 with its own Allow list, "GET,PUT,DELETE"-style: no space after
+     * the commas, unlike the console's own "GET, HEAD, PUT, POST, DELETE") */
+    long before = sim_count(f->sim, "/v1/kv/eq/one");
     p = client_req_raw(c, "HEAD", "/api/consul/v1/kv/eq/one", NULL, 0, NULL, 0);
+    assert_int_equal(sim_count(f->sim, "/v1/kv/eq/one"), before + 1);
     struct resp d = direct(f->sim, 0, "HEAD", "/v1/kv/eq/one", NULL);
     assert_int_equal(p.status, d.status);
+    char *allow_p = resp_header(&p, "Allow"), *allow_d = resp_header(&d, "Allow");
+    if (d.status == 405) {
+        assert_non_null(allow_d);
+        assert_non_null(allow_p);
+        assert_string_equal(allow_p, allow_d);
+        assert_null(strstr(allow_p, ", "));
+        assert_non_null(strstr(allow_p, "GET"));
+    }
+    free(allow_p);
+    free(allow_d);
     resp_free(&p);
     resp_free(&d);
+    client_free(c);
+}
+
+/* A path no allowlist row names is refused for every role, audited, and never forwarded. */
+static void
+test_unknown_endpoint_refused(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    long total = sim_count(f->sim, NULL);
+    long denied = db_count_audit(f->srv, "consul.no.get", "denied");
+    struct resp r = client_req(c, "GET", "/api/consul/v1/no/such/endpoint", NULL);
+    assert_error(&r, 403, "forbidden", "GET /v1/no/such/endpoint is not in the proxy's allowlist");
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.no.get", "denied"), denied + 1);
+    assert_int_equal(sim_count(f->sim, NULL), total);
     client_free(c);
 }
 
@@ -553,6 +657,9 @@ test_always_refused(void **state)
         if (r.status != 403) {
             fail_msg("%s %s: %ld", refused[i].method, refused[i].path, r.status);
         }
+        assert_error(&r, 403, "forbidden", "is never allowed through the proxy");
+        assert_non_null(strstr(json_get_str(cJSON_GetObjectItem(r.json, "error"), "message", ""),
+                               refused[i].method));
         resp_free(&r);
     }
     assert_int_equal(db_count_audit(f->srv, "consul.", "denied"),
@@ -580,21 +687,80 @@ test_always_refused(void **state)
     client_free(c);
 }
 
+/* The secrets the old deny list let through: a viewer read a leaf certificate with its
+ * private key and the gossip keys, an admin the console's own ACL token. Refused for every
+ * role, with a reason, audited as denied, and never forwarded. */
 static void
-test_secret_reads_admin_only(void **state)
+test_secret_reads_refused(void **state)
 {
     struct fx *f = *state;
-    struct client *c = login(f, "vera");
-    struct resp r = client_req(c, "GET", "/api/consul/v1/acl/tokens", NULL);
-    assert_int_equal(r.status, 403);
+    struct client *v = login(f, "vera");
+    struct client *a = admin(f);
+    static const struct {
+        const char *path;     /* as the browser sends it */
+        const char *norm;     /* the Consul path named in the message and the audit target */
+        const char *sim_path; /* what the simulator would have counted */
+        const char *action;
+    } secrets[] = {
+        {"/api/consul/v1/agent/connect/ca/leaf/web", "/v1/agent/connect/ca/leaf/web",
+         "/v1/agent/connect/ca/leaf/web", "consul.agent.get"},
+        {"/api/consul/v1/operator/keyring", "/v1/operator/keyring", "/v1/operator/keyring",
+         "consul.operator.get"},
+        {"/api/consul/v1/acl/token/self", "/v1/acl/token/self", "/v1/acl/token/self",
+         "consul.acl.get"},
+        {"/api/consul/v1/acl/tokens", "/v1/acl/tokens", "/v1/acl/tokens", "consul.acl.get"},
+        {"/api/consul/v1/acl/token/00000000-0000-0000-0000-000000000002",
+         "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+         "/v1/acl/token/00000000-0000-0000-0000-000000000002", "consul.acl.get"},
+        {"/api/consul/v1/snapshot", "/v1/snapshot", "/v1/snapshot", "consul.snapshot.get"},
+        {"/api/consul/v1/connect/ca/configuration", "/v1/connect/ca/configuration",
+         "/v1/connect/ca/configuration", "consul.connect.get"},
+        /* spelled otherwise: decoded, collapsed, any case */
+        {"/api/consul/v1/acl/token%2Fself", "/v1/acl/token/self", "/v1/acl/token%2Fself",
+         "consul.acl.get"},
+        {"/api/consul/v1//acl//token/self/", "/v1/acl/token/self/", "/v1//acl//token/self/",
+         "consul.acl.get"},
+        {"/api/consul/v1/%61cl/token/self", "/v1/acl/token/self", "/v1/%61cl/token/self",
+         "consul.acl.get"},
+        {"/api/consul/v1/agent/connect/ca/Leaf/web", "/v1/agent/connect/ca/Leaf/web",
+         "/v1/agent/connect/ca/Leaf/web", "consul.agent.get"},
+    };
+    struct client *who[] = {v, a};
+    for (size_t w = 0; w < ARRAY_LEN(who); w++) {
+        for (size_t i = 0; i < ARRAY_LEN(secrets); i++) {
+            long total = sim_count(f->sim, NULL);
+            long denied = db_count_audit(f->srv, secrets[i].action, "denied");
+            struct resp r = client_req(who[w], "GET", secrets[i].path, NULL);
+            char what[256];
+            snprintf(what, sizeof(what), "GET %s is never allowed", secrets[i].norm);
+            assert_error(&r, 403, "forbidden", what);
+            resp_free(&r);
+            assert_int_equal(db_count_audit(f->srv, secrets[i].action, "denied"), denied + 1);
+            char outcome[16];
+            cJSON *d =
+                last_detail(f->srv, secrets[i].action, secrets[i].norm, outcome, sizeof(outcome));
+            assert_non_null(d);
+            assert_string_equal(outcome, "denied");
+            cJSON_Delete(d);
+            assert_int_equal(sim_count(f->sim, NULL), total);
+            assert_int_equal(sim_count(f->sim, secrets[i].sim_path), 0);
+        }
+    }
+    /* agent/self carries the agent's configuration: admin's, not a viewer's */
+    long denied = db_count_audit(f->srv, "consul.agent.get", "denied");
+    struct resp r = client_req(v, "GET", "/api/consul/v1/agent/self", NULL);
+    assert_error(&r, 403, "forbidden", "GET /v1/agent/self needs the admin role (you are viewer)");
     resp_free(&r);
-    r = client_req(c, "GET", "/api/consul/v1/snapshot", NULL);
-    assert_int_equal(r.status, 403);
-    resp_free(&r);
-    r = client_req(c, "GET", "/api/consul/v1/agent/self", NULL);
+    assert_int_equal(db_count_audit(f->srv, "consul.agent.get", "denied"), denied + 1);
+    r = client_req(a, "GET", "/api/consul/v1/agent/self", NULL);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    client_free(c);
+    /* what a viewer needs still passes */
+    r = client_req(v, "GET", "/api/consul/v1/agent/members", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(v);
+    client_free(a);
 }
 
 static void
@@ -602,26 +768,40 @@ test_path_and_method_checks(void **state)
 {
     struct fx *f = *state;
     struct client *c = admin(f);
-    static const char *const bad[] = {
-        "/api/consul/v1/kv/a/%2e%2e/acl/bootstrap",
-        "/api/consul/v1/kv/a/../b",
-        "/api/consul/v1/kv/a%00b",
-        "/api/consul/v1/kv/a%0d%0aX-Evil:%201",
-        "/api/consul/v1/kv/%zz",
+    static const struct {
+        const char *path, *why;
+    } bad[] = {
+        {"/api/consul/v1/kv/a/%2e%2e/acl/bootstrap", "'..' segment"},
+        {"/api/consul/v1/kv/a/../b", "'..' segment"},
+        {"/api/consul/v1/kv/a%00b", "%00"},
+        {"/api/consul/v1/kv/a%0d%0aX-Evil:%201", "control character"},
+        {"/api/consul/v1/kv/%zz", "malformed percent escape"},
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
-        struct resp r = client_req(c, "GET", bad[i], NULL);
-        if (r.status != 400) {
-            fail_msg("%s: %ld", bad[i], r.status);
-        }
+        long total = sim_count(f->sim, NULL);
+        struct resp r = client_req(c, "GET", bad[i].path, NULL);
+        assert_error(&r, 400, "invalid_path", bad[i].why);
         resp_free(&r);
+        /* and a write with the same path changes nothing either */
+        r = client_req(c, "PUT", bad[i].path, "x");
+        assert_error(&r, 400, "invalid_path", bad[i].why);
+        resp_free(&r);
+        assert_int_equal(sim_count(f->sim, NULL), total);
     }
+    long total = sim_count(f->sim, NULL);
     struct resp r = client_req(c, "PATCH", "/api/consul/v1/kv/x", "{}");
-    assert_int_equal(r.status, 405);
+    assert_error(&r, 405, "method_not_allowed", "PATCH");
+    char *allow = resp_header(&r, "Allow");
+    assert_string_equal(allow, "GET, HEAD, PUT, POST, DELETE");
+    free(allow);
     resp_free(&r);
     /* a write without the CSRF header is refused by the dispatcher */
     r = client_req_raw(c, "PUT", "/api/consul/v1/kv/csrf", "x", 1, NULL, 0);
-    assert_int_equal(r.status, 403);
+    assert_error(&r, 403, "csrf", "X-CSRF-Token");
+    resp_free(&r);
+    assert_int_equal(sim_count(f->sim, NULL), total);
+    r = direct(f->sim, 0, "GET", "/v1/kv/csrf", NULL);
+    assert_int_equal(r.status, 404);
     resp_free(&r);
     client_free(c);
 }
@@ -661,11 +841,14 @@ test_body_limit(void **state)
     char *big = xmalloc(n + 2);
     memset(big, 'v', n + 1);
     big[n + 1] = '\0';
+    long total = sim_count(f->sim, NULL);
+    long errors = db_count_audit(f->srv, "consul.kv.put", "error");
     struct resp r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n + 1, NULL, 1);
-    assert_int_equal(r.status, 413);
-    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
-                        "body_too_large");
+    assert_error(&r, 413, "body_too_large", "request body exceeds 524288 bytes");
     resp_free(&r);
+    /* nothing sent, and the refused write is recorded */
+    assert_int_equal(sim_count(f->sim, NULL), total);
+    assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "error"), errors + 1);
     /* exactly 512 KiB passes, and the audit keeps only its hash */
     r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n, NULL, 1);
     assert_int_equal(r.status, 200);
@@ -886,7 +1069,8 @@ main(void)
         cmocka_unit_test(test_csrf_and_anonymous_writes_audited),
         cmocka_unit_test(test_operator_put_kv_audited),
         cmocka_unit_test(test_always_refused),
-        cmocka_unit_test(test_secret_reads_admin_only),
+        cmocka_unit_test(test_secret_reads_refused),
+        cmocka_unit_test(test_unknown_endpoint_refused),
         cmocka_unit_test(test_path_and_method_checks),
         cmocka_unit_test(test_raw_is_text_plain),
         cmocka_unit_test(test_body_limit),

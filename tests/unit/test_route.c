@@ -18,10 +18,18 @@ h(struct req *r)
 }
 
 static const struct route table[] = {
-    {"GET", "/api/users", h, ROLE_ADMIN, NULL, 0, NULL},
-    {"POST", "/api/users", h, ROLE_ADMIN, "user.create", 0, NULL},
-    {"PATCH", "/api/users/{name}", h, ROLE_ADMIN, "user.update", 0, NULL},
-    {"*", "/api/consul/v1/*", h, ROLE_VIEWER, NULL, 0, NULL},
+    {.method = "GET", .pattern = "/api/users", .fn = h, .min_role = ROLE_ADMIN},
+    {.method = "POST",
+     .pattern = "/api/users",
+     .fn = h,
+     .min_role = ROLE_ADMIN,
+     .action = "user.create"},
+    {.method = "PATCH",
+     .pattern = "/api/users/{name}",
+     .fn = h,
+     .min_role = ROLE_ADMIN,
+     .action = "user.update"},
+    {.method = "*", .pattern = "/api/consul/v1/*", .fn = h, .min_role = ROLE_VIEWER},
 };
 
 static void
@@ -80,8 +88,7 @@ test_tail(void **state)
     (void)state;
     char *p[HTTP_MAX_PARAMS];
     int n, pm;
-    const struct route *r =
-        route_find(table, 4, "PUT", "/api/consul/v1/kv/a/b%20c", p, &n, &pm);
+    const struct route *r = route_find(table, 4, "PUT", "/api/consul/v1/kv/a/b%20c", p, &n, &pm);
     assert_ptr_equal(r, &table[3]);
     assert_int_equal(n, 1);
     assert_string_equal(p[0], "kv/a/b%20c"); /* raw: the proxy forwards it as sent */
