@@ -302,6 +302,26 @@ resp_header(const struct resp *r, const char *name)
     return NULL;
 }
 
+const char *
+resp_error_mismatch(const struct resp *r, long status, const char *code, const char *what)
+{
+    static __thread char why[1024];
+    const cJSON *e = cJSON_GetObjectItem(r->json, "error");
+    const char *c = json_get_str(e, "code", "");
+    const char *msg = json_get_str(e, "message", "");
+    if (r->status != status) {
+        snprintf(why, sizeof(why), "status %ld, expected %ld: %.300s", r->status, status,
+                 r->body ? r->body : "");
+    } else if (strcmp(c, code) != 0) {
+        snprintf(why, sizeof(why), "error code '%s', expected '%s' (%.300s)", c, code, msg);
+    } else if (!strstr(msg, what)) {
+        snprintf(why, sizeof(why), "message '%.300s' does not name '%s'", msg, what);
+    } else {
+        return NULL;
+    }
+    return why;
+}
+
 struct client *
 client_new(struct srv *s)
 {

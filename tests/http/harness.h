@@ -49,6 +49,20 @@ void resp_free(struct resp *r);
 /* Returns the value of a response header (case-insensitive name) newly allocated, or NULL. */
 char *resp_header(const struct resp *r, const char *name);
 
+/* NULL when r is an error reply {"error":{"code","message"}} with status and code whose
+ * message contains what; else a sentence saying how it differs (a static buffer, valid
+ * until the next call in the thread). */
+const char *resp_error_mismatch(const struct resp *r, long status, const char *code,
+                                const char *what);
+/* The cmocka assertion of it (for files that include cmocka.h). */
+#define assert_error_reply(r, status, code, what)                                              \
+    do {                                                                                       \
+        const char *why_ = resp_error_mismatch((r), (status), (code), (what));                 \
+        if (why_) {                                                                            \
+            fail_msg("%s", why_);                                                              \
+        }                                                                                      \
+    } while (0)
+
 /* A client: its own cookie jar and CSRF token, like one browser. */
 struct client;
 struct client *client_new(struct srv *s);
