@@ -27,9 +27,13 @@ struct curl_limits {
 /* curl_global_init, once per process (thread-safe). */
 void curl_opts_global_init(void);
 
-/* Resets nothing: applies the hardening options and l's timeouts and TLS settings to h,
- * which the caller then gives its URL, callbacks and headers. l is read, not kept (but
- * l->ca_file must live as long as the transfer). */
+/* Resets nothing: applies the hardening options and l's timeouts, TLS settings and cancel
+ * flag to h, which the caller then gives its URL, callbacks and headers. l is read, not
+ * kept (but l->ca_file and l->cancel must live as long as the handle uses them). */
 void curl_opts_apply(CURL *h, const struct curl_limits *l);
+/* Sets the options that may change from one transfer to the next on a handle set up with
+ * curl_opts_apply: the whole transfer's timeout (0 = none) and the cancel flag (NULL =
+ * never). */
+void curl_opts_set_transfer(CURL *h, long timeout_ms, const atomic_int *cancel);
 
 #endif

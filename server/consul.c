@@ -1,7 +1,7 @@
 /* consul: the libcurl client for Consul agents' HTTP API. See include/consul.h.
  *
- * Each thread keeps one curl easy handle (a pthread key, cleaned up when the thread exits);
- * curl_easy_reset keeps the handle's connection cache, so a worker thread reuses its
+ * Each thread keeps one curl easy handle (a pthread key, cleaned up when the thread exits),
+ * set up once per client and kept with its connection cache, so a worker thread reuses its
  * keep-alive connections to the agents from one request to the next.
  *
  * An answer is either buffered (consul_request) or streamed to a sink as it arrives
@@ -30,6 +30,7 @@
 #define CONSUL_BLOCKING_MARGIN_MS 5000
 
 struct consul_client {
+    uint64_t id;      /* unique per client made, for the per-thread handles' set-up */
     char **addresses; /* n base URLs without a trailing '/' */
     size_t n;
     char *token_header; /* "X-Consul-Token: …", NULL when no token; wiped on free */
@@ -42,57 +43,95 @@ struct consul_client {
     size_t last_good;
 };
 
-/* The response headers passed through to callers (and to the browser by the proxy). */
-static const char *const passthrough_headers[] = {
-    "Content-Type",
-    "X-Consul-Index",
-    "X-Consul-KnownLeader",
-    "X-Consul-LastContact",
-    "X-Consul-Effective-Consistency",
-    "X-Consul-Query-Backend",
-    "X-Consul-Results-Filtered-By-ACLs",
-    "X-Consul-Default-ACL-Policy",
-    "X-Consul-Translate-Addresses",
-    "X-Consul-ContentHash",
-    "X-Cache",
-    "Age",
-    "X-Consul-Reason",
-    "Allow",
+/* The response headers passed through to callers (and to the browser by the proxy), with
+ * their lengths; the first four are also read (see on_header). */
+static const struct {
+    const char *name;
+    size_t len;
+} passthrough_headers[] = {
+#define H(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+    H("Content-Type"),
+    H("X-Consul-Index"),
+    H("X-Consul-KnownLeader"),
+    H("X-Consul-LastContact"),
+    H("X-Consul-Effective-Consistency"),
+    H("X-Consul-Query-Backend"),
+    H("X-Consul-Results-Filtered-By-ACLs"),
+    H("X-Consul-Default-ACL-Policy"),
+    H("X-Consul-Translate-Addresses"),
+    H("X-Consul-ContentHash"),
+    H("X-Cache"),
+    H("Age"),
+    H("X-Consul-Reason"),
+    H("Allow"),
+#undef H
 };
 
 /* ---- per-thread curl handles ---- */
 
+/* The calling thread's easy handle and the client whose constant options it holds. The
+ * handle keeps its connection cache from one request to the next, so a worker thread
+ * reuses its keep-alive connections to the agents; its constant options (timeouts, TLS,
+ * hardening, callbacks) are set once per client, the rest on every request. */
+struct thread_curl {
+    CURL *h;
+    uint64_t client_id; /* 0 = not set up */
+};
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;
+static atomic_uint_fast64_t next_client_id = 1;
 
 static void
-curl_handle_destroy(void *h)
+thread_curl_destroy(void *p)
 {
-    curl_easy_cleanup(h);
+    struct thread_curl *t = p;
+    curl_easy_cleanup(t->h);
+    free(t);
 }
 
 static void
 curl_init_once(void)
 {
     curl_opts_global_init();
-    pthread_key_create(&curl_key, curl_handle_destroy);
+    pthread_key_create(&curl_key, thread_curl_destroy);
 }
 
-/* The calling thread's easy handle, created on first use and reset for a new request. The
- * handle belongs to the thread (freed when it exits); NULL only when curl cannot allocate. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+
+/* The calling thread's handle, set up for c (its constant options). It belongs to the
+ * thread (freed when the thread exits); NULL only when curl cannot allocate. */
 static CURL *
-thread_handle(void)
+thread_handle(const struct consul_client *c)
 {
-    CURL *h = pthread_getspecific(curl_key);
-    if (h) {
-        curl_easy_reset(h);
-        return h;
+    struct thread_curl *t = pthread_getspecific(curl_key);
+    if (!t) {
+        CURL *h = curl_easy_init();
+        if (!h) {
+            return NULL;
+        }
+        t = xcalloc(1, sizeof(*t));
+        t->h = h;
+        pthread_setspecific(curl_key, t);
     }
-    h = curl_easy_init();
-    if (h) {
-        pthread_setspecific(curl_key, h);
+    if (t->client_id != c->id) {
+        curl_easy_reset(t->h);
+        struct curl_limits lim = {
+            .connect_timeout_ms = c->connect_timeout_ms,
+            .timeout_ms = c->timeout_ms,
+            .ca_file = c->ca_file,
+            .tls_verify = c->tls_verify,
+        };
+        curl_opts_apply(t->h, &lim);
+        curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(t->h, CURLOPT_HEADERFUNCTION, on_header);
+        t->client_id = c->id;
     }
-    return h;
+    return t->h;
 }
 
 /* ---- client ---- */
@@ -102,6 +141,7 @@ consul_client_new(const struct config *cfg)
 {
     pthread_once(&curl_once, curl_init_once);
     struct consul_client *c = xcalloc(1, sizeof(*c));
+    c->id = atomic_fetch_add(&next_client_id, 1);
     c->n = cfg->n_consul_addresses;
     c->addresses = xcalloc(c->n + 1, sizeof(char *));
     for (size_t i = 0; i < c->n; i++) {
@@ -314,18 +354,26 @@ on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* Copies value (trimmed of spaces and CR/LF) of length len into out (NUL-terminated). */
-static void
-copy_trimmed(char *out, size_t outlen, const char *v, size_t len)
+/* The value of a header line (after the colon) without the spaces around it and the CR/LF:
+ * *len gets its length. */
+static const char *
+header_value(const char *v, size_t n, size_t *len)
 {
-    while (len > 0 && (*v == ' ' || *v == '\t')) {
+    while (n > 0 && (*v == ' ' || *v == '\t')) {
         v++;
-        len--;
+        n--;
     }
-    while (len > 0 &&
-           (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' || v[len - 1] == '\t')) {
-        len--;
+    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t')) {
+        n--;
     }
+    *len = n;
+    return v;
+}
+
+/* Copies len bytes of v into out (outlen bytes, NUL-terminated, cut when longer). */
+static void
+copy_cut(char *out, size_t outlen, const char *v, size_t len)
+{
     if (len >= outlen) {
         len = outlen - 1;
     }
@@ -357,36 +405,47 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     if (!colon) {
         return n;
     }
-    size_t nlen = (size_t)(colon - data);
-    char value[512];
+    size_t nlen = (size_t)(colon - data), vlen;
+    const char *v = header_value(colon + 1, n - nlen - 1, &vlen);
+    char num[32];
     if (nlen == 14 && strncasecmp(data, "Content-Length", 14) == 0) {
-        copy_trimmed(value, sizeof(value), colon + 1, n - nlen - 1);
+        copy_cut(num, sizeof(num), v, vlen);
         char *end;
-        long long cl = strtoll(value, &end, 10);
-        a->content_length = end != value && *end == '\0' && cl >= 0 ? cl : -1;
+        long long cl = strtoll(num, &end, 10);
+        a->content_length = end != num && *end == '\0' && cl >= 0 ? cl : -1;
         return n;
     }
     for (size_t i = 0; i < ARRAY_LEN(passthrough_headers); i++) {
-        const char *name = passthrough_headers[i];
-        if (strlen(name) != nlen || strncasecmp(name, data, nlen) != 0) {
+        if (passthrough_headers[i].len != nlen ||
+            strncasecmp(passthrough_headers[i].name, data, nlen) != 0) {
             continue;
         }
-        copy_trimmed(value, sizeof(value), colon + 1, n - nlen - 1);
-        for (char *p = value; *p; p++) {
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                *p = ' '; /* never let a header value smuggle another header */
+        if (vlen > 512) {
+            vlen = 512;
+        }
+        if (a->headers.len + nlen + vlen + 4 <= a->headers.max) {
+            size_t at = a->headers.len + nlen + 2;
+            buf_append(&a->headers, data, nlen);
+            buf_append(&a->headers, ": ", 2);
+            buf_append(&a->headers, v, vlen);
+            buf_append(&a->headers, "\r\n", 2);
+            for (size_t k = at; k < at + vlen; k++) {
+                unsigned char ch = (unsigned char)a->headers.data[k];
+                if (ch < 0x20 || ch == 0x7f) {
+                    a->headers.data[k] = ' '; /* never let a value smuggle another header */
+                }
             }
         }
-        buf_append(&a->headers, data, nlen);
-        buf_printf(&a->headers, ": %s\r\n", value);
         if (i == 0) {
-            copy_trimmed(a->content_type, sizeof(a->content_type), value, strlen(value));
+            copy_cut(a->content_type, sizeof(a->content_type), v, vlen);
         } else if (i == 1) {
-            a->index = strtoull(value, NULL, 10);
+            copy_cut(num, sizeof(num), v, vlen);
+            a->index = strtoull(num, NULL, 10);
         } else if (i == 2) {
-            a->known_leader = strcasecmp(value, "true") == 0 ? 1 : 0;
+            a->known_leader = vlen == 4 && strncasecmp(v, "true", 4) == 0 ? 1 : 0;
         } else if (i == 3) {
-            a->last_contact_ms = strtol(value, NULL, 10);
+            copy_cut(num, sizeof(num), v, vlen);
+            a->last_contact_ms = strtol(num, NULL, 10);
         }
         break;
     }
@@ -408,6 +467,22 @@ is_idempotent(const char *method)
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
+/* A curl_slist node for str, appended to the list being built in nodes (at most max).
+ * The nodes live on the caller's stack: curl only reads the list during the transfer. */
+static void
+slist_push(struct curl_slist *nodes, size_t *n, size_t max, const char *str)
+{
+    if (*n == max) {
+        return;
+    }
+    nodes[*n].data = (char *)str;
+    nodes[*n].next = NULL;
+    if (*n > 0) {
+        nodes[*n - 1].next = &nodes[*n];
+    }
+    (*n)++;
+}
+
 /* Performs one request against a->base. On ATTEMPT_ANSWER the answer is in a (buffered) or
  * was streamed to the sink. The reason of a failure is written to err. */
 static int
@@ -415,60 +490,62 @@ attempt_one(struct attempt *a, const char *method, const char *path_and_query, c
             size_t len, const struct consul_opts *opts, char *err, size_t errlen)
 {
     const struct consul_client *c = a->c;
-    CURL *h = thread_handle();
+    CURL *h = thread_handle(c);
     if (!h) {
         snprintf(err, errlen, "cannot create a curl handle");
         return ATTEMPT_LOCAL_ERROR;
     }
     int rc = ATTEMPT_LOCAL_ERROR;
-    struct curl_slist *hdrs = NULL;
-    char *url = xasprintf("%s%s", a->base, path_and_query);
-    char *xff = NULL, *ctype = NULL;
+    char url_small[1024], xff[128], ctype_small[256];
+    char *url = url_small, *ctype = NULL;
+    if ((size_t)snprintf(url_small, sizeof(url_small), "%s%s", a->base, path_and_query) >=
+        sizeof(url_small)) {
+        url = xasprintf("%s%s", a->base, path_and_query);
+    }
 
     long timeout = c->timeout_ms;
     if (opts && opts->wait_s > 0) {
         timeout = (long)opts->wait_s * 1000L * 17L / 16L + CONSUL_BLOCKING_MARGIN_MS;
     }
-    struct curl_limits lim = {
-        .connect_timeout_ms = c->connect_timeout_ms,
-        .timeout_ms = timeout,
-        .ca_file = c->ca_file,
-        .tls_verify = c->tls_verify,
-        .cancel = opts ? opts->cancel : NULL,
-    };
-    curl_opts_apply(h, &lim);
+    curl_opts_set_transfer(h, timeout, opts ? opts->cancel : NULL);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    hdrs = curl_slist_append(hdrs, "Accept:");
+    struct curl_slist hdrs[6];
+    size_t nh = 0;
+    slist_push(hdrs, &nh, ARRAY_LEN(hdrs), "Expect:");
+    slist_push(hdrs, &nh, ARRAY_LEN(hdrs), "Accept:");
     if (c->token_header) {
-        hdrs = curl_slist_append(hdrs, c->token_header);
+        slist_push(hdrs, &nh, ARRAY_LEN(hdrs), c->token_header);
     }
     if (opts && opts->forwarded_for) {
-        xff = xasprintf("X-Forwarded-For: %s", opts->forwarded_for);
-        hdrs = curl_slist_append(hdrs, xff);
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", opts->forwarded_for);
+        slist_push(hdrs, &nh, ARRAY_LEN(hdrs), xff);
     }
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "HEAD") == 0) {
+    /* the method: everything a previous request on this handle set is undone first */
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else {
+    } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         if (body || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
-            ctype = opts && opts->content_type ? xasprintf("Content-Type: %s", opts->content_type)
-                                               : xstrdup("Content-Type:");
-            hdrs = curl_slist_append(hdrs, ctype);
+            const char *ct = opts && opts->content_type ? opts->content_type : NULL;
+            if (!ct) {
+                ctype = xstrdup("Content-Type:");
+            } else if ((size_t)snprintf(ctype_small, sizeof(ctype_small), "Content-Type: %s", ct) <
+                       sizeof(ctype_small)) {
+                ctype = xstrdup(ctype_small);
+            } else {
+                ctype = xasprintf("Content-Type: %s", ct);
+            }
+            slist_push(hdrs, &nh, ARRAY_LEN(hdrs), ctype);
         }
-    }
-    if (!hdrs) {
-        snprintf(err, errlen, "cannot build the request headers");
-        goto out;
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 
@@ -503,9 +580,12 @@ attempt_one(struct attempt *a, const char *method, const char *path_and_query, c
 out:
     /* the handle must not keep pointers to this attempt's memory */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs);
-    free(url);
-    free(xff);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    if (url != url_small) {
+        free(url);
+    }
     free(ctype);
     return rc;
 }

@@ -46,15 +46,19 @@ curl_opts_apply(CURL *h, const struct curl_limits *l)
     curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)CURL_KEEPALIVE_IDLE_S);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)CURL_KEEPALIVE_INTVL_S);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, l->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, l->timeout_ms > 0 ? l->timeout_ms : 0L);
     if (l->ca_file) {
         curl_easy_setopt(h, CURLOPT_CAINFO, l->ca_file);
     }
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, l->tls_verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, l->tls_verify ? 2L : 0L);
-    if (l->cancel) {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)l->cancel);
-    }
+    curl_opts_set_transfer(h, l->timeout_ms, l->cancel);
+}
+
+void
+curl_opts_set_transfer(CURL *h, long timeout_ms, const atomic_int *cancel)
+{
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, cancel ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cancel ? on_progress : NULL);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)cancel);
 }

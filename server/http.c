@@ -99,11 +99,30 @@ is_api(const struct req *r)
     return r->path && str_starts_with(r->path, "/api/");
 }
 
+/* The decimal text of n ≥ 0 in out (24 bytes); returns out. */
+static const char *
+num_text(long long n, char out[24])
+{
+    char *p = out + 23;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0 && p > out);
+    return p;
+}
+
 void
 http_head_build(struct req *r, struct buf *b, int status, const char *content_type,
                 const char *extra_headers, long long len)
 {
-    buf_printf(b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
+    /* built without printf: this runs for every reply */
+    char num[24];
+    buf_puts(b, "HTTP/1.1 ");
+    buf_puts(b, num_text(status, num));
+    buf_puts(b, " ");
+    buf_puts(b, mg_get_response_code_text(r->conn, status));
+    buf_puts(b, "\r\n");
     buf_puts(b, security_headers);
     if (r->tls) {
         buf_puts(b, "Strict-Transport-Security: max-age=31536000\r\n");
@@ -112,7 +131,9 @@ http_head_build(struct req *r, struct buf *b, int status, const char *content_ty
         buf_puts(b, "Cache-Control: no-store\r\n");
     }
     if (content_type) {
-        buf_printf(b, "Content-Type: %s\r\n", content_type);
+        buf_puts(b, "Content-Type: ");
+        buf_puts(b, content_type);
+        buf_puts(b, "\r\n");
     }
     if (extra_headers) {
         buf_puts(b, extra_headers);
@@ -120,7 +141,9 @@ http_head_build(struct req *r, struct buf *b, int status, const char *content_ty
     if (len == HTTP_LEN_CHUNKED) {
         buf_puts(b, "Transfer-Encoding: chunked\r\n");
     } else if (len >= 0) {
-        buf_printf(b, "Content-Length: %lld\r\n", len);
+        buf_puts(b, "Content-Length: ");
+        buf_puts(b, num_text(len, num));
+        buf_puts(b, "\r\n");
     }
     buf_puts(b, "\r\n");
 }

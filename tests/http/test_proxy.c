@@ -1051,13 +1051,15 @@ struct fake_agent {
     const char *answer; /* sent as is, then the connection is closed */
     size_t answer_len;
     int gets, puts, others; /* requests seen, by method */
+    char seen[16][160];     /* the first requests: "METHOD /path body=N" (N = -1: no length) */
+    int nseen;
     pthread_mutex_t mu;
 };
 
 /* Reads one request (headers, then Content-Length bytes of body) from fd; returns its method
- * in method ("" when the connection closed first). */
+ * in method ("" when the connection closed first) and "METHOD /path body=N" in line. */
 static void
-fake_read_request(int fd, char *method, size_t mlen)
+fake_read_request(int fd, char *method, size_t mlen, char *line, size_t llen)
 {
     char buf[65536];
     size_t n = 0;
@@ -1078,6 +1080,13 @@ fake_read_request(int fd, char *method, size_t mlen)
     snprintf(method, mlen, "%.*s", (int)strcspn(buf, " "), buf);
     const char *cl = strcasestr(buf, "\r\nContent-Length:");
     long want = cl && cl < end ? strtol(cl + 17, NULL, 10) : 0;
+    snprintf(line, llen, "%.*s body=%ld", (int)strcspn(buf, "?\r"), buf,
+             cl && cl < end ? want : -1L);
+    char *sp = strrchr(line, ' ');
+    char *http = strstr(line, " HTTP/1.1");
+    if (http && sp) { /* drop " HTTP/1.1" from the request line */
+        memmove(http, sp, strlen(sp) + 1);
+    }
     long have = (long)(n - (size_t)(end + 4 - buf));
     while (have < want) {
         ssize_t r = read(fd, buf, sizeof(buf));
@@ -1097,8 +1106,8 @@ fake_main(void *arg)
         if (c < 0) {
             return NULL;
         }
-        char method[16];
-        fake_read_request(c, method, sizeof(method));
+        char method[16], line[160] = "";
+        fake_read_request(c, method, sizeof(method), line, sizeof(line));
         if (strcmp(method, "QUIT") == 0) {
             close(c);
             return NULL;
@@ -1110,6 +1119,9 @@ fake_main(void *arg)
             fa->puts++;
         } else if (method[0]) {
             fa->others++;
+        }
+        if (method[0] && fa->nseen < (int)ARRAY_LEN(fa->seen)) {
+            snprintf(fa->seen[fa->nseen++], sizeof(fa->seen[0]), "%s", line);
         }
         pthread_mutex_unlock(&fa->mu);
         size_t off = 0;
@@ -1205,6 +1217,59 @@ test_write_not_replayed(void **state)
     resp_free(&r);
     pthread_mutex_lock(&fa->mu);
     assert_int_equal(fa->gets, 1);
+    pthread_mutex_unlock(&fa->mu);
+    client_free(c);
+    srv_stop(s2);
+    fake_stop(fa);
+}
+
+static const char answer_true[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 5\r\nConnection: close\r\n\r\ntrue\n";
+
+/* The worker thread's curl handle is reused from one request to the next: each request goes
+ * out with its own method, path and body, nothing left over from the one before. */
+static void
+test_upstream_requests_exact(void **state)
+{
+    (void)state;
+    struct fake_agent *fa = fake_start("127.0.0.36", answer_true, sizeof(answer_true) - 1);
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "\"consul\":{\"addresses\":[\"%s\"],\"watch\":false}", fa->url);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    struct client *c = srv_login(s2, "admin", s2->admin_pw); /* one connection, one thread */
+    assert_non_null(c);
+    struct resp r =
+        client_req_raw(c, "PUT", "/api/consul/v1/agent/maintenance?enable=1", "abc", 3, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "DELETE", "/api/consul/v1/session/destroy/x", NULL, 0, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "HEAD", "/api/consul/v1/catalog/services", NULL, 0, NULL, 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "POST", "/api/consul/v1/event/fire/deploy", "", 0, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/status/leader", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    static const char *const want[] = {
+        "PUT /v1/agent/maintenance body=3",     "GET /v1/catalog/nodes body=-1",
+        "DELETE /v1/session/destroy/x body=-1", "HEAD /v1/catalog/services body=-1",
+        "POST /v1/event/fire/deploy body=0",    "GET /v1/status/leader body=-1",
+    };
+    pthread_mutex_lock(&fa->mu);
+    assert_int_equal(fa->nseen, (int)ARRAY_LEN(want));
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        if (strcmp(fa->seen[i], want[i]) != 0) {
+            fail_msg("request %zu went out as '%s', expected '%s'", i + 1, fa->seen[i], want[i]);
+        }
+    }
     pthread_mutex_unlock(&fa->mu);
     client_free(c);
     srv_stop(s2);
@@ -1573,6 +1638,7 @@ main(void)
         cmocka_unit_test(test_all_down_502),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_write_not_replayed),
+        cmocka_unit_test(test_upstream_requests_exact),
         cmocka_unit_test(test_write_recorded_first),
         cmocka_unit_test(test_stream_large),
         cmocka_unit_test(test_blocking_limits),
