@@ -30,13 +30,23 @@ int api_cluster_get(struct req *r);
 int api_health_get(struct req *r);
 int api_events_stream(struct req *r); /* SSE: holds a worker thread while open */
 
-/* api_consul.c: the audited proxy under /api/consul/v1/ (reads its own body) */
+/* api_consul.c: the audited proxy under /api/consul/v1/ */
+/* The proxy route's decide hook: parses the Consul path and query once (r->ctx), and
+ * decides the audit action (consul.kv.put, consul.agent.get, …), the target (the normalised
+ * Consul path), the least role from the allowlist (proxy_policy.h), or a refusal (400
+ * invalid_path, 403 forbidden for what nobody may do, 405 for other methods). */
+void api_consul_decide(struct req *r, struct route_decision *d);
+/* Forwards an allowed request, with r->ctx from api_consul_decide. */
 int api_consul_proxy(struct req *r);
-/* The audit action (consul.kv.put, consul.agent.put, …) and target (the decoded Consul path)
- * a proxied request would have, for denials the dispatcher records before the handler runs.
- * 0, or -1 for a path the proxy refuses. */
-int api_consul_action(const struct req *r, char *action, size_t alen, char *target,
-                      size_t tlen);
+/* A change to Consul is recorded before it is sent: records the attempt (outcome
+ * "pending"; detail consumed) and sets *attempt_id. When the entry cannot be written it
+ * replies 503 audit_unavailable and returns -1: the caller must send nothing. */
+int api_change_attempt(struct req *r, const char *action, const char *target, cJSON *detail,
+                       int64_t *attempt_id);
+/* Records the outcome ("ok"/"error") of attempt attempt_id once Consul answered (or did
+ * not); detail (consumed) gets "attempt_id". A failure is logged: the change is made. */
+void api_change_outcome(struct req *r, const char *action, const char *target, int64_t attempt_id,
+                        cJSON *detail, const char *outcome);
 
 /* api_kv.c: KV history (from the audit log) and restore */
 int api_kv_history(struct req *r);

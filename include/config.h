@@ -30,6 +30,8 @@ struct config {
     int consul_timeout_ms;      /* 10000 */
     int consul_watch_wait_s;    /* blocking query wait, 60 */
     int consul_max_body;        /* response body cap in bytes */
+    int consul_proxy_max_wait_s; /* 60: the longest wait of a blocking read through the proxy */
+    int blocking_reads_per_user; /* 16: blocking proxied reads one user may hold at once */
     int exporter_port;          /* 9107: consul_exporter on every server host */
     int exporter_interval_s;    /* scrape interval, 15 */
     int watch_enabled;          /* start the Consul watchers (1) */

@@ -1,150 +1,66 @@
-/* api_consul: the audited proxy /api/consul/v1/… → Consul /v1/…. It validates the path,
- * decides the permission from the decoded path and method, strips ?token= and the browser's
- * credentials, forwards through the Consul client (failover, the server's token), passes the
- * answer's status, body and Consul headers back, and records every non-read in the audit log
- * (KV writes with the value before and after, which is the KV history). */
+/* api_consul: the audited proxy /api/consul/v1/… → Consul /v1/….
+ *
+ * The route's decide hook (api_consul_decide) parses the path and query once, into a struct
+ * proxy handed to the handler, and tells the dispatcher the audit action, the target (the
+ * normalised Consul path) and the least role from the allowlist (proxy_policy.c), or why the
+ * request is refused; the dispatcher enforces all of it. The handler then forwards the
+ * canonical path with the server's token:
+ *  - a read (GET, HEAD) is streamed back as Consul sends it (status and headers as soon as
+ *    they arrive, then the body), after failover over the agents while nothing was sent;
+ *    a blocking read holds one of the user's blocking-read slots and waits at most
+ *    consul.proxy_max_wait_s;
+ *  - a write is recorded first (an audit entry with outcome "pending": method, path, query,
+ *    body hash, and for KV the value before and after, which is the KV history), sent only
+ *    when that record is stored, and followed by an outcome entry naming the attempt. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "app.h"
+#include "audit.h"
+#include "config.h"
 #include "consul.h"
 #include "metrics.h"
+#include "proxy_policy.h"
+#include "slots.h"
 #include "store.h"
 #include "util.h"
 
 #define PROXY_PREFIX "/api/consul"
-#define PROXY_MAX_BODY (512 * 1024)
-#define PROXY_DRAIN_MAX (4 * 1024 * 1024)
-#define PROXY_WAIT_DEFAULT_S 300
-#define PROXY_WAIT_MAX_S 600
 #define KV_PREFIX "/v1/kv/"
 #define KV_RECURSE_LIST_MAX 100
+#define QUERY_MAX (1 << 20)
 
-enum perm { PERM_VIEWER = 0, PERM_OPERATOR, PERM_ADMIN, PERM_NEVER };
-
-/* What the proxy learnt about one request. Strings are owned unless marked borrowed. */
+/* What the decide hook learnt about one request; the handler's r->ctx. Owned strings. */
 struct proxy {
-    const char *raw; /* borrowed: the Consul path as the browser encoded it ("/v1/…") */
-    char *decoded;   /* percent-decoded path: the audit target */
-    char *norm;      /* decoded with runs of '/' collapsed: what permissions look at */
-    char *query;     /* the query to forward (token removed), "" when none */
-    char *dc_query;  /* "?dc=…" (or "") to send with the KV reads that go with a write */
-    int has_index;
-    int wait_s;
-    int raw_kv; /* ?raw on a KV path */
+    struct proxy_path path; /* decoded, normalised (target) and canonical (sent) */
+    char *query;            /* the query to forward (token removed, wait clamped), "" if none */
+    char *dc_query;         /* "?dc=…" (or "") for the KV reads that go with a write */
+    int read;               /* GET or HEAD */
+    int has_index;          /* a blocking query */
+    int wait_s;             /* its wait, clamped to consul.proxy_max_wait_s */
+    int raw_kv;             /* ?raw on a KV path */
     int recurse;
-    int is_kv; /* the path is under /v1/kv/ */
+    int kv_write; /* PUT or DELETE under /v1/kv/ */
     char action[64];
 };
 
 static void
-proxy_free(struct proxy *p)
+proxy_free(void *ctx)
 {
-    free(p->decoded);
-    free(p->norm);
+    struct proxy *p = ctx;
+    if (!p) {
+        return;
+    }
+    proxy_path_free(&p->path);
     free(p->query);
     free(p->dc_query);
+    free(p);
 }
 
-/* ---- pure helpers ---- */
-
-/* True when p equals prefix or continues it with a '/'. */
-static int
-path_is(const char *p, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return strncmp(p, prefix, n) == 0 && (p[n] == '\0' || p[n] == '/');
-}
-
-/* Decodes %XX in s (not '+': this is a path); NULL when an escape is malformed or decodes to
- * NUL. The result belongs to the caller. */
-static char *
-percent_decode(const char *s, size_t len, int plus_is_space)
-{
-    char *out = xmalloc(len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len) {
-                goto bad;
-            }
-            char h = s[i + 1], l = s[i + 2];
-            hi = h >= '0' && h <= '9'   ? h - '0'
-                 : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                 : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                        : -1;
-            lo = l >= '0' && l <= '9'   ? l - '0'
-                 : l >= 'a' && l <= 'f' ? l - 'a' + 10
-                 : l >= 'A' && l <= 'F' ? l - 'A' + 10
-                                        : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                goto bad;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out[o++] = ' ';
-        } else {
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-/* Checks the raw Consul path and fills p->decoded and p->norm. Returns NULL when fine, else
- * the reason it is refused. */
-static const char *
-path_check(struct proxy *p)
-{
-    for (const char *s = p->raw; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x21 || c == 0x7f || c == '#') {
-            return "the path holds a control character, a space or '#'";
-        }
-    }
-    p->decoded = percent_decode(p->raw, strlen(p->raw), 0);
-    if (!p->decoded) {
-        return "the path holds a malformed percent escape";
-    }
-    for (const char *s = p->decoded; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f || c == '#') {
-            return "the path holds a control character or '#'";
-        }
-    }
-    if (!str_starts_with(p->decoded, "/v1/")) {
-        return "the path must start with /v1/";
-    }
-    size_t n = strlen(p->decoded);
-    p->norm = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p->decoded[i] == '/' && o > 0 && p->norm[o - 1] == '/') {
-            continue;
-        }
-        p->norm[o++] = p->decoded[i];
-    }
-    p->norm[o] = '\0';
-    /* no "." or ".." segment (in the decoded path: Consul decodes before routing) */
-    const char *seg = p->decoded;
-    while (seg) {
-        const char *next = strchr(seg, '/');
-        size_t len = next ? (size_t)(next - seg) : strlen(seg);
-        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.')) {
-            return "the path holds a '.' or '..' segment";
-        }
-        seg = next ? next + 1 : NULL;
-    }
-    return NULL;
-}
+/* ---- the query ---- */
 
 /* Parses a Go duration of one or more number+unit pairs ("5s", "2m", "1m30s", "250ms") into
  * whole seconds rounded up. Returns -1 when it is not one. */
@@ -186,46 +102,23 @@ parse_wait(const char *s)
     return (long)((total_ms + 999) / 1000);
 }
 
-/* Splits r->query: copies every parameter but token into p->query (as the browser encoded
- * it) and notes the ones the proxy cares about. */
+/* Calls fn for each parameter of q: its text as sent and its decoded name and value (NULL
+ * when undecodable or, for the value, absent). */
 static void
-query_scan(struct proxy *p, const char *q)
+query_each(const char *q,
+           void (*fn)(void *ud, const char *seg, size_t seglen, const char *name,
+                      const char *value),
+           void *ud)
 {
-    struct buf out, dc;
-    buf_init(&out, 1 << 20);
-    buf_init(&dc, 4096);
-    long wait = -1;
     while (q && *q) {
         size_t seg = strcspn(q, "&");
         size_t nlen = strcspn(q, "=");
         if (nlen > seg) {
             nlen = seg;
         }
-        char *name = percent_decode(q, nlen, 1);
-        char *value = nlen < seg ? percent_decode(q + nlen + 1, seg - nlen - 1, 1) : NULL;
-        /* an undecodable name is forwarded as is: Consul will not read it as "token" */
-        if (!name || strcmp(name, "token") != 0) {
-            if (seg > 0) {
-                if (out.len) {
-                    buf_puts(&out, "&");
-                }
-                buf_append(&out, q, seg);
-            }
-            if (name && strcmp(name, "index") == 0) {
-                p->has_index = 1;
-            } else if (name && strcmp(name, "hash") == 0) {
-                p->has_index = 1;
-            } else if (name && strcmp(name, "wait") == 0 && value) {
-                wait = parse_wait(value);
-            } else if (name && strcmp(name, "raw") == 0) {
-                p->raw_kv = p->is_kv;
-            } else if (name && strcmp(name, "recurse") == 0) {
-                p->recurse = 1;
-            } else if (name && strcmp(name, "dc") == 0 && dc.len == 0) {
-                buf_puts(&dc, "?");
-                buf_append(&dc, q, seg);
-            }
-        }
+        char *name = http_pct_decode(q, nlen, 1);
+        char *value = nlen < seg ? http_pct_decode(q + nlen + 1, seg - nlen - 1, 1) : NULL;
+        fn(ud, q, seg, name, value);
         free(name);
         free(value);
         q += seg;
@@ -233,147 +126,169 @@ query_scan(struct proxy *p, const char *q)
             q++;
         }
     }
+}
+
+struct query_scan {
+    struct proxy *p;
+    int is_kv;
+    long wait; /* the browser's wait in seconds, -1 when none */
+    struct buf out, dc;
+};
+
+/* First pass: the parameters the proxy acts on. */
+static void
+scan_param(void *ud, const char *seg, size_t seglen, const char *name, const char *value)
+{
+    struct query_scan *qs = ud;
+    if (!name) {
+        return;
+    }
+    if (strcmp(name, "index") == 0 || strcmp(name, "hash") == 0) {
+        qs->p->has_index = 1;
+    } else if (strcmp(name, "wait") == 0 && value) {
+        qs->wait = parse_wait(value);
+    } else if (strcmp(name, "raw") == 0) {
+        qs->p->raw_kv = qs->is_kv;
+    } else if (strcmp(name, "recurse") == 0) {
+        qs->p->recurse = 1;
+    } else if (strcmp(name, "dc") == 0 && qs->dc.len == 0) {
+        buf_puts(&qs->dc, "?");
+        buf_append(&qs->dc, seg, seglen);
+    }
+}
+
+/* Second pass: what is forwarded, as the browser encoded it, without token (the server's
+ * token is sent instead) and, for a blocking query, without wait (the clamped one follows).
+ * An undecodable name is forwarded as is: Consul will not read it as "token" either. */
+static void
+copy_param(void *ud, const char *seg, size_t seglen, const char *name, const char *value)
+{
+    (void)value;
+    struct query_scan *qs = ud;
+    if (seglen == 0 || (name && strcmp(name, "token") == 0) ||
+        (name && qs->p->has_index && strcmp(name, "wait") == 0)) {
+        return;
+    }
+    if (qs->out.len) {
+        buf_puts(&qs->out, "&");
+    }
+    buf_append(&qs->out, seg, seglen);
+}
+
+static void
+query_scan(struct proxy *p, const char *q, int max_wait_s)
+{
+    struct query_scan qs = {.p = p, .is_kv = str_starts_with(p->path.norm, KV_PREFIX), .wait = -1};
+    buf_init(&qs.out, QUERY_MAX);
+    buf_init(&qs.dc, 4096);
+    query_each(q, scan_param, &qs);
+    query_each(q, copy_param, &qs);
     if (p->has_index) {
-        p->wait_s = wait < 0                  ? PROXY_WAIT_DEFAULT_S
-                    : wait > PROXY_WAIT_MAX_S ? PROXY_WAIT_MAX_S
-                                              : (int)wait;
+        p->wait_s = qs.wait < 0 || qs.wait > max_wait_s ? max_wait_s : (int)qs.wait;
         if (p->wait_s == 0) {
             p->wait_s = 1;
         }
+        buf_printf(&qs.out, "%swait=%ds", qs.out.len ? "&" : "", p->wait_s);
     }
-    p->query = out.data ? buf_steal(&out) : xstrdup("");
-    p->dc_query = dc.data ? buf_steal(&dc) : xstrdup("");
+    p->query = qs.out.data ? buf_steal(&qs.out) : xstrdup("");
+    p->dc_query = qs.dc.data ? buf_steal(&qs.dc) : xstrdup("");
 }
 
-/* The least permission for method on the normalised path. */
-static enum perm
-classify(const char *method, const char *p)
+/* ---- the decision ---- */
+
+void
+api_consul_decide(struct req *r, struct route_decision *d)
 {
-    int read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    /* changes that go through jobs only, whatever the role */
-    if (path_is(p, "/v1/acl/bootstrap") || path_is(p, "/v1/agent/leave") ||
-        path_is(p, "/v1/agent/force-leave") || path_is(p, "/v1/agent/token") ||
-        (strcmp(method, "DELETE") == 0 && path_is(p, "/v1/operator/raft/peer")) ||
-        (!read && path_is(p, "/v1/snapshot"))) {
-        return PERM_NEVER;
+    struct proxy *p = xcalloc(1, sizeof(*p));
+    r->ctx = p;
+    r->ctx_free = proxy_free;
+    d->target = r->path;
+    if (!proxy_method_bit(r->method)) {
+        d->refuse_status = 405;
+        d->refuse_code = "method_not_allowed";
+        d->refuse_headers = "Allow: GET, HEAD, PUT, POST, DELETE\r\n";
+        snprintf(d->reason, sizeof(d->reason),
+                 "the Consul API uses GET, HEAD, PUT, POST and DELETE, not %s", r->method);
+        return;
     }
-    if (read) {
-        /* reads that reveal secrets: ACL tokens, a full snapshot, the CA's private key */
-        if (path_is(p, "/v1/acl") || path_is(p, "/v1/snapshot") ||
-            path_is(p, "/v1/connect/ca/configuration")) {
-            return PERM_ADMIN;
-        }
-        return PERM_VIEWER;
+    const char *why = proxy_path_parse(r->path + strlen(PROXY_PREFIX), &p->path);
+    if (why) {
+        d->refuse_status = 400;
+        d->refuse_code = "invalid_path";
+        snprintf(d->reason, sizeof(d->reason), "%s", why);
+        return;
     }
-    if ((strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0) && path_is(p, "/v1/kv")) {
-        return PERM_OPERATOR;
+    p->read = proxy_method_bit(r->method) == PROXY_GET;
+    p->kv_write = str_starts_with(p->path.norm, KV_PREFIX) &&
+                  (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0);
+    proxy_action_name(r->method, p->path.norm, p->action, sizeof(p->action));
+    d->action = p->action;
+    d->target = p->path.norm;
+    const struct proxy_rule *rule = proxy_rule_find(r->method, p->path.norm);
+    if (!rule) {
+        d->refuse_status = 403;
+        d->refuse_code = "forbidden";
+        snprintf(d->reason, sizeof(d->reason),
+                 "%s %s is not in the proxy's allowlist (see the Consul proxy section of the "
+                 "README)",
+                 r->method, p->path.norm);
+        return;
     }
-    return PERM_ADMIN;
+    if (rule->least == ROLE_NONE) {
+        d->refuse_status = 403;
+        d->refuse_code = "forbidden";
+        snprintf(d->reason, sizeof(d->reason), "%s %s is never allowed through the proxy: %s",
+                 r->method, p->path.norm, rule->why);
+        return;
+    }
+    d->least = rule->least;
+    query_scan(p, r->query, r->app->cfg->consul_proxy_max_wait_s);
 }
 
-/* Fills p->action: consul.kv.put / consul.kv.delete, else consul.<segment>.<method>. */
-static void
-action_name(struct proxy *p, const char *method)
-{
-    char seg[32], m[12];
-    const char *s = p->norm + 4; /* after "/v1/" */
-    size_t n = 0;
-    for (; s[n] && s[n] != '/' && n < sizeof(seg) - 1; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-            n = 0;
-            break;
-        }
-        seg[n] = c;
-    }
-    seg[n] = '\0';
-    if (n == 0 || (s[n] && s[n] != '/')) {
-        snprintf(seg, sizeof(seg), "other");
-    }
-    size_t i = 0;
-    for (; method[i] && i < sizeof(m) - 1; i++) {
-        m[i] = (char)(method[i] >= 'A' && method[i] <= 'Z' ? method[i] + 32 : method[i]);
-    }
-    m[i] = '\0';
-    snprintf(p->action, sizeof(p->action), "consul.%s.%s", seg, m);
-}
+/* ---- audited changes ---- */
 
 int
-api_consul_action(const struct req *r, char *action, size_t alen, char *target, size_t tlen)
+api_change_attempt(struct req *r, const char *action, const char *target, cJSON *detail,
+                   int64_t *attempt_id)
 {
-    struct proxy p;
-    memset(&p, 0, sizeof(p));
-    int rc = -1;
-    if (str_starts_with(r->path, PROXY_PREFIX "/v1/")) {
-        p.raw = r->path + strlen(PROXY_PREFIX);
-        if (!path_check(&p)) {
-            action_name(&p, r->method);
-            snprintf(action, alen, "%s", p.action);
-            snprintf(target, tlen, "%s", p.decoded);
-            rc = 0;
-        }
+    struct audit_actor who;
+    http_actor(r, &who);
+    r->audited = 1; /* refused below or recorded: the dispatcher records nothing more */
+    if (audit_record(r->db, &who, action, target, detail, "pending", attempt_id) != STORE_OK) {
+        http_reply_error(r, 503, "audit_unavailable",
+                         "the audit log cannot be written, so the change was not sent to "
+                         "Consul; try again later");
+        return -1;
     }
-    proxy_free(&p);
-    return rc;
-}
-
-/* ---- body ---- */
-
-/* Reads and throws away up to max bytes of the request body, so that a refused request
- * leaves the connection usable. */
-static void
-body_drain(struct req *r, long long max)
-{
-    char chunk[16384];
-    long long total = 0;
-    int n;
-    while (total < max && (n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
-        total += n;
-    }
-}
-
-/* Reads the body into r->body (at most PROXY_MAX_BODY). Returns 0, or 413 after replying. */
-static int
-body_read(struct req *r)
-{
-    long long cl = r->ri->content_length;
-    if (cl > PROXY_MAX_BODY) {
-        if (cl <= PROXY_DRAIN_MAX) {
-            body_drain(r, cl);
-        }
-        return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                PROXY_MAX_BODY);
-    }
-    struct buf b;
-    buf_init(&b, PROXY_MAX_BODY);
-    char chunk[16384];
-    int n;
-    while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
-        if (buf_append(&b, chunk, (size_t)n) != BUF_OK) {
-            buf_free(&b);
-            body_drain(r, PROXY_DRAIN_MAX);
-            return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                    PROXY_MAX_BODY);
-        }
-    }
-    r->body_len = b.len;
-    r->body = b.data ? buf_steal(&b) : xstrdup("");
     return 0;
+}
+
+void
+api_change_outcome(struct req *r, const char *action, const char *target, int64_t attempt_id,
+                   cJSON *detail, const char *outcome)
+{
+    struct audit_actor who;
+    http_actor(r, &who);
+    cJSON_AddNumberToObject(detail, "attempt_id", (double)attempt_id);
+    if (audit_record(r->db, &who, action, target, detail, outcome, NULL) != STORE_OK) {
+        log_error("audit: the outcome (%s) of entry %lld, %s %s, could not be recorded", outcome,
+                  (long long)attempt_id, action, target);
+    }
 }
 
 /* ---- the KV record that goes with a write ---- */
 
-/* Reads what a KV write is about to change and returns the audit detail member: for a key
- * {"exists","value_b64"…,"modify_index","flags"}, for a recursive delete the list of keys
- * (or their count). The result belongs to the caller. */
-static cJSON *
-kv_previous(struct req *r, struct proxy *p, cJSON *detail)
+/* Adds to detail what a KV write is about to change: for a key "previous"
+ * {"exists","value_b64"…,"modify_index","flags"} ({"unknown":true} when it cannot be read),
+ * for a recursive delete the list of keys ("keys", up to KV_RECURSE_LIST_MAX) and their
+ * count. Reads the canonical path: the key Consul will write. */
+static void
+kv_previous(struct req *r, const struct proxy *p, cJSON *detail)
 {
     struct consul_client *c = r->app->consul;
-    const char *key_raw = p->raw + strlen(KV_PREFIX);
     struct consul_opts opts = {.forwarded_for = r->ip};
     if (p->recurse && strcmp(r->method, "DELETE") == 0) {
-        char *path = xasprintf("%s%s%s%s", KV_PREFIX, key_raw, p->dc_query[0] ? p->dc_query : "?",
+        char *path = xasprintf("%s%s%s", p->path.canonical, p->dc_query[0] ? p->dc_query : "?",
                                p->dc_query[0] ? "&keys" : "keys");
         struct consul_response resp;
         int rc = consul_request(c, "GET", path, NULL, 0, &opts, &resp);
@@ -391,12 +306,11 @@ kv_previous(struct req *r, struct proxy *p, cJSON *detail)
             cJSON_AddStringToObject(detail, "keys_error", "could not list the keys");
         }
         consul_response_free(&resp);
-        return NULL;
+        return;
     }
-    char *path = xasprintf("%s%s%s", KV_PREFIX, key_raw, p->dc_query);
+    char *path = xasprintf("%s%s", p->path.canonical, p->dc_query);
     struct consul_kv kv;
-    long status = 0;
-    int rc = consul_kv_read(c, path, &opts, &kv, &status);
+    int rc = consul_kv_read(c, path, &opts, &kv, NULL);
     free(path);
     cJSON *prev;
     if (rc == CONSUL_OK) {
@@ -406,7 +320,7 @@ kv_previous(struct req *r, struct proxy *p, cJSON *detail)
         cJSON_AddBoolToObject(prev, "unknown", 1);
     }
     consul_kv_clear(&kv);
-    return prev;
+    cJSON_AddItemToObject(detail, "previous", prev);
 }
 
 /* ---- replies ---- */
@@ -430,25 +344,32 @@ safe_content_type(const struct proxy *p, const char *ct)
     return "text/plain; charset=utf-8";
 }
 
-/* Sends Consul's answer: its status, body and pass-through headers (Content-Type is chosen
- * by safe_content_type). */
+/* Consul's pass-through headers without Content-Type (chosen by safe_content_type), plus
+ * Content-Disposition: attachment for ?raw KV reads (CVE-2020-25864), appended to b. */
+static void
+passthrough_headers(const struct proxy *p, const char *headers, struct buf *b)
+{
+    const char *s = headers ? headers : "";
+    while (*s) {
+        const char *eol = strstr(s, "\r\n");
+        size_t len = eol ? (size_t)(eol - s) + 2 : strlen(s);
+        if (strncasecmp(s, "Content-Type:", 13) != 0) {
+            buf_append(b, s, len);
+        }
+        s += len;
+    }
+    if (p->raw_kv) {
+        buf_puts(b, "Content-Disposition: attachment\r\n");
+    }
+}
+
+/* Sends a buffered answer of Consul (a write's). */
 static int
 reply_answer(struct req *r, const struct proxy *p, const struct consul_response *resp)
 {
     struct buf h;
     buf_init(&h, 32768);
-    const char *s = resp->headers ? resp->headers : "";
-    while (*s) {
-        const char *eol = strstr(s, "\r\n");
-        size_t len = eol ? (size_t)(eol - s) + 2 : strlen(s);
-        if (strncasecmp(s, "Content-Type:", 13) != 0) {
-            buf_append(&h, s, len);
-        }
-        s += len;
-    }
-    if (p->raw_kv) {
-        buf_puts(&h, "Content-Disposition: attachment\r\n");
-    }
+    passthrough_headers(p, resp->headers, &h);
     int status = http_reply(r, (int)resp->status, safe_content_type(p, resp->content_type),
                             h.len ? h.data : NULL, resp->body, resp->len);
     buf_free(&h);
@@ -460,7 +381,8 @@ reply_unreachable(struct req *r, int rc, const struct consul_response *resp)
 {
     if (rc == CONSUL_TOO_BIG) {
         return http_reply_error(r, 502, "consul_response_too_large",
-                                "Consul's answer exceeds %d bytes", r->app->cfg->consul_max_body);
+                                "Consul's answer exceeds %d bytes (consul.max_body_bytes)",
+                                r->app->cfg->consul_max_body);
     }
     if (rc == CONSUL_ERROR) {
         return http_reply_error(r, 502, "consul_error", "the request to Consul failed: %s",
@@ -479,14 +401,156 @@ reply_unreachable(struct req *r, int rc, const struct consul_response *resp)
     return status;
 }
 
-/* ---- the handler ---- */
+/* ---- reads: streamed ---- */
 
-/* Builds the forwarded path and query. The result belongs to the caller. */
-static char *
-forward_target(const struct proxy *p)
+/* The client side of a streamed answer. The status line and headers wait in pending until
+ * the first piece of the body (or the end), so they leave in one write with it. */
+struct stream_out {
+    struct req *r;
+    const struct proxy *p;
+    int head_only; /* HEAD, 1xx, 204, 304: no body */
+    int chunked;   /* Consul gave no Content-Length */
+    int started;   /* bytes have been written to the client */
+    struct buf pending;
+    struct buf frame; /* a chunk's framing and data, written at once */
+};
+
+static int
+out_write(struct stream_out *o, const void *data, size_t len)
 {
-    return p->query[0] ? xasprintf("%s?%s", p->raw, p->query) : xstrdup(p->raw);
+    if (len && mg_write(o->r->conn, data, len) != (int)len) {
+        return -1; /* the client went away */
+    }
+    o->started = 1;
+    return 0;
 }
+
+static int
+sink_head(void *ud, const struct consul_head *h)
+{
+    struct stream_out *o = ud;
+    int status = (int)h->status;
+    o->head_only =
+        strcmp(o->r->method, "HEAD") == 0 || status < 200 || status == 204 || status == 304;
+    o->chunked = !o->head_only && h->content_length < 0;
+    struct buf extra;
+    buf_init(&extra, 65536);
+    passthrough_headers(o->p, h->headers, &extra);
+    long long len = o->chunked                                ? HTTP_LEN_CHUNKED
+                    : h->content_length >= 0 && status != 204 ? h->content_length
+                                                              : HTTP_LEN_NONE;
+    buf_reset(&o->pending);
+    http_head_build(o->r, &o->pending, status, safe_content_type(o->p, h->content_type),
+                    extra.len ? extra.data : NULL, len);
+    buf_free(&extra);
+    o->r->status = status;
+    return 0;
+}
+
+static int
+sink_data(void *ud, const void *data, size_t len)
+{
+    struct stream_out *o = ud;
+    if (o->head_only || len == 0) {
+        return 0;
+    }
+    if (!o->started) {
+        /* the head and the first piece in one write (no Nagle stall) */
+        if (o->chunked) {
+            buf_printf(&o->pending, "%zx\r\n", len);
+        }
+        buf_append(&o->pending, data, len);
+        if (o->chunked) {
+            buf_puts(&o->pending, "\r\n");
+        }
+        int rc = out_write(o, o->pending.data, o->pending.len);
+        buf_free(&o->pending);
+        return rc;
+    }
+    if (!o->chunked) {
+        return out_write(o, data, len);
+    }
+    buf_reset(&o->frame);
+    buf_printf(&o->frame, "%zx\r\n", len);
+    buf_append(&o->frame, data, len);
+    buf_puts(&o->frame, "\r\n");
+    return out_write(o, o->frame.data, o->frame.len);
+}
+
+/* Ends a streamed answer: whatever is pending, and the last chunk. */
+static void
+stream_finish(struct stream_out *o)
+{
+    if (!o->started) {
+        if (o->chunked) {
+            buf_puts(&o->pending, "0\r\n\r\n");
+        }
+        out_write(o, o->pending.data, o->pending.len);
+    } else if (o->chunked) {
+        out_write(o, "0\r\n\r\n", 5);
+    }
+}
+
+/* Takes one of the user's blocking-read slots. Returns 0, or replies 429 and returns -1. */
+static int
+blocking_slot_take(struct req *r)
+{
+    struct slots *s = r->app->blocking_reads;
+    int rc = s ? slots_take(s, r->user.id) : SLOTS_OK;
+    if (rc == SLOTS_USER_FULL) {
+        http_reply_error(r, 429, "too_many_blocking_reads",
+                         "you already have %d blocking queries (index=…) waiting through the "
+                         "proxy (limits.blocking_reads_per_user); wait for one to return",
+                         r->app->cfg->blocking_reads_per_user);
+        return -1;
+    }
+    if (rc == SLOTS_TOTAL_FULL) {
+        http_reply_error(r, 429, "too_many_blocking_reads",
+                         "the console already holds as many blocking queries as it allows in "
+                         "all; try again shortly");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+proxy_read(struct req *r, struct proxy *p)
+{
+    if (p->has_index && blocking_slot_take(r) != 0) {
+        return r->status;
+    }
+    char *fwd =
+        p->query[0] ? xasprintf("%s?%s", p->path.canonical, p->query) : xstrdup(p->path.canonical);
+    struct stream_out o = {.r = r, .p = p};
+    buf_init(&o.pending, (size_t)r->app->cfg->consul_max_body + 65536);
+    buf_init(&o.frame, (size_t)r->app->cfg->consul_max_body + 64);
+    struct consul_sink sink = {.head = sink_head, .data = sink_data, .ud = &o};
+    struct consul_opts opts = {.wait_s = p->wait_s, .forwarded_for = r->ip};
+    struct consul_response resp;
+    int rc = consul_request_stream(r->app->consul, r->method, fwd, NULL, 0, &opts, &sink, &resp);
+    int status;
+    if (rc == CONSUL_OK) {
+        stream_finish(&o);
+        status = r->status;
+    } else if (rc == CONSUL_BROKEN && o.started) {
+        /* part of the answer has left: the client must see a cut, not a shorter answer */
+        log_warn("consul proxy: %s %s broke off after the answer had begun: %s", r->method,
+                 p->path.norm, resp.error);
+        mg_disable_connection_keep_alive(r->conn);
+        status = r->status;
+    } else {
+        status = reply_unreachable(r, rc == CONSUL_BROKEN ? CONSUL_UNREACHABLE : rc, &resp);
+    }
+    if (p->has_index && r->app->blocking_reads) {
+        slots_give(r->app->blocking_reads, r->user.id);
+    }
+    buf_free(&o.pending);
+    buf_free(&o.frame);
+    free(fwd);
+    return status;
+}
+
+/* ---- writes: recorded before and after ---- */
 
 /* Whether a KV write answer says it applied ("true"). -1 when the body is not a boolean. */
 static int
@@ -509,141 +573,68 @@ kv_result(const struct consul_response *resp)
     return -1;
 }
 
+static int
+proxy_write(struct req *r, struct proxy *p)
+{
+    cJSON *detail = cJSON_CreateObject();
+    cJSON_AddStringToObject(detail, "method", r->method);
+    cJSON_AddStringToObject(detail, "path", p->path.norm);
+    cJSON_AddStringToObject(detail, "query", p->query);
+    cJSON_AddNumberToObject(detail, "body_bytes", (double)r->body_len);
+    char sha[65];
+    sha256_hex(r->body ? r->body : "", r->body_len, sha);
+    cJSON_AddStringToObject(detail, "body_sha256", sha);
+    if (p->kv_write) {
+        kv_previous(r, p, detail);
+        if (strcmp(r->method, "PUT") == 0) {
+            api_kv_add_value(detail, r->body ? r->body : "", r->body_len);
+        }
+    }
+    int64_t attempt = 0;
+    if (api_change_attempt(r, p->action, p->path.norm, detail, &attempt) != 0) {
+        return r->status;
+    }
+
+    char *fwd =
+        p->query[0] ? xasprintf("%s?%s", p->path.canonical, p->query) : xstrdup(p->path.canonical);
+    struct consul_opts opts = {
+        .forwarded_for = r->ip,
+        .content_type = http_header(r, "Content-Type"),
+    };
+    struct consul_response resp;
+    int rc = consul_request(r->app->consul, r->method, fwd, r->body, r->body_len, &opts, &resp);
+    free(fwd);
+
+    cJSON *out = cJSON_CreateObject();
+    if (rc == CONSUL_OK) {
+        cJSON_AddNumberToObject(out, "consul_status", (double)resp.status);
+        cJSON_AddStringToObject(out, "consul_address", resp.address);
+        if (p->kv_write) {
+            int res = kv_result(&resp);
+            if (res < 0) {
+                cJSON_AddNullToObject(out, "result");
+            } else {
+                cJSON_AddBoolToObject(out, "result", res);
+            }
+        }
+    } else {
+        cJSON_AddNullToObject(out, "consul_status");
+        cJSON_AddStringToObject(out, "consul_error", resp.error);
+    }
+    api_change_outcome(r, p->action, p->path.norm, attempt, out,
+                       rc == CONSUL_OK && resp.status < 400 ? "ok" : "error");
+    int status = rc == CONSUL_OK ? reply_answer(r, p, &resp) : reply_unreachable(r, rc, &resp);
+    consul_response_free(&resp);
+    return status;
+}
+
 int
 api_consul_proxy(struct req *r)
 {
-    struct proxy p;
-    memset(&p, 0, sizeof(p));
-    struct consul_response resp;
-    memset(&resp, 0, sizeof(resp));
-    cJSON *detail = NULL;
-    char *target = NULL;
-    int status;
+    struct proxy *p = r->ctx;
     metrics_add(METRIC_PROXY_REQUESTS, 1);
-
-    int read = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
-    if (!read && strcmp(r->method, "PUT") != 0 && strcmp(r->method, "POST") != 0 &&
-        strcmp(r->method, "DELETE") != 0) {
-        static const char body405[] = "{\"error\":{\"code\":\"method_not_allowed\","
-                                      "\"message\":\"the Consul API uses GET, HEAD, PUT, POST "
-                                      "and DELETE\"}}";
-        status =
-            http_reply(r, 405, "application/json; charset=utf-8",
-                       "Allow: GET, HEAD, PUT, POST, DELETE\r\n", body405, sizeof(body405) - 1);
-        goto out;
-    }
-    if (!str_starts_with(r->path, PROXY_PREFIX "/v1/")) {
-        status = http_reply_error(r, 404, "not_found", "no such route: %s", r->path);
-        goto out;
-    }
-    p.raw = r->path + strlen(PROXY_PREFIX);
-    const char *why = path_check(&p);
-    if (why) {
-        status = http_reply_error(r, 400, "invalid_path", "%s", why);
-        goto out;
-    }
-    p.is_kv = str_starts_with(p.norm, KV_PREFIX);
-    query_scan(&p, r->query);
-    int kv_write = p.is_kv && (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0);
-    if (!read) {
-        action_name(&p, r->method);
-    }
-    target = xstrdup(p.decoded);
-
-    enum perm need = classify(r->method, p.norm);
-    enum role have = r->user.role;
-    if (need == PERM_NEVER || (need == PERM_ADMIN && have < ROLE_ADMIN) ||
-        (need == PERM_OPERATOR && have < ROLE_OPERATOR)) {
-        char why_denied[160];
-        if (need == PERM_NEVER) {
-            snprintf(why_denied, sizeof(why_denied),
-                     "%s %s is not allowed through the proxy; use the console's jobs", r->method,
-                     p.norm);
-        } else {
-            snprintf(why_denied, sizeof(why_denied), "this needs the %s role (you are %s)",
-                     need == PERM_ADMIN ? "admin" : "operator", role_name(have));
-        }
-        if (!read) {
-            body_drain(r, PROXY_MAX_BODY);
-        }
-        status = http_deny(r, read ? NULL : p.action, target, why_denied);
-        goto out;
-    }
     if (!r->app->consul) {
-        status = http_reply_error(r, 503, "consul_not_configured", "no Consul agent is configured");
-        goto out;
+        return http_reply_error(r, 503, "consul_not_configured", "no Consul agent is configured");
     }
-
-    if (!read) {
-        if (body_read(r) != 0) {
-            detail = cJSON_CreateObject();
-            cJSON_AddStringToObject(detail, "method", r->method);
-            cJSON_AddStringToObject(detail, "path", p.decoded);
-            cJSON_AddStringToObject(detail, "query", p.query);
-            cJSON_AddStringToObject(detail, "reason", "request body too large");
-            http_audit(r, p.action, target, detail, "error");
-            detail = NULL;
-            status = r->status;
-            goto out;
-        }
-        detail = cJSON_CreateObject();
-        cJSON_AddStringToObject(detail, "method", r->method);
-        cJSON_AddStringToObject(detail, "path", p.decoded);
-        cJSON_AddStringToObject(detail, "query", p.query);
-        cJSON_AddNumberToObject(detail, "body_bytes", (double)r->body_len);
-        char sha[65];
-        sha256_hex(r->body, r->body_len, sha);
-        cJSON_AddStringToObject(detail, "body_sha256", sha);
-        if (kv_write) {
-            cJSON *prev = kv_previous(r, &p, detail);
-            if (prev) {
-                cJSON_AddItemToObject(detail, "previous", prev);
-            }
-            if (strcmp(r->method, "PUT") == 0) {
-                api_kv_add_value(detail, r->body, r->body_len);
-            }
-        }
-    }
-
-    struct consul_opts opts = {
-        .wait_s = read ? p.wait_s : 0,
-        .forwarded_for = r->ip,
-        .content_type = read ? NULL : http_header(r, "Content-Type"),
-    };
-    char *fwd = forward_target(&p);
-    int rc = consul_request(r->app->consul, r->method, fwd, read ? NULL : r->body,
-                            read ? 0 : r->body_len, &opts, &resp);
-    free(fwd);
-
-    if (!read) {
-        if (rc == CONSUL_OK) {
-            cJSON_AddNumberToObject(detail, "consul_status", (double)resp.status);
-            cJSON_AddStringToObject(detail, "consul_address", resp.address);
-            if (kv_write) {
-                int res = kv_result(&resp);
-                if (res < 0) {
-                    cJSON_AddNullToObject(detail, "result");
-                } else {
-                    cJSON_AddBoolToObject(detail, "result", res);
-                }
-            }
-        } else {
-            cJSON_AddNullToObject(detail, "consul_status");
-            cJSON_AddStringToObject(detail, "consul_error", resp.error);
-        }
-        const char *outcome = rc == CONSUL_OK && resp.status < 400 ? "ok" : "error";
-        http_audit(r, p.action, target, detail, outcome);
-        detail = NULL;
-    }
-    if (rc != CONSUL_OK) {
-        status = reply_unreachable(r, rc, &resp);
-        goto out;
-    }
-    status = reply_answer(r, &p, &resp);
-out:
-    cJSON_Delete(detail);
-    consul_response_free(&resp);
-    free(target);
-    proxy_free(&p);
-    return status;
+    return p->read ? proxy_read(r, p) : proxy_write(r, p);
 }

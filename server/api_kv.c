@@ -1,7 +1,9 @@
 /* api_kv: KV history and restore. Consul keeps no history of a key; the proxy records every
- * KV write in the audit log with the value before and after (see api_consul.c), so the
- * history of a key is the audit entries whose target is "/v1/kv/<key>", and a restore writes
- * one of those recorded values back with a check-and-set on the key's current index. */
+ * KV write in the audit log before it is sent (an attempt, outcome "pending", with the value
+ * before and after) and once Consul answered (an outcome entry naming the attempt), so the
+ * history of a key is the audit entries whose target is "/v1/kv/<key>", each attempt folded
+ * with its outcome, and a restore writes one of those recorded values back (recorded the
+ * same way) with a check-and-set on the key's current index. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "api.h"
 #include "app.h"
 #include "consul.h"
+#include "proxy_policy.h"
 #include "store.h"
 #include "util.h"
 
@@ -83,14 +86,55 @@ api_kv_value_json(const struct consul_kv *kv)
 
 struct history {
     cJSON *entries;
+    cJSON *outcomes; /* outcome entries seen so far, by the id of their attempt */
+    int64_t before;  /* only entries with a smaller id; 0 = from the newest */
+    int limit;
+    int count;
 };
 
-/* Turns one audit row into a history entry. */
+/* The id of the attempt an outcome entry's detail names, or 0 when it is not one. */
+static int64_t
+attempt_of(const cJSON *d)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "attempt_id");
+    return cJSON_IsNumber(a) && a->valuedouble >= 1 ? (int64_t)a->valuedouble : 0;
+}
+
+/* Turns one audit row into a history entry; an outcome entry is kept until its attempt
+ * comes (rows arrive newest first, so an outcome before its attempt), then folded into it. */
 static int
 history_row(const struct audit_row *row, void *ctx)
 {
     struct history *h = ctx;
     cJSON *d = row->detail ? json_parse_str(row->detail) : NULL;
+    int64_t attempt = attempt_of(d);
+    if (attempt) {
+        char key[24];
+        snprintf(key, sizeof(key), "%lld", (long long)attempt);
+        if (!cJSON_GetObjectItemCaseSensitive(h->outcomes, key)) {
+            cJSON_AddStringToObject(d, "outcome", row->outcome ? row->outcome : "");
+            cJSON_AddItemToObject(h->outcomes, key, d);
+            d = NULL;
+        }
+        cJSON_Delete(d);
+        return 0;
+    }
+    if (h->before && row->id >= h->before) {
+        cJSON_Delete(d);
+        return 0;
+    }
+    const cJSON *res = NULL; /* where the result is: the outcome entry, or this one */
+    const char *outcome = row->outcome ? row->outcome : "";
+    if (strcmp(outcome, "pending") == 0) {
+        char key[24];
+        snprintf(key, sizeof(key), "%lld", (long long)row->id);
+        res = cJSON_GetObjectItemCaseSensitive(h->outcomes, key);
+        if (res) {
+            outcome = json_get_str(res, "outcome", "pending");
+        }
+    } else {
+        res = d;
+    }
     cJSON *e = cJSON_CreateObject();
     char when[40];
     time_format_rfc3339(row->ts, when, sizeof(when));
@@ -98,7 +142,7 @@ history_row(const struct audit_row *row, void *ctx)
     cJSON_AddStringToObject(e, "time", when);
     cJSON_AddStringToObject(e, "actor", row->actor ? row->actor : "");
     cJSON_AddStringToObject(e, "action", row->action ? row->action : "");
-    cJSON_AddStringToObject(e, "outcome", row->outcome ? row->outcome : "");
+    cJSON_AddStringToObject(e, "outcome", outcome);
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(d, "previous");
     if (cJSON_IsObject(prev)) {
         cJSON *p = cJSON_CreateObject();
@@ -132,37 +176,51 @@ history_row(const struct audit_row *row, void *ctx)
     if (cJSON_IsNumber(from)) {
         cJSON_AddNumberToObject(e, "restored_from", from->valuedouble);
     }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(d, "consul_status");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(res, "consul_status");
     if (cJSON_IsNumber(st)) {
         cJSON_AddNumberToObject(e, "consul_status", st->valuedouble);
     }
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(d, "result");
-    if (cJSON_IsBool(res)) {
-        cJSON_AddBoolToObject(e, "result", cJSON_IsTrue(res));
+    const cJSON *result = cJSON_GetObjectItemCaseSensitive(res, "result");
+    if (cJSON_IsBool(result)) {
+        cJSON_AddBoolToObject(e, "result", cJSON_IsTrue(result));
     }
     cJSON_AddItemToArray(h->entries, e);
     cJSON_Delete(d);
-    return 0;
+    return ++h->count >= h->limit;
+}
+
+/* "/v1/kv/<key>" with runs of '/' collapsed: the audit target of the key's changes. The
+ * caller frees the result. */
+static char *
+kv_target(const char *key)
+{
+    char *t = xasprintf("%s%s", KV_PREFIX, key);
+    char *n = proxy_collapse_slashes(t);
+    free(t);
+    return n;
 }
 
 int
 api_kv_history(struct req *r)
 {
     int status;
-    char *key = http_query(r, "key", NULL);
-    char *limit_s = http_query(r, "limit", NULL);
-    char *before_s = http_query(r, "before", NULL);
+    int key_present = 0, limit_present = 0, before_present = 0;
+    char *key = http_query(r, "key", &key_present);
+    char *limit_s = http_query(r, "limit", &limit_present);
+    char *before_s = http_query(r, "before", &before_present);
     char *target = NULL;
     if (!key || !key[0]) {
         status = http_reply_error(r, 400, "invalid_parameter",
-                                  "query parameter 'key' is required (the KV key)");
+                                  key_present && !key
+                                      ? "query parameter 'key' has a bad percent-encoding"
+                                      : "query parameter 'key' is required (the KV key)");
         goto out;
     }
     int limit = KV_HISTORY_MAX;
-    if (limit_s) {
-        char *end;
-        long l = strtol(limit_s, &end, 10);
-        if (*end || l < 1 || l > KV_HISTORY_MAX) {
+    if (limit_present) {
+        char *end = NULL;
+        long l = limit_s ? strtol(limit_s, &end, 10) : 0;
+        if (!limit_s || *end || l < 1 || l > KV_HISTORY_MAX) {
             status = http_reply_error(r, 400, "invalid_parameter",
                                       "'limit' must be an integer from 1 to %d", KV_HISTORY_MAX);
             goto out;
@@ -170,32 +228,38 @@ api_kv_history(struct req *r)
         limit = (int)l;
     }
     int64_t before = 0;
-    if (before_s) {
-        char *end;
-        long long b = strtoll(before_s, &end, 10);
-        if (*end || b < 1) {
+    if (before_present) {
+        char *end = NULL;
+        long long b = before_s ? strtoll(before_s, &end, 10) : 0;
+        if (!before_s || *end || b < 1) {
             status =
                 http_reply_error(r, 400, "invalid_parameter", "'before' must be an audit entry id");
             goto out;
         }
         before = b;
     }
-    target = xasprintf("%s%s", KV_PREFIX, key);
+    target = kv_target(key);
+    /* from the newest row: an outcome is newer than its attempt, and may be newer than
+     * before even when its attempt is not */
     struct audit_filter f = {
         .action_prefix = "consul.kv.",
         .target = target,
-        .before_id = before,
+    };
+    struct history h = {
+        .entries = cJSON_CreateArray(),
+        .outcomes = cJSON_CreateObject(),
+        .before = before,
         .limit = limit,
     };
-    struct history h = {.entries = cJSON_CreateArray()};
     int rc = store_audit_query(r->db, &f, history_row, &h);
+    cJSON_Delete(h.outcomes);
     if (rc != STORE_OK && rc != STORE_STOP) {
         cJSON_Delete(h.entries);
         status = http_reply_error(r, 500, "internal", "cannot read the audit log");
         goto out;
     }
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "key", key);
+    cJSON_AddStringToObject(j, "key", target + strlen(KV_PREFIX));
     cJSON_AddItemToObject(j, "entries", h.entries);
     status = http_reply_json(r, 200, j);
 out:
@@ -318,7 +382,7 @@ api_kv_restore(struct req *r)
         status = http_reply_error(r, 400, "invalid_parameter", "'key' is required");
         goto out;
     }
-    target = xasprintf("%s%s", KV_PREFIX, key);
+    target = kv_target(key);
     if (!cJSON_IsNumber(idj) || idj->valuedouble < 1 ||
         idj->valuedouble != (double)(int64_t)idj->valuedouble) {
         status = http_reply_error(r, 400, "invalid_parameter",
@@ -352,6 +416,13 @@ api_kv_restore(struct req *r)
                              (long long)f.want, key);
         goto out;
     }
+    int64_t outcome_of = attempt_of(f.detail);
+    if (outcome_of) {
+        status = http_reply_error(r, 400, "not_restorable",
+                                  "entry %lld is the outcome of entry %lld: restore from that one",
+                                  (long long)f.want, (long long)outcome_of);
+        goto out;
+    }
     const char *why = pick_value(f.action, f.detail, which, &w);
     if (why) {
         status = http_reply_error(r, 400, "not_restorable", "%s", why);
@@ -359,7 +430,7 @@ api_kv_restore(struct req *r)
     }
 
     /* read the key's current index, then write with check-and-set on it */
-    esc = consul_kv_escape(key);
+    esc = consul_kv_escape(target + strlen(KV_PREFIX));
     path = xasprintf("%s%s", KV_PREFIX, esc);
     struct consul_opts opts = {.forwarded_for = r->ip};
     long rstatus = 0;
@@ -398,6 +469,14 @@ api_kv_restore(struct req *r)
         goto out;
     }
     unsigned long long cas = cur.exists ? (unsigned long long)cur.modify_index : 0ULL;
+    cJSON_AddNumberToObject(detail, "cas", (double)cas);
+    int64_t attempt = 0;
+    rc = api_change_attempt(r, "consul.kv.restore", target, detail, &attempt);
+    detail = NULL;
+    if (rc != 0) {
+        status = r->status;
+        goto out;
+    }
     if (w.del) {
         path = xasprintf("%s%s?cas=%llu", KV_PREFIX, esc, cas);
         rc = consul_request(r->app->consul, "DELETE", path, NULL, 0, &opts, &resp);
@@ -409,16 +488,16 @@ api_kv_restore(struct req *r)
     }
     int applied = rc == CONSUL_OK && resp.status == 200 &&
                   str_starts_with(resp.body ? resp.body : "", "true");
+    cJSON *res = cJSON_CreateObject();
     if (rc == CONSUL_OK) {
-        cJSON_AddNumberToObject(detail, "consul_status", (double)resp.status);
-        cJSON_AddBoolToObject(detail, "result", applied);
+        cJSON_AddNumberToObject(res, "consul_status", (double)resp.status);
+        cJSON_AddStringToObject(res, "consul_address", resp.address);
+        cJSON_AddBoolToObject(res, "result", applied);
     } else {
-        cJSON_AddNullToObject(detail, "consul_status");
-        cJSON_AddStringToObject(detail, "consul_error", resp.error);
+        cJSON_AddNullToObject(res, "consul_status");
+        cJSON_AddStringToObject(res, "consul_error", resp.error);
     }
-    cJSON_AddNumberToObject(detail, "cas", (double)cas);
-    http_audit(r, "consul.kv.restore", target, detail, applied ? "ok" : "error");
-    detail = NULL;
+    api_change_outcome(r, "consul.kv.restore", target, attempt, res, applied ? "ok" : "error");
     if (rc != CONSUL_OK || (resp.status != 200)) {
         status = reply_consul_failure(r, rc, &resp, 0);
         goto out;

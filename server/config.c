@@ -49,9 +49,12 @@ static const struct ckey keys[] = {
     {"consul.timeout_ms", CT_INT, OFF(consul_timeout_ms), 500, 300000, "10000"},
     {"consul.watch_wait_s", CT_INT, OFF(consul_watch_wait_s), 1, 600, "60"},
     {"consul.max_body_bytes", CT_INT, OFF(consul_max_body), 65536, 268435456, "33554432"},
+    {"consul.proxy_max_wait_s", CT_INT, OFF(consul_proxy_max_wait_s), 1, 600, "60"},
     {"consul.exporter_port", CT_INT, OFF(exporter_port), 1, 65535, "9107"},
     {"consul.exporter_interval_s", CT_INT, OFF(exporter_interval_s), 1, 3600, "15"},
     {"consul.watch", CT_BOOL, OFF(watch_enabled), 0, 0, "1"},
+    {"limits", CT_OBJ, 0, 0, 0, NULL},
+    {"limits.blocking_reads_per_user", CT_INT, OFF(blocking_reads_per_user), 1, 1024, "16"},
 };
 
 static void

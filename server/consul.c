@@ -1,8 +1,13 @@
 /* consul: the libcurl client for Consul agents' HTTP API. See include/consul.h.
  *
- * Each thread keeps one curl easy handle (a pthread key, cleaned up when the thread exits);
- * curl_easy_reset keeps the handle's connection cache, so a worker thread reuses its
- * keep-alive connections to the agents from one request to the next. */
+ * Each thread keeps one curl easy handle (a pthread key, cleaned up when the thread exits),
+ * set up once per client and kept with its connection cache, so a worker thread reuses its
+ * keep-alive connections to the agents from one request to the next.
+ *
+ * An answer is either buffered (consul_request) or streamed to a sink as it arrives
+ * (consul_request_stream). Which agent answers is decided at the status line: a 5xx to a
+ * GET/HEAD is kept aside while another agent is left to ask; any other answer goes to the
+ * caller, and a write is never sent to a second agent once one has answered. */
 #include "consul.h"
 
 #include <inttypes.h>
@@ -18,12 +23,14 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "curl_opts.h"
 #include "metrics.h"
 #include "util.h"
 
 #define CONSUL_BLOCKING_MARGIN_MS 5000
 
 struct consul_client {
+    uint64_t id;      /* unique per client made, for the per-thread handles' set-up */
     char **addresses; /* n base URLs without a trailing '/' */
     size_t n;
     char *token_header; /* "X-Consul-Token: …", NULL when no token; wiped on free */
@@ -36,57 +43,95 @@ struct consul_client {
     size_t last_good;
 };
 
-/* The response headers passed through to callers (and to the browser by the proxy). */
-static const char *const passthrough_headers[] = {
-    "Content-Type",
-    "X-Consul-Index",
-    "X-Consul-KnownLeader",
-    "X-Consul-LastContact",
-    "X-Consul-Effective-Consistency",
-    "X-Consul-Query-Backend",
-    "X-Consul-Results-Filtered-By-ACLs",
-    "X-Consul-Default-ACL-Policy",
-    "X-Consul-Translate-Addresses",
-    "X-Consul-ContentHash",
-    "X-Cache",
-    "Age",
-    "X-Consul-Reason",
-    "Allow",
+/* The response headers passed through to callers (and to the browser by the proxy), with
+ * their lengths; the first four are also read (see on_header). */
+static const struct {
+    const char *name;
+    size_t len;
+} passthrough_headers[] = {
+#define H(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+    H("Content-Type"),
+    H("X-Consul-Index"),
+    H("X-Consul-KnownLeader"),
+    H("X-Consul-LastContact"),
+    H("X-Consul-Effective-Consistency"),
+    H("X-Consul-Query-Backend"),
+    H("X-Consul-Results-Filtered-By-ACLs"),
+    H("X-Consul-Default-ACL-Policy"),
+    H("X-Consul-Translate-Addresses"),
+    H("X-Consul-ContentHash"),
+    H("X-Cache"),
+    H("Age"),
+    H("X-Consul-Reason"),
+    H("Allow"),
+#undef H
 };
 
 /* ---- per-thread curl handles ---- */
 
+/* The calling thread's easy handle and the client whose constant options it holds. The
+ * handle keeps its connection cache from one request to the next, so a worker thread
+ * reuses its keep-alive connections to the agents; its constant options (timeouts, TLS,
+ * hardening, callbacks) are set once per client, the rest on every request. */
+struct thread_curl {
+    CURL *h;
+    uint64_t client_id; /* 0 = not set up */
+};
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;
+static atomic_uint_fast64_t next_client_id = 1;
 
 static void
-curl_handle_destroy(void *h)
+thread_curl_destroy(void *p)
 {
-    curl_easy_cleanup(h);
+    struct thread_curl *t = p;
+    curl_easy_cleanup(t->h);
+    free(t);
 }
 
 static void
 curl_init_once(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_key_create(&curl_key, curl_handle_destroy);
+    curl_opts_global_init();
+    pthread_key_create(&curl_key, thread_curl_destroy);
 }
 
-/* The calling thread's easy handle, created on first use and reset for a new request. The
- * handle belongs to the thread (freed when it exits); NULL only when curl cannot allocate. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+
+/* The calling thread's handle, set up for c (its constant options). It belongs to the
+ * thread (freed when the thread exits); NULL only when curl cannot allocate. */
 static CURL *
-thread_handle(void)
+thread_handle(const struct consul_client *c)
 {
-    CURL *h = pthread_getspecific(curl_key);
-    if (h) {
-        curl_easy_reset(h);
-        return h;
+    struct thread_curl *t = pthread_getspecific(curl_key);
+    if (!t) {
+        CURL *h = curl_easy_init();
+        if (!h) {
+            return NULL;
+        }
+        t = xcalloc(1, sizeof(*t));
+        t->h = h;
+        pthread_setspecific(curl_key, t);
     }
-    h = curl_easy_init();
-    if (h) {
-        pthread_setspecific(curl_key, h);
+    if (t->client_id != c->id) {
+        curl_easy_reset(t->h);
+        struct curl_limits lim = {
+            .connect_timeout_ms = c->connect_timeout_ms,
+            .timeout_ms = c->timeout_ms,
+            .ca_file = c->ca_file,
+            .tls_verify = c->tls_verify,
+        };
+        curl_opts_apply(t->h, &lim);
+        curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(t->h, CURLOPT_HEADERFUNCTION, on_header);
+        t->client_id = c->id;
     }
-    return h;
+    return t->h;
 }
 
 /* ---- client ---- */
@@ -96,6 +141,7 @@ consul_client_new(const struct config *cfg)
 {
     pthread_once(&curl_once, curl_init_once);
     struct consul_client *c = xcalloc(1, sizeof(*c));
+    c->id = atomic_fetch_add(&next_client_id, 1);
     c->n = cfg->n_consul_addresses;
     c->addresses = xcalloc(c->n + 1, sizeof(char *));
     for (size_t i = 0; i < c->n; i++) {
@@ -162,41 +208,172 @@ consul_response_free(struct consul_response *r)
 
 /* ---- one attempt ---- */
 
-/* What the curl callbacks fill during one attempt. */
+/* How an attempt hands over the answer's body. */
+enum attempt_mode {
+    MODE_UNDECIDED = 0, /* the headers are still arriving */
+    MODE_BUFFER,        /* kept in memory: a buffered request, or a 5xx that may be replaced
+                           by another agent's answer */
+    MODE_STREAM,        /* passed to the sink as it arrives */
+};
+
+/* One request to one agent: what the caller asked, and what the curl callbacks fill. */
 struct attempt {
+    const struct consul_client *c;
+    int idempotent;                 /* GET or HEAD: may be repeated on another agent */
+    int may_fail_over;              /* another agent is left to try */
+    const struct consul_sink *sink; /* NULL for a buffered request */
+    const char *base;
     struct buf body;
     struct buf headers;
-    int too_big;
+    long status;
+    long long content_length; /* -1 when not given */
     char content_type[128];
     uint64_t index;
     int known_leader;
     long last_contact_ms;
+    enum attempt_mode mode;
+    size_t received;
+    int too_big;
+    int delivered; /* the sink has seen the head: no other agent may answer any more */
+    int abandoned; /* the sink asked to stop (its client went away) */
 };
+
+static void
+attempt_reset_head(struct attempt *a)
+{
+    buf_reset(&a->headers);
+    a->status = 0;
+    a->content_length = -1;
+    a->content_type[0] = '\0';
+    a->index = 0;
+    a->known_leader = -1;
+    a->last_contact_ms = -1;
+}
+
+static void
+attempt_init(struct attempt *a, const struct consul_client *c, const char *base,
+             const struct consul_sink *sink, int idempotent, int may_fail_over)
+{
+    memset(a, 0, sizeof(*a));
+    a->c = c;
+    a->base = base;
+    a->sink = sink;
+    a->idempotent = idempotent;
+    a->may_fail_over = may_fail_over;
+    buf_init(&a->body, c->max_body);
+    buf_init(&a->headers, 16384);
+    attempt_reset_head(a);
+}
+
+static void
+attempt_free(struct attempt *a)
+{
+    buf_free(&a->body);
+    buf_free(&a->headers);
+}
+
+/* The head of a's answer, borrowing from a. */
+static void
+attempt_head(const struct attempt *a, struct consul_head *h)
+{
+    h->status = a->status;
+    h->headers = a->headers.data ? a->headers.data : "";
+    h->content_type = a->content_type;
+    h->content_length = a->content_length;
+    h->index = a->index;
+    h->known_leader = a->known_leader;
+    h->last_contact_ms = a->last_contact_ms;
+    h->address = a->base;
+}
+
+/* Hands a buffered answer to the sink. Returns 0, or -1 when the sink gave up. */
+static int
+attempt_deliver(struct attempt *a)
+{
+    struct consul_head h;
+    attempt_head(a, &h);
+    h.content_length = (long long)a->body.len;
+    a->delivered = 1;
+    if (a->sink->head(a->sink->ud, &h) != 0) {
+        return -1;
+    }
+    if (a->body.len && a->sink->data(a->sink->ud, a->body.data, a->body.len) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The headers are complete: decides where the body goes. Returns 0 to go on, -1 to abort
+ * the transfer. */
+static int
+on_headers_done(struct attempt *a)
+{
+    if (a->content_length >= 0 && (unsigned long long)a->content_length > a->c->max_body) {
+        a->too_big = 1;
+        return -1;
+    }
+    /* A 5xx to a read is kept aside while another agent may still give a better answer;
+     * anything else is the answer, and from now on the sink's. */
+    int replaceable = a->status >= 500 && a->idempotent && a->may_fail_over;
+    if (!a->sink || replaceable) {
+        a->mode = MODE_BUFFER;
+        return 0;
+    }
+    a->mode = MODE_STREAM;
+    a->delivered = 1;
+    struct consul_head h;
+    attempt_head(a, &h);
+    if (a->sink->head(a->sink->ud, &h) != 0) {
+        a->abandoned = 1;
+        return -1;
+    }
+    return 0;
+}
 
 static size_t
 on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct attempt *a = ud;
     size_t n = size * nmemb;
-    if (buf_append(&a->body, data, n) != BUF_OK) {
+    a->received += n;
+    if (a->received > a->c->max_body) {
         a->too_big = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (a->mode == MODE_STREAM) {
+        if (a->sink->data(a->sink->ud, data, n) != 0) {
+            a->abandoned = 1;
+            return 0;
+        }
+        return n;
+    }
+    if (buf_append(&a->body, data, n) != BUF_OK) {
+        a->too_big = 1;
+        return 0;
     }
     return n;
 }
 
-/* Copies value (trimmed of spaces and CR/LF) of length len into out (NUL-terminated). */
-static void
-copy_trimmed(char *out, size_t outlen, const char *v, size_t len)
+/* The value of a header line (after the colon) without the spaces around it and the CR/LF:
+ * *len gets its length. */
+static const char *
+header_value(const char *v, size_t n, size_t *len)
 {
-    while (len > 0 && (*v == ' ' || *v == '\t')) {
+    while (n > 0 && (*v == ' ' || *v == '\t')) {
         v++;
-        len--;
+        n--;
     }
-    while (len > 0 &&
-           (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' || v[len - 1] == '\t')) {
-        len--;
+    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t')) {
+        n--;
     }
+    *len = n;
+    return v;
+}
+
+/* Copies len bytes of v into out (outlen bytes, NUL-terminated, cut when longer). */
+static void
+copy_cut(char *out, size_t outlen, const char *v, size_t len)
+{
     if (len >= outlen) {
         len = outlen - 1;
     }
@@ -211,40 +388,64 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* a new response (after a 1xx, say): forget what an earlier one sent */
-        buf_reset(&a->headers);
-        a->content_type[0] = '\0';
-        a->index = 0;
-        a->known_leader = -1;
-        a->last_contact_ms = -1;
+        attempt_reset_head(a);
+        const char *sp = memchr(data, ' ', n);
+        if (sp && (size_t)(sp - data) + 4 <= n) {
+            a->status = strtol(sp + 1, NULL, 10);
+        }
+        return n;
+    }
+    if ((n == 2 && data[0] == '\r' && data[1] == '\n') || (n == 1 && data[0] == '\n')) {
+        if (a->status >= 200 && a->mode == MODE_UNDECIDED && on_headers_done(a) != 0) {
+            return 0;
+        }
         return n;
     }
     const char *colon = memchr(data, ':', n);
     if (!colon) {
         return n;
     }
-    size_t nlen = (size_t)(colon - data);
+    size_t nlen = (size_t)(colon - data), vlen;
+    const char *v = header_value(colon + 1, n - nlen - 1, &vlen);
+    char num[32];
+    if (nlen == 14 && strncasecmp(data, "Content-Length", 14) == 0) {
+        copy_cut(num, sizeof(num), v, vlen);
+        char *end;
+        long long cl = strtoll(num, &end, 10);
+        a->content_length = end != num && *end == '\0' && cl >= 0 ? cl : -1;
+        return n;
+    }
     for (size_t i = 0; i < ARRAY_LEN(passthrough_headers); i++) {
-        const char *name = passthrough_headers[i];
-        if (strlen(name) != nlen || strncasecmp(name, data, nlen) != 0) {
+        if (passthrough_headers[i].len != nlen ||
+            strncasecmp(passthrough_headers[i].name, data, nlen) != 0) {
             continue;
         }
-        char value[512];
-        copy_trimmed(value, sizeof(value), colon + 1, n - nlen - 1);
-        for (char *p = value; *p; p++) {
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                *p = ' '; /* never let a header value smuggle another header */
+        if (vlen > 512) {
+            vlen = 512;
+        }
+        if (a->headers.len + nlen + vlen + 4 <= a->headers.max) {
+            size_t at = a->headers.len + nlen + 2;
+            buf_append(&a->headers, data, nlen);
+            buf_append(&a->headers, ": ", 2);
+            buf_append(&a->headers, v, vlen);
+            buf_append(&a->headers, "\r\n", 2);
+            for (size_t k = at; k < at + vlen; k++) {
+                unsigned char ch = (unsigned char)a->headers.data[k];
+                if (ch < 0x20 || ch == 0x7f) {
+                    a->headers.data[k] = ' '; /* never let a value smuggle another header */
+                }
             }
         }
-        buf_append(&a->headers, data, nlen);
-        buf_printf(&a->headers, ": %s\r\n", value);
         if (i == 0) {
-            copy_trimmed(a->content_type, sizeof(a->content_type), value, strlen(value));
+            copy_cut(a->content_type, sizeof(a->content_type), v, vlen);
         } else if (i == 1) {
-            a->index = strtoull(value, NULL, 10);
+            copy_cut(num, sizeof(num), v, vlen);
+            a->index = strtoull(num, NULL, 10);
         } else if (i == 2) {
-            a->known_leader = strcasecmp(value, "true") == 0 ? 1 : 0;
+            a->known_leader = vlen == 4 && strncasecmp(v, "true", 4) == 0 ? 1 : 0;
         } else if (i == 3) {
-            a->last_contact_ms = strtol(value, NULL, 10);
+            copy_cut(num, sizeof(num), v, vlen);
+            a->last_contact_ms = strtol(num, NULL, 10);
         }
         break;
     }
@@ -252,11 +453,12 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 enum attempt_rc {
-    ATTEMPT_ANSWER = 0, /* an HTTP response arrived */
+    ATTEMPT_ANSWER = 0, /* a whole HTTP answer arrived (buffered, or streamed to the sink) */
     ATTEMPT_NO_ANSWER,  /* connection error or timeout: try another agent */
     ATTEMPT_SENT_LOST,  /* a write was sent but no answer came: do not repeat it elsewhere */
     ATTEMPT_TOO_BIG,
     ATTEMPT_LOCAL_ERROR,
+    ATTEMPT_BROKEN, /* the sink had the head when the transfer failed or was abandoned */
 };
 
 static int
@@ -265,96 +467,101 @@ is_idempotent(const char *method)
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
-/* Performs one request against base. On ATTEMPT_ANSWER, *status and a hold the answer. The
- * reason of a failure is written to err. */
-/* libcurl's progress callback: non-zero aborts the transfer. It runs about once a second
- * even while a blocking query waits, which bounds how long a cancel takes. */
-static int
-on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+/* A curl_slist node for str, appended to the list being built in nodes (at most max).
+ * The nodes live on the caller's stack: curl only reads the list during the transfer. */
+static void
+slist_push(struct curl_slist *nodes, size_t *n, size_t max, const char *str)
 {
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    const atomic_int *cancel = ud;
-    return atomic_load(cancel) != 0;
+    if (*n == max) {
+        return;
+    }
+    nodes[*n].data = (char *)str;
+    nodes[*n].next = NULL;
+    if (*n > 0) {
+        nodes[*n - 1].next = &nodes[*n];
+    }
+    (*n)++;
 }
 
+/* Performs one request against a->base. On ATTEMPT_ANSWER the answer is in a (buffered) or
+ * was streamed to the sink. The reason of a failure is written to err. */
 static int
-attempt_one(struct consul_client *c, const char *base, const char *method,
-            const char *path_and_query, const void *body, size_t len,
-            const struct consul_opts *opts, struct attempt *a, long *status, char *err,
-            size_t errlen)
+attempt_one(struct attempt *a, const char *method, const char *path_and_query, const void *body,
+            size_t len, const struct consul_opts *opts, char *err, size_t errlen)
 {
-    CURL *h = thread_handle();
+    const struct consul_client *c = a->c;
+    CURL *h = thread_handle(c);
     if (!h) {
         snprintf(err, errlen, "cannot create a curl handle");
         return ATTEMPT_LOCAL_ERROR;
     }
     int rc = ATTEMPT_LOCAL_ERROR;
-    struct curl_slist *hdrs = NULL;
-    char *url = xasprintf("%s%s", base, path_and_query);
-    char *xff = NULL, *ctype = NULL;
+    char url_small[1024], xff[128], ctype_small[256];
+    char *url = url_small, *ctype = NULL;
+    if ((size_t)snprintf(url_small, sizeof(url_small), "%s%s", a->base, path_and_query) >=
+        sizeof(url_small)) {
+        url = xasprintf("%s%s", a->base, path_and_query);
+    }
 
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     long timeout = c->timeout_ms;
     if (opts && opts->wait_s > 0) {
         timeout = (long)opts->wait_s * 1000L * 17L / 16L + CONSUL_BLOCKING_MARGIN_MS;
     }
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
-    if (opts && opts->cancel) {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)opts->cancel);
-    }
-    if (c->ca_file) {
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    }
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_opts_set_transfer(h, timeout, opts ? opts->cancel : NULL);
+    curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    hdrs = curl_slist_append(hdrs, "Accept:");
+    struct curl_slist hdrs[6];
+    size_t nh = 0;
+    slist_push(hdrs, &nh, ARRAY_LEN(hdrs), "Expect:");
+    slist_push(hdrs, &nh, ARRAY_LEN(hdrs), "Accept:");
     if (c->token_header) {
-        hdrs = curl_slist_append(hdrs, c->token_header);
+        slist_push(hdrs, &nh, ARRAY_LEN(hdrs), c->token_header);
     }
     if (opts && opts->forwarded_for) {
-        xff = xasprintf("X-Forwarded-For: %s", opts->forwarded_for);
-        hdrs = curl_slist_append(hdrs, xff);
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", opts->forwarded_for);
+        slist_push(hdrs, &nh, ARRAY_LEN(hdrs), xff);
     }
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "HEAD") == 0) {
+    /* the method: everything a previous request on this handle set is undone first */
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else {
+    } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
         if (body || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
-            ctype = opts && opts->content_type ? xasprintf("Content-Type: %s", opts->content_type)
-                                               : xstrdup("Content-Type:");
-            hdrs = curl_slist_append(hdrs, ctype);
+            const char *ct = opts && opts->content_type ? opts->content_type : NULL;
+            if (!ct) {
+                ctype = xstrdup("Content-Type:");
+            } else if ((size_t)snprintf(ctype_small, sizeof(ctype_small), "Content-Type: %s", ct) <
+                       sizeof(ctype_small)) {
+                ctype = xstrdup(ctype_small);
+            } else {
+                ctype = xasprintf("Content-Type: %s", ct);
+            }
+            slist_push(hdrs, &nh, ARRAY_LEN(hdrs), ctype);
         }
-    }
-    if (!hdrs) {
-        snprintf(err, errlen, "cannot build the request headers");
-        goto out;
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 
     CURLcode cc = curl_easy_perform(h);
+    if (a->delivered) {
+        if (cc == CURLE_OK && !a->too_big && !a->abandoned) {
+            rc = ATTEMPT_ANSWER;
+        } else {
+            snprintf(err, errlen, "%s",
+                     a->abandoned ? "the client went away"
+                     : a->too_big ? "the response body exceeds the size limit"
+                                  : curl_easy_strerror(cc));
+            rc = ATTEMPT_BROKEN;
+        }
+        goto out;
+    }
     if (a->too_big) {
         snprintf(err, errlen, "response body exceeds %zu bytes", c->max_body);
         rc = ATTEMPT_TOO_BIG;
@@ -366,43 +573,28 @@ attempt_one(struct consul_client *c, const char *base, const char *method,
         curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
         int connect_failed = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
                              cc == CURLE_SSL_CONNECT_ERROR || sent == 0;
-        rc = (!is_idempotent(method) && !connect_failed) ? ATTEMPT_SENT_LOST : ATTEMPT_NO_ANSWER;
+        rc = (!a->idempotent && !connect_failed) ? ATTEMPT_SENT_LOST : ATTEMPT_NO_ANSWER;
         goto out;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     rc = ATTEMPT_ANSWER;
 out:
     /* the handle must not keep pointers to this attempt's memory */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs);
-    free(url);
-    free(xff);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
+    if (url != url_small) {
+        free(url);
+    }
     free(ctype);
     return rc;
 }
 
+/* Moves a's buffered answer into out (which takes ownership of the buffers). */
 static void
-attempt_init(struct attempt *a, size_t max_body)
+attempt_to_response(struct attempt *a, struct consul_response *out)
 {
-    memset(a, 0, sizeof(*a));
-    buf_init(&a->body, max_body);
-    buf_init(&a->headers, 16384);
-    a->known_leader = -1;
-    a->last_contact_ms = -1;
-}
-
-static void
-attempt_free(struct attempt *a)
-{
-    buf_free(&a->body);
-    buf_free(&a->headers);
-}
-
-/* Moves a's answer into out (which takes ownership of the buffers). */
-static void
-attempt_to_response(struct attempt *a, long status, const char *base, struct consul_response *out)
-{
-    out->status = status;
+    out->status = a->status;
     out->len = a->body.len;
     out->body = a->body.data ? buf_steal(&a->body) : xstrdup("");
     out->headers = a->headers.data ? buf_steal(&a->headers) : xstrdup("");
@@ -410,7 +602,7 @@ attempt_to_response(struct attempt *a, long status, const char *base, struct con
     out->index = a->index;
     out->known_leader = a->known_leader;
     out->last_contact_ms = a->last_contact_ms;
-    snprintf(out->address, sizeof(out->address), "%s", base);
+    snprintf(out->address, sizeof(out->address), "%s", a->base);
 }
 
 /* Path of path_and_query without the query, for log lines (the query may be long). */
@@ -421,10 +613,24 @@ path_len_for_log(const char *pq)
     return n > 200 ? 200 : (int)n;
 }
 
-int
-consul_request(struct consul_client *c, const char *method, const char *path_and_query,
-               const void *body, size_t len, const struct consul_opts *opts,
-               struct consul_response *out)
+/* Remembers base as the agent to ask first next time. */
+static void
+note_good(struct consul_client *c, const char *base)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t k = 0; k < c->n; k++) {
+        if (c->addresses[k] == base) {
+            c->last_good = k;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The engine of consul_request and consul_request_stream (sink NULL: buffered into out). */
+static int
+request_any(struct consul_client *c, const char *method, const char *path_and_query,
+            const void *body, size_t len, const struct consul_opts *opts,
+            const struct consul_sink *sink, struct consul_response *out)
 {
     memset(out, 0, sizeof(*out));
     out->known_leader = -1;
@@ -438,7 +644,8 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
     /* the order of agents to try: the last good one, then the others in configured order */
     const char *order[33];
     size_t norder = 0;
-    if (opts && opts->address) {
+    int pinned = opts && opts->address;
+    if (pinned) {
         order[norder++] = opts->address;
     } else {
         pthread_mutex_lock(&c->mu);
@@ -452,10 +659,10 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
         }
     }
 
+    int idempotent = is_idempotent(method);
+    int quiet = opts && opts->quiet;
     int rc = CONSUL_UNREACHABLE;
     struct attempt last5xx;
-    long last5xx_status = 0;
-    const char *last5xx_base = NULL;
     int have5xx = 0;
     char err[256] = "";
     int plen = path_len_for_log(path_and_query);
@@ -467,44 +674,52 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
         }
         metrics_add(METRIC_CONSUL_REQUESTS, 1);
         struct attempt a;
-        attempt_init(&a, c->max_body);
-        long status = 0;
-        int arc = attempt_one(c, base, method, path_and_query, body, len, opts, &a, &status, err,
-                              sizeof(err));
-        if (arc == ATTEMPT_ANSWER && status < 500) {
-            attempt_to_response(&a, status, base, out);
-            attempt_free(&a);
-            if (!(opts && opts->address)) {
-                pthread_mutex_lock(&c->mu);
-                for (size_t k = 0; k < c->n; k++) {
-                    if (c->addresses[k] == base) {
-                        c->last_good = k;
-                    }
-                }
-                pthread_mutex_unlock(&c->mu);
+        attempt_init(&a, c, base, sink, idempotent, i + 1 < norder);
+        int arc = attempt_one(&a, method, path_and_query, body, len, opts, err, sizeof(err));
+        out->status = a.status;
+        out->index = a.index;
+        out->known_leader = a.known_leader;
+        out->last_contact_ms = a.last_contact_ms;
+        snprintf(out->address, sizeof(out->address), "%s", base);
+        if (arc == ATTEMPT_ANSWER && (a.status < 500 || !idempotent || a.delivered)) {
+            /* the answer: a write is never repeated elsewhere, whatever its status */
+            if (a.status >= 500) {
+                metrics_add(METRIC_CONSUL_ERRORS, 1);
+            } else if (!pinned) {
+                note_good(c, base);
             }
             rc = CONSUL_OK;
+            if (!sink) {
+                attempt_to_response(&a, out);
+            } else if (!a.delivered && attempt_deliver(&a) != 0) {
+                snprintf(err, sizeof(err), "the client went away");
+                rc = CONSUL_BROKEN;
+            }
+            attempt_free(&a);
             goto out;
         }
         metrics_add(METRIC_CONSUL_ERRORS, 1);
         if (arc == ATTEMPT_ANSWER) {
-            snprintf(err, sizeof(err), "HTTP %ld", status);
-            if (!(opts && opts->quiet)) {
+            /* a 5xx to a read while another agent is left: keep it, ask the next one */
+            snprintf(err, sizeof(err), "HTTP %ld", a.status);
+            if (!quiet) {
                 log_warn("consul: %s %.*s on %s answered %ld", method, plen, path_and_query, base,
-                         status);
+                         a.status);
             }
             if (have5xx) {
                 attempt_free(&last5xx);
             }
             last5xx = a; /* keeps the buffers */
-            last5xx_status = status;
-            last5xx_base = base;
             have5xx = 1;
             continue;
         }
         attempt_free(&a);
-        if (!(opts && opts->quiet)) {
+        if (!quiet) {
             log_warn("consul: %s %.*s on %s failed: %s", method, plen, path_and_query, base, err);
+        }
+        if (arc == ATTEMPT_BROKEN) {
+            rc = CONSUL_BROKEN;
+            goto out;
         }
         if (opts && opts->cancel && atomic_load(opts->cancel)) {
             break; /* abandoned by the caller */
@@ -522,8 +737,19 @@ consul_request(struct consul_client *c, const char *method, const char *path_and
         }
     }
     if (have5xx) {
-        attempt_to_response(&last5xx, last5xx_status, last5xx_base, out);
+        /* every agent answered 5xx or not at all: the last 5xx is the answer */
         rc = CONSUL_OK;
+        out->status = last5xx.status;
+        out->index = last5xx.index;
+        out->known_leader = last5xx.known_leader;
+        out->last_contact_ms = last5xx.last_contact_ms;
+        snprintf(out->address, sizeof(out->address), "%s", last5xx.base);
+        if (!sink) {
+            attempt_to_response(&last5xx, out);
+        } else if (attempt_deliver(&last5xx) != 0) {
+            snprintf(err, sizeof(err), "the client went away");
+            rc = CONSUL_BROKEN;
+        }
     }
 out:
     if (have5xx) {
@@ -533,6 +759,27 @@ out:
         snprintf(out->error, sizeof(out->error), "%s", err);
     }
     return rc;
+}
+
+int
+consul_request(struct consul_client *c, const char *method, const char *path_and_query,
+               const void *body, size_t len, const struct consul_opts *opts,
+               struct consul_response *out)
+{
+    return request_any(c, method, path_and_query, body, len, opts, NULL, out);
+}
+
+int
+consul_request_stream(struct consul_client *c, const char *method, const char *path_and_query,
+                      const void *body, size_t len, const struct consul_opts *opts,
+                      const struct consul_sink *sink, struct consul_response *out)
+{
+    if (!sink || !sink->head || !sink->data) {
+        memset(out, 0, sizeof(*out));
+        snprintf(out->error, sizeof(out->error), "invalid request");
+        return CONSUL_ERROR;
+    }
+    return request_any(c, method, path_and_query, body, len, opts, sink, out);
 }
 
 /* ---- KV helpers ---- */

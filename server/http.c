@@ -99,50 +99,78 @@ is_api(const struct req *r)
     return r->path && str_starts_with(r->path, "/api/");
 }
 
-/* Writes status line and headers and body in one write (no Nagle stall). */
-static int
-send_all(struct mg_connection *conn, int status, const char *content_type,
-         const char *extra_headers, int no_store, int head_only, const void *body, size_t len)
+/* The decimal text of n ≥ 0 in out (24 bytes); returns out. */
+static const char *
+num_text(long long n, char out[24])
 {
-    struct buf b;
-    buf_init(&b, len + 8192);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(conn, status));
-    buf_puts(&b, security_headers);
-    if (mg_get_request_info(conn)->is_ssl) {
-        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
-    }
-    if (no_store) {
-        buf_puts(&b, "Cache-Control: no-store\r\n");
-    }
-    if (content_type) {
-        buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    }
-    if (extra_headers) {
-        buf_puts(&b, extra_headers);
-    }
-    buf_printf(&b, "Content-Length: %zu\r\n\r\n", len);
-    if (!head_only && len) {
-        buf_append(&b, body, len);
-    }
-    int rc = mg_write(conn, b.data, b.len);
-    buf_free(&b);
-    return rc;
+    char *p = out + 23;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0 && p > out);
+    return p;
 }
 
-static void anon_refusal_audit(struct req *r, int status);
+void
+http_head_build(struct req *r, struct buf *b, int status, const char *content_type,
+                const char *extra_headers, long long len)
+{
+    /* built without printf: this runs for every reply */
+    char num[24];
+    buf_puts(b, "HTTP/1.1 ");
+    buf_puts(b, num_text(status, num));
+    buf_puts(b, " ");
+    buf_puts(b, mg_get_response_code_text(r->conn, status));
+    buf_puts(b, "\r\n");
+    buf_puts(b, security_headers);
+    if (r->tls) {
+        buf_puts(b, "Strict-Transport-Security: max-age=31536000\r\n");
+    }
+    if (is_api(r)) {
+        buf_puts(b, "Cache-Control: no-store\r\n");
+    }
+    if (content_type) {
+        buf_puts(b, "Content-Type: ");
+        buf_puts(b, content_type);
+        buf_puts(b, "\r\n");
+    }
+    if (extra_headers) {
+        buf_puts(b, extra_headers);
+    }
+    if (len == HTTP_LEN_CHUNKED) {
+        buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    } else if (len >= 0) {
+        buf_puts(b, "Content-Length: ");
+        buf_puts(b, num_text(len, num));
+        buf_puts(b, "\r\n");
+    }
+    buf_puts(b, "\r\n");
+}
+
+static void refusal_audit(struct req *r, int status);
 
 int
 http_reply(struct req *r, int status, const char *content_type, const char *extra_headers,
            const void *body, size_t len)
 {
-    if (r->anon_write && status >= 400 && !r->audited) {
-        if (http_anon_refusal(r)) {
+    /* A refused state-changing request is recorded before its answer leaves, so a client
+     * never reads the log before the entry exists; without a session, within the budget. */
+    if (r->audit_action && status >= 400 && !r->audited) {
+        if (r->anon_write && http_anon_refusal(r)) {
             return r->status;
         }
-        anon_refusal_audit(r, status);
+        refusal_audit(r, status);
     }
-    send_all(r->conn, status, content_type, extra_headers, is_api(r),
-             strcmp(r->method, "HEAD") == 0, body, len);
+    /* status line, headers and body in one write (no Nagle stall) */
+    struct buf b;
+    buf_init(&b, len + 65536);
+    http_head_build(r, &b, status, content_type, extra_headers, (long long)len);
+    if (strcmp(r->method, "HEAD") != 0 && len) {
+        buf_append(&b, body, len);
+    }
+    mg_write(r->conn, b.data, b.len);
+    buf_free(&b);
     r->status = status;
     return status;
 }
@@ -157,14 +185,13 @@ http_reply_json(struct req *r, int status, cJSON *j)
     return status;
 }
 
-int
-http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+/* http_reply_error with extra headers (may be NULL) and a va_list. */
+static int
+reply_error_v(struct req *r, int status, const char *code, const char *headers, const char *fmt,
+              va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     cJSON *j = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(j, "error");
     cJSON_AddStringToObject(e, "code", code);
@@ -173,8 +200,32 @@ http_reply_error(struct req *r, int status, const char *code, const char *fmt, .
     if (!reason) {
         r->deny_reason = msg; /* for the audit of an anonymous refusal, during the reply */
     }
-    http_reply_json(r, status, j);
+    char *text = json_print(j);
+    cJSON_Delete(j);
+    http_reply(r, status, "application/json; charset=utf-8", headers, text, strlen(text));
+    free(text);
     r->deny_reason = reason;
+    return status;
+}
+
+int
+http_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int
+http_reply_error_h(struct req *r, int status, const char *code, const char *headers,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_error_v(r, status, code, headers, fmt, ap);
+    va_end(ap);
     return status;
 }
 
@@ -182,20 +233,8 @@ int
 http_stream_begin(struct req *r, int status, const char *content_type, const char *extra_headers)
 {
     struct buf b;
-    buf_init(&b, 8192);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, mg_get_response_code_text(r->conn, status));
-    buf_puts(&b, security_headers);
-    if (r->tls) {
-        buf_puts(&b, "Strict-Transport-Security: max-age=31536000\r\n");
-    }
-    if (is_api(r)) {
-        buf_puts(&b, "Cache-Control: no-store\r\n");
-    }
-    buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    if (extra_headers) {
-        buf_puts(&b, extra_headers);
-    }
-    buf_puts(&b, "Transfer-Encoding: chunked\r\n\r\n");
+    buf_init(&b, 65536);
+    http_head_build(r, &b, status, content_type, extra_headers, HTTP_LEN_CHUNKED);
     int rc = mg_write(r->conn, b.data, b.len);
     buf_free(&b);
     r->status = status;
@@ -252,14 +291,7 @@ http_query(struct req *r, const char *name, int *present)
             if (seg == nlen) {
                 return xstrdup("");
             }
-            size_t vlen = seg - nlen - 1;
-            char *out = xmalloc(vlen + 1);
-            int n = mg_url_decode(p + nlen + 1, (int)vlen, out, (int)vlen + 1, 1);
-            if (n < 0) {
-                free(out);
-                return NULL;
-            }
-            return out;
+            return http_pct_decode(p + nlen + 1, seg - nlen - 1, 1);
         }
         p += seg;
         if (*p == '&') {
@@ -320,15 +352,22 @@ http_audit(struct req *r, const char *action, const char *target, cJSON *detail,
     return audit_record(r->db, &who, action, target, detail, outcome, NULL);
 }
 
+/* Records a request refused before its handler ran (reason names why) under action. */
+static void
+audit_refusal(struct req *r, const char *action, const char *target, const char *reason)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "method", r->method);
+    cJSON_AddStringToObject(d, "path", r->path);
+    cJSON_AddStringToObject(d, "reason", reason);
+    http_audit(r, action, target, d, "denied");
+}
+
 int
 http_deny(struct req *r, const char *action, const char *target, const char *why)
 {
     if (action) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "method", r->method);
-        cJSON_AddStringToObject(d, "path", r->path);
-        cJSON_AddStringToObject(d, "reason", why);
-        http_audit(r, action, target, d, "denied");
+        audit_refusal(r, action, target, why);
     }
     return http_reply_error(r, 403, "forbidden", "%s", why);
 }
@@ -342,29 +381,29 @@ method_has_body(const char *m)
            strcmp(m, "OPTIONS") != 0;
 }
 
-/* Reads the request body, refusing more than HTTP_MAX_BODY bytes. Returns 0, or the status
- * already sent. */
+/* Reads the request body, refusing more than max bytes (413 body_too_large: the rest is
+ * discarded by civetweb before the next request on the connection). Returns 0, or the
+ * status already sent. */
 static int
-read_body(struct req *r)
+read_body(struct req *r, size_t max)
 {
     long long cl = r->ri->content_length;
-    if (cl > HTTP_MAX_BODY) {
-        return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                HTTP_MAX_BODY);
+    if (cl > (long long)max) {
+        return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes", max);
     }
     struct buf b;
-    buf_init(&b, HTTP_MAX_BODY);
+    buf_init(&b, max);
     char chunk[16384];
     int n;
     while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
         if (buf_append(&b, chunk, (size_t)n) != BUF_OK) {
             buf_free(&b);
-            return http_reply_error(r, 413, "body_too_large", "request body exceeds %d bytes",
-                                    HTTP_MAX_BODY);
+            return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes",
+                                    max);
         }
     }
     r->body_len = b.len;
-    r->body = buf_steal(&b);
+    r->body = b.data ? buf_steal(&b) : xstrdup("");
     return 0;
 }
 
@@ -452,10 +491,11 @@ http_anon_refusal(struct req *r)
                       sizeof(body) - 1);
 }
 
-/* Records the refusal of a state-changing request without a session (within the budget),
- * after rolling back whatever the handler had begun. */
+/* Records the refusal (status >= 400) of a state-changing request that nothing recorded yet
+ * (with or without a session; without one only within the budget), after rolling back
+ * whatever the handler had begun. Called by http_reply before the answer is sent. */
 static void
-anon_refusal_audit(struct req *r, int status)
+refusal_audit(struct req *r, int status)
 {
     store_rollback(r->db);
     cJSON *d = cJSON_CreateObject();
@@ -509,6 +549,22 @@ metrics_token_ok(struct req *r)
     return want && authz && str_starts_with(authz, "Bearer ") && str_ct_equal(authz + 7, want);
 }
 
+/* The decision of the static route fields, or of the route's decide hook. */
+static void
+decide(struct req *r, const struct route *rt, struct route_decision *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->action = rt->action;
+    d->target = r->nparams > 0 ? r->params[0] : "";
+    d->least = rt->min_role;
+    if (rt->decide) {
+        rt->decide(r, d);
+    }
+    if (!d->target) {
+        d->target = "";
+    }
+}
+
 static int
 dispatch(struct req *r)
 {
@@ -523,19 +579,13 @@ dispatch(struct req *r)
         return http_reply_error(r, 404, "not_found", "no such route: %s", r->path);
     }
     r->route = rt;
-    const char *target = r->nparams > 0 ? r->params[0] : "";
     int writes = strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
-    char dyn_action[64], dyn_target[512];
-    const char *action = rt->action;
-    if (writes && rt->action_of &&
-        rt->action_of(r, dyn_action, sizeof(dyn_action), dyn_target, sizeof(dyn_target)) == 0) {
-        action = dyn_action;
-        target = dyn_target;
-    }
+    struct route_decision d;
+    decide(r, rt, &d);
 
-    r->audit_action = writes ? action : NULL;
-    r->audit_target = target;
-    r->anon_write = writes && action; /* until a session is found: refusals are budgeted */
+    r->audit_action = writes ? d.action : NULL;
+    r->audit_target = d.target;
+    r->anon_write = writes && d.action; /* until a session is found: refusals are budgeted */
 
     if (!(rt->flags & ROUTE_PUBLIC)) {
         int arc = authenticate(r);
@@ -557,40 +607,37 @@ dispatch(struct req *r)
         int bad_token = r->authenticated && (!csrf || !str_ct_equal(csrf, r->user.csrf_token));
         if (bad_origin || bad_token) {
             r->deny_reason = bad_origin ? "cross-origin request" : "missing or wrong CSRF token";
-            if (action && !r->anon_write) {
-                cJSON *d = cJSON_CreateObject();
-                cJSON_AddStringToObject(d, "method", r->method);
-                cJSON_AddStringToObject(d, "path", r->path);
-                cJSON_AddStringToObject(d, "reason", r->deny_reason);
-                http_audit(r, action, target, d, "denied");
+            if (d.action && !r->anon_write) {
+                audit_refusal(r, d.action, d.target, r->deny_reason);
             }
             return http_reply_error(r, 403, "csrf",
                                     bad_origin ? "cross-origin request refused"
                                                : "missing or wrong X-CSRF-Token header");
         }
     }
-    if (r->authenticated && r->user.role < rt->min_role) {
-        char why[128];
-        snprintf(why, sizeof(why), "this needs the %s role (you are %s)", role_name(rt->min_role),
-                 role_name(r->user.role));
-        return http_deny(r, writes ? action : NULL, target, why);
+    if (d.refuse_status == 403) {
+        return http_deny(r, d.action, d.target, d.reason);
     }
-    if (method_has_body(r->method) && !(rt->flags & ROUTE_STREAM_BODY)) {
-        if (read_body(r) == 0) {
-            rt->fn(r);
-        }
-    } else {
+    if (d.refuse_status) {
+        http_reply_error_h(r, d.refuse_status, d.refuse_code, d.refuse_headers, "%s", d.reason);
+    } else if (r->authenticated && r->user.role < d.least) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s %s needs the %s role (you are %s)", r->method,
+                 rt->decide ? d.target : r->path, role_name(d.least), role_name(r->user.role));
+        return http_deny(r, d.action, d.target, why);
+    } else if (!method_has_body(r->method) ||
+               read_body(r, rt->max_body ? rt->max_body : HTTP_MAX_BODY) == 0) {
         rt->fn(r);
     }
     /* Every state-changing request leaves a trace: one a handler refused (bad input,
      * conflict) without recording it is recorded here, after its rollback. */
-    if (writes && action && !r->audited) {
+    if (writes && d.action && !r->audited) {
         store_rollback(r->db);
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "method", r->method);
-        cJSON_AddStringToObject(d, "path", r->path);
-        cJSON_AddNumberToObject(d, "status", r->status);
-        http_audit(r, action, target, d, r->status < 400 ? "ok" : "error");
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "method", r->method);
+        cJSON_AddStringToObject(j, "path", r->path);
+        cJSON_AddNumberToObject(j, "status", r->status);
+        http_audit(r, d.action, d.target, j, r->status < 400 ? "ok" : "error");
     }
     return r->status;
 }
@@ -612,6 +659,9 @@ req_init(struct req *r, struct mg_connection *conn)
 static void
 req_clear(struct req *r)
 {
+    if (r->ctx_free) {
+        r->ctx_free(r->ctx);
+    }
     for (int i = 0; i < r->nparams; i++) {
         free(r->params[i]);
     }
@@ -685,14 +735,13 @@ static_handler(struct mg_connection *conn, void *cbdata)
                             "method not allowed\n", 19);
         goto out;
     }
-    size_t plen = strlen(r.path);
-    rel = xmalloc(plen + 16);
-    int dlen = mg_url_decode(r.path, (int)plen, rel, (int)plen + 1, 0);
-    if (dlen < 0 || strlen(rel) != (size_t)dlen) { /* undecodable, or an encoded NUL */
+    rel = http_pct_decode(r.path, strlen(r.path), 0);
+    if (!rel) { /* undecodable, or an encoded NUL */
         goto not_found;
     }
     if (strcmp(rel, "/") == 0) {
-        strcpy(rel, "/index.html");
+        free(rel);
+        rel = xstrdup("/index.html");
     }
     if (rel[0] != '/' || strstr(rel, "..") || strchr(rel, '\\') || strstr(rel, "//")) {
         goto not_found;

@@ -21,6 +21,7 @@
 #include "consul.h"
 #include "events.h"
 #include "http.h"
+#include "slots.h"
 #include "store.h"
 #include "util.h"
 #include "watch.h"
@@ -427,10 +428,13 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
     app.consul = consul_client_new(cfg);
     app.events = events_new(0);
+    /* blocking proxied reads: per user, and half the worker threads in all */
+    app.blocking_reads = slots_new(cfg->blocking_reads_per_user, cfg->threads / 2);
     if (cfg->watch_enabled) {
         app.watch = watch_start(cfg, app.consul, app.events);
         if (!app.watch) {
             fprintf(stderr, "consulate: cannot start the Consul watchers\n");
+            slots_free(app.blocking_reads);
             events_free(app.events);
             consul_client_free(app.consul);
             return 1;
@@ -441,6 +445,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     struct mg_context *ctx = http_start(&app, &port, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "consulate: %s\n", err);
+        slots_free(app.blocking_reads);
         watch_stop(app.watch);
         events_free(app.events);
         consul_client_free(app.consul);
@@ -469,6 +474,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     watch_stop(app.watch);
     events_free(app.events);
     consul_client_free(app.consul);
+    slots_free(app.blocking_reads);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* route: pure path-pattern matching for the route table. See include/http.h. */
+/* route: pure path-pattern matching for the route table, and the one percent-decoder of
+ * the HTTP layer. See include/http.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,26 +19,26 @@ hexval(char c)
     return -1;
 }
 
-/* Percent-decodes n bytes of s into a new string; NULL when an escape is malformed or
- * decodes to NUL. */
-static char *
-pct_decode(const char *s, size_t n)
+char *
+http_pct_decode(const char *s, size_t n, int plus_is_space)
 {
     char *out = xmalloc(n + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            if (i + 2 >= n) {
-                free(out);
-                return NULL;
-            }
-            int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+            int a = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int b = i + 2 < n ? hexval(s[i + 2]) : -1;
             if (a < 0 || b < 0 || (a == 0 && b == 0)) {
                 free(out);
                 return NULL;
             }
             out[o++] = (char)(a * 16 + b);
             i += 2;
+        } else if (s[i] == '+' && plus_is_space) {
+            out[o++] = ' ';
+        } else if (s[i] == '\0') {
+            free(out);
+            return NULL;
         } else {
             out[o++] = s[i];
         }
@@ -80,7 +81,7 @@ route_match(const char *pattern, const char *path, char **params, int maxparams,
             if (seg == 0) {
                 goto fail;
             }
-            char *v = pct_decode(s, seg);
+            char *v = http_pct_decode(s, seg, 0);
             if (!v || strchr(v, '/')) {
                 free(v);
                 goto fail;
@@ -108,8 +109,8 @@ fail:
 }
 
 const struct route *
-route_find(const struct route *table, size_t n, const char *method, const char *path,
-           char **params, int *nparams, int *path_matched)
+route_find(const struct route *table, size_t n, const char *method, const char *path, char **params,
+           int *nparams, int *path_matched)
 {
     *path_matched = 0;
     for (size_t i = 0; i < n; i++) {

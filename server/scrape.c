@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "cluster.h"
+#include "curl_opts.h"
 #include "prom.h"
 #include "util.h"
 
@@ -22,6 +23,7 @@ struct scraper {
 struct scraper *
 scraper_new(int connect_timeout_ms, int timeout_ms, const atomic_int *stop)
 {
+    curl_opts_global_init();
     struct scraper *s = xcalloc(1, sizeof(*s));
     s->h = curl_easy_init();
     s->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms : 1000;
@@ -59,18 +61,6 @@ on_body(char *data, size_t size, size_t nmemb, void *ud)
     return buf_append(b, data, n) == BUF_OK ? n : 0;
 }
 
-/* Aborts the transfer when the owner asked to stop. */
-static int
-on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    const atomic_int *stop = ud;
-    return stop && atomic_load(stop) ? 1 : 0;
-}
-
 static void
 exporter_unknown(struct cluster_exporter *e, const char *host)
 {
@@ -98,22 +88,17 @@ scraper_fetch(struct scraper *s, const char *url, const char *host, struct clust
     }
     CURL *h = s->h;
     curl_easy_reset(h);
+    struct curl_limits lim = {
+        .connect_timeout_ms = s->connect_timeout_ms,
+        .timeout_ms = s->timeout_ms,
+        .tls_verify = 1,
+        .cancel = s->stop,
+    };
+    curl_opts_apply(h, &lim);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)s->stop);
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         if (err) {

@@ -314,16 +314,33 @@ resp_error_message(const struct resp *r)
     return json_get_str(cJSON_GetObjectItem(r->json, "error"), "message", "");
 }
 
+const char *
+resp_error_mismatch(const struct resp *r, long status, const char *code, const char *what)
+{
+    static __thread char why[1024];
+    const char *c = resp_error_code(r);
+    const char *msg = resp_error_message(r);
+    if (r->status != status) {
+        snprintf(why, sizeof(why), "status %ld, expected %ld: %.300s", r->status, status,
+                 r->body ? r->body : "");
+    } else if (strcmp(c, code) != 0) {
+        snprintf(why, sizeof(why), "error code '%s', expected '%s' (%.300s)", c, code, msg);
+    } else if (what && !strstr(msg, what)) {
+        snprintf(why, sizeof(why), "message '%.300s' does not name '%s'", msg, what);
+    } else {
+        return NULL;
+    }
+    return why;
+}
+
 int
 resp_is_error(const struct resp *r, long status, const char *code, const char *what)
 {
-    if (r->status == status && strcmp(resp_error_code(r), code) == 0 &&
-        (!what || strstr(resp_error_message(r), what))) {
-        return 1;
+    const char *why = resp_error_mismatch(r, status, code, what);
+    if (why) {
+        fprintf(stderr, "harness: %s\n", why);
     }
-    fprintf(stderr, "harness: expected %ld %s naming '%s', got %ld: %s\n", status, code,
-            what ? what : "", r->status, r->body ? r->body : "");
-    return 0;
+    return why == NULL;
 }
 
 struct client *

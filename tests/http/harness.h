@@ -53,9 +53,22 @@ char *resp_header(const struct resp *r, const char *name);
 /* error.code and error.message of an error reply ("" when absent; borrowed from r). */
 const char *resp_error_code(const struct resp *r);
 const char *resp_error_message(const struct resp *r);
-/* 1 when r has this status and error code and, when what is not NULL, a message containing
- * what; else prints what came instead to stderr and returns 0 (use in assert_true). */
+/* NULL when r is an error reply {"error":{"code","message"}} with status and code whose
+ * message contains what (any message when what is NULL); else a sentence saying how it
+ * differs (a static buffer, valid until the next call in the thread). */
+const char *resp_error_mismatch(const struct resp *r, long status, const char *code,
+                                const char *what);
+/* 1 when resp_error_mismatch finds nothing; else prints the difference to stderr and
+ * returns 0 (use in assert_true). */
 int resp_is_error(const struct resp *r, long status, const char *code, const char *what);
+/* The cmocka assertion of resp_error_mismatch (for files that include cmocka.h). */
+#define assert_error_reply(r, status, code, what)                                              \
+    do {                                                                                       \
+        const char *why_ = resp_error_mismatch((r), (status), (code), (what));                 \
+        if (why_) {                                                                            \
+            fail_msg("%s", why_);                                                              \
+        }                                                                                      \
+    } while (0)
 
 /* A client: its own cookie jar and CSRF token, like one browser. */
 struct client;

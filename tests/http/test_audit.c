@@ -467,25 +467,6 @@ test_cli_export(void **state)
 
 /* ---- the seal (key, MACs, anchor) with the default configuration ---- */
 
-/* One integer from the server's database through a second connection. */
-static long long
-db_int(struct srv *s, const char *sql)
-{
-    sqlite3 *db;
-    long long n = -1;
-    assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            n = sqlite3_column_int64(st, 0);
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
-}
-
 /* One text value from the server's database (the caller frees it). */
 static char *
 db_text(struct srv *s, const char *sql)

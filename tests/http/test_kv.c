@@ -1,7 +1,8 @@
 /* Black-box tests of KV history and restore (/api/kv/history, /api/kv/restore) against the
  * real server and the simulator (3 servers on 127.0.0.41-43): the history built from the
- * audit log, restores of a value and of an absence, check-and-set on the current index,
- * conflicts, and permissions. */
+ * audit log (one entry per change, its outcome folded in), restores of a value and of an
+ * absence, check-and-set on the current index, conflicts, permissions, keys written through
+ * encoded paths, and changes refused when they cannot be recorded first. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +46,20 @@ direct(struct fx *f, const char *method, const char *path, const char *body, cha
         free(b);
     }
     return status;
+}
+
+/* How many requests the simulator counted for path (as sent, without the query). */
+static long
+sim_count(struct fx *f, const char *path)
+{
+    long st = 0;
+    char *b = NULL;
+    sim_ctl(f->sim, "GET", "/sim/requests", NULL, &st, &b);
+    cJSON *j = b ? cJSON_Parse(b) : NULL;
+    long n = (long)json_get_num(cJSON_GetObjectItem(j, "by_path"), path, 0);
+    cJSON_Delete(j);
+    free(b);
+    return n;
 }
 
 static int
@@ -139,7 +154,7 @@ history(struct client *c, const char *key)
     cJSON *j = r.json;
     r.json = NULL;
     resp_free(&r);
-    if (!strchr(key, '%')) {
+    if (!strchr(key, '%') && !strstr(key, "//")) { /* else decoded, normalised */
         assert_string_equal(json_get_str(j, "key", ""), key);
     }
     return j;
@@ -183,6 +198,8 @@ test_history_and_restore(void **state)
     assert_string_equal(json_get_str(entry(h, 0), "action", ""), "consul.kv.put");
     assert_string_equal(json_get_str(entry(h, 0), "actor", ""), "otto");
     assert_string_equal(json_get_str(entry(h, 0), "outcome", ""), "ok");
+    assert_true(json_get_bool(entry(h, 0), "result", 0));
+    assert_int_equal((int)json_get_num(entry(h, 0), "consul_status", 0), 200);
     assert_string_equal(json_get_str(entry(h, 0), "value_b64", ""), v3);
     const cJSON *p0 = cJSON_GetObjectItem(entry(h, 0), "previous");
     assert_true(json_get_bool(p0, "exists", 0));
@@ -213,6 +230,8 @@ test_history_and_restore(void **state)
     h = history(c, key);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "entries")), 4);
     assert_string_equal(json_get_str(entry(h, 0), "action", ""), "consul.kv.restore");
+    assert_string_equal(json_get_str(entry(h, 0), "outcome", ""), "ok");
+    assert_true(json_get_bool(entry(h, 0), "result", 0));
     assert_int_equal((int)json_get_num(entry(h, 0), "restored_from", 0), (int)id_v1);
     assert_string_equal(json_get_str(cJSON_GetObjectItem(entry(h, 0), "previous"), "value_b64", ""),
                         v3);
@@ -329,9 +348,7 @@ test_restore_conflict(void **state)
     struct resp r = restore(c, "race/key", id, "previous");
     pthread_join(t, NULL);
     sim_ctl(f->sim, "PUT", "/sim/latency", "{\"ms\":0}", &st, NULL);
-    assert_int_equal(r.status, 409);
-    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
-                        "cas_conflict");
+    assert_error_reply(&r, 409, "cas_conflict", "the key changed while restoring it");
     resp_free(&r);
     assert_int_equal(db_count_audit(f->srv, "consul.kv.restore", "error"), before + 1);
     char *cur = current(f, "race/key");
@@ -357,31 +374,47 @@ test_restore_errors_and_permissions(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "entries")), 1);
     cJSON_Delete(h);
     long before = db_count_audit(f->srv, "consul.kv.restore", "denied");
+    long writes = sim_count(f, "/v1/kv/perm/key");
     struct resp r = restore(v, "perm/key", id, "previous");
-    assert_int_equal(r.status, 403);
+    assert_error_reply(&r, 403, "forbidden", "needs the operator role (you are viewer)");
     resp_free(&r);
     assert_int_equal(db_count_audit(f->srv, "consul.kv.restore", "denied"), before + 1);
 
-    /* the history needs its key */
+    /* the history needs its key, well encoded, and sane paging */
     r = client_req(v, "GET", "/api/kv/history", NULL);
-    assert_int_equal(r.status, 400);
-    assert_non_null(
-        strstr(json_get_str(cJSON_GetObjectItem(r.json, "error"), "message", ""), "key"));
+    assert_error_reply(&r, 400, "invalid_parameter", "'key' is required");
+    resp_free(&r);
+    r = client_req(v, "GET", "/api/kv/history?key=perm%zz", NULL);
+    assert_error_reply(&r, 400, "invalid_parameter", "'key' has a bad percent-encoding");
+    resp_free(&r);
+    r = client_req(v, "GET", "/api/kv/history?key=perm/key&limit=0", NULL);
+    assert_error_reply(&r, 400, "invalid_parameter", "'limit'");
+    resp_free(&r);
+    r = client_req(v, "GET", "/api/kv/history?key=perm/key&before=x", NULL);
+    assert_error_reply(&r, 400, "invalid_parameter", "'before'");
     resp_free(&r);
 
-    /* an entry of another key, an unknown id, a bad "which" */
+    /* an entry of another key, an unknown id, a bad "which", no id */
     r = restore(op, "perm/other", id, "previous");
-    assert_int_equal(r.status, 404);
+    assert_error_reply(&r, 404, "not_found", "is not a KV entry for key 'perm/other'");
     resp_free(&r);
     r = restore(op, "perm/key", 999999, "previous");
-    assert_int_equal(r.status, 404);
+    assert_error_reply(&r, 404, "not_found", "audit entry 999999");
     resp_free(&r);
     r = restore(op, "perm/key", id, "newest");
-    assert_int_equal(r.status, 400);
+    assert_error_reply(&r, 400, "invalid_parameter", "'which'");
     resp_free(&r);
     r = client_req(op, "POST", "/api/kv/restore", "{\"key\":\"perm/key\"}");
-    assert_int_equal(r.status, 400);
+    assert_error_reply(&r, 400, "invalid_parameter", "'audit_id'");
     resp_free(&r);
+    r = client_req(op, "POST", "/api/kv/restore", "{\"audit_id\":1,\"which\":\"value\"}");
+    assert_error_reply(&r, 400, "invalid_parameter", "'key'");
+    resp_free(&r);
+    /* none of them wrote anything */
+    assert_int_equal(sim_count(f, "/v1/kv/perm/key"), writes);
+    char *cur = current(f, "perm/key");
+    assert_string_equal(cur, "x");
+    free(cur);
     /* a key with characters that need escaping round-trips */
     put(op, "odd/a%20b%3Fc", "spaced");
     h = history(op, "odd/a%20b%3Fc");
@@ -393,11 +426,163 @@ test_restore_errors_and_permissions(void **state)
     r = restore(op, "odd/a b?c", id, "value");
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    char *cur = current(f, "odd/a%20b%3Fc");
+    cur = current(f, "odd/a%20b%3Fc");
     assert_string_equal(cur, "spaced");
     free(cur);
     client_free(v);
     client_free(op);
+}
+
+/* A key written through an encoded or unnormalised path: Consul decodes the path and its
+ * router would collapse "//", so the proxy builds one canonical path from the decoded,
+ * normalised one and uses it for the read of the previous value, the write and the audit
+ * target. The history then has the right previous value, and restoring it restores it. */
+static void
+test_encoded_paths(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = srv_login(f->srv, "otto", PW);
+    static const struct {
+        const char *sent; /* after /api/consul/v1/ */
+        const char *key;
+    } v[] = {
+        {"kv%2Fenc%2Fk1", "enc/k1"},    {"kv%2fenc%2fk2", "enc/k2"}, {"kv/enc%2Fk3", "enc/k3"},
+        {"kv%2Fenc/k4", "enc/k4"},      {"kv//enc///k5", "enc/k5"},  {"kv/enc/%6B6", "enc/k6"},
+        {"kv%2F%2Fenc%2fk7", "enc/k7"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(v); i++) {
+        char path[256], before[32], after[32];
+        snprintf(before, sizeof(before), "before-%zu", i);
+        snprintf(after, sizeof(after), "after-%zu", i);
+        /* the previous value, written with the canonical path (the same key on any agent) */
+        snprintf(path, sizeof(path), "/v1/kv/%s", v[i].key);
+        assert_int_equal(direct(f, "PUT", path, before, NULL), 200);
+        snprintf(path, sizeof(path), "/api/consul/v1/%s", v[i].sent);
+        struct resp r = client_req_raw(c, "PUT", path, after, strlen(after), NULL, 1);
+        assert_int_equal(r.status, 200);
+        assert_memory_equal(r.body, "true", 4);
+        resp_free(&r);
+        char *cur = current(f, v[i].key);
+        assert_non_null(cur);
+        assert_string_equal(cur, after);
+        free(cur);
+
+        cJSON *h = history(c, v[i].key);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "entries")), 1);
+        const cJSON *e = entry(h, 0);
+        char *b_before = b64(before), *b_after = b64(after);
+        assert_string_equal(json_get_str(e, "action", ""), "consul.kv.put");
+        assert_string_equal(json_get_str(e, "outcome", ""), "ok");
+        assert_true(json_get_bool(e, "result", 0));
+        const cJSON *prev = cJSON_GetObjectItem(e, "previous");
+        if (!json_get_bool(prev, "exists", 0)) {
+            fail_msg("%s: the history says %s did not exist before", v[i].sent, v[i].key);
+        }
+        assert_string_equal(json_get_str(prev, "value_b64", ""), b_before);
+        assert_string_equal(json_get_str(e, "value_b64", ""), b_after);
+        double id = json_get_num(e, "id", 0);
+        cJSON_Delete(h);
+        free(b_before);
+        free(b_after);
+
+        r = restore(c, v[i].key, id, "previous");
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+        cur = current(f, v[i].key);
+        assert_non_null(cur);
+        assert_string_equal(cur, before);
+        free(cur);
+    }
+    /* the history of an unnormalised key is the key's */
+    cJSON *h = history(c, "enc//k5");
+    assert_string_equal(json_get_str(h, "key", ""), "enc/k5");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "entries")), 2);
+    cJSON_Delete(h);
+    client_free(c);
+}
+
+#define NO_AUDIT_TRIGGER                                                                           \
+    "CREATE TRIGGER test_no_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, "           \
+    "'audit log unavailable (test)'); END;"
+
+/* No change without its record: when the attempt cannot be recorded, neither a proxied KV
+ * write nor a restore is sent (503 audit_unavailable), and the value stays. */
+static void
+test_change_needs_its_record(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = srv_login(f->srv, "otto", PW);
+    put(c, "rec/key", "v1");
+    cJSON *h = history(c, "rec/key");
+    double id = json_get_num(entry(h, 0), "id", 0);
+    cJSON_Delete(h);
+    assert_int_equal(db_exec(f->srv, NO_AUDIT_TRIGGER), 0);
+    long seen = sim_count(f, "/v1/kv/rec/key");
+
+    struct resp r = client_req_raw(c, "PUT", "/api/consul/v1/kv/rec/key", "v2", 2, NULL, 1);
+    assert_error_reply(&r, 503, "audit_unavailable", "the audit log cannot be written");
+    resp_free(&r);
+    /* the previous value was read (the record needs it); nothing was written */
+    assert_int_equal(sim_count(f, "/v1/kv/rec/key"), seen + 1);
+    r = client_req_raw(c, "DELETE", "/api/consul/v1/kv/rec/key", NULL, 0, NULL, 1);
+    assert_error_reply(&r, 503, "audit_unavailable", "not sent to Consul");
+    resp_free(&r);
+    r = restore(c, "rec/key", id, "previous"); /* would delete it */
+    assert_error_reply(&r, 503, "audit_unavailable", "not sent to Consul");
+    resp_free(&r);
+    assert_int_equal(sim_count(f, "/v1/kv/rec/key"), seen + 3);
+    char *cur = current(f, "rec/key");
+    assert_non_null(cur);
+    assert_string_equal(cur, "v1");
+    free(cur);
+
+    assert_int_equal(db_exec(f->srv, "DROP TRIGGER test_no_audit;"), 0);
+    put(c, "rec/key", "v3");
+    client_free(c);
+}
+
+/* An attempt whose outcome could not be recorded stays in the history as "pending" (the
+ * change was sent; its result is unknown), and can still be restored from. */
+static void
+test_outcome_lost_stays_pending(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = srv_login(f->srv, "otto", PW);
+    put(c, "lost/key", "v1");
+    assert_int_equal(db_exec(f->srv, "CREATE TRIGGER test_no_outcome BEFORE INSERT ON audit_log "
+                                     "WHEN NEW.outcome <> 'pending' BEGIN SELECT RAISE(ABORT, "
+                                     "'no outcome (test)'); END;"),
+                     0);
+    put(c, "lost/key", "v2");
+    assert_int_equal(db_exec(f->srv, "DROP TRIGGER test_no_outcome;"), 0);
+    cJSON *h = history(c, "lost/key");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h, "entries")), 2);
+    const cJSON *e = entry(h, 0);
+    assert_string_equal(json_get_str(e, "outcome", ""), "pending");
+    assert_null(cJSON_GetObjectItem(e, "result"));
+    assert_string_equal(json_get_str(entry(h, 1), "outcome", ""), "ok");
+    char *v1 = b64("v1");
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(e, "previous"), "value_b64", ""), v1);
+    free(v1);
+    double id = json_get_num(e, "id", 0);
+    cJSON_Delete(h);
+    struct resp r = restore(c, "lost/key", id, "previous");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    char *cur = current(f, "lost/key");
+    assert_string_equal(cur, "v1");
+    free(cur);
+    /* paging: the older entry alone, its outcome folded in although it is newer than before */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/kv/history?key=lost/key&before=%.0f&limit=1", id);
+    r = client_req(c, "GET", path, NULL);
+    assert_int_equal(r.status, 200);
+    const cJSON *entries = cJSON_GetObjectItem(r.json, "entries");
+    assert_int_equal(cJSON_GetArraySize(entries), 1);
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(entries, 0), "outcome", ""), "ok");
+    assert_true(json_get_bool(cJSON_GetArrayItem(entries, 0), "result", 0));
+    resp_free(&r);
+    client_free(c);
 }
 
 int
@@ -413,6 +598,9 @@ main(void)
         cmocka_unit_test(test_cas_through_proxy),
         cmocka_unit_test(test_restore_conflict),
         cmocka_unit_test(test_restore_errors_and_permissions),
+        cmocka_unit_test(test_encoded_paths),
+        cmocka_unit_test(test_change_needs_its_record),
+        cmocka_unit_test(test_outcome_lost_stays_pending),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

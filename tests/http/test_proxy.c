@@ -190,34 +190,93 @@ login(struct fx *f, const char *name)
     return c;
 }
 
-/* The detail JSON of the newest audit entry with action and target (NULL when none). */
-static cJSON *
-last_detail(struct srv *s, const char *action, const char *target, char *outcome, size_t olen)
+/* One audit row read back through SQL. */
+struct row {
+    long long id;
+    char outcome[16];
+    cJSON *detail;
+};
+
+/* The newest audit row with action and target (id 0 when none), or with the given id when
+ * id_wanted is not 0. */
+static struct row
+row_get(struct srv *s, const char *action, const char *target, long long id_wanted)
 {
+    struct row out = {0};
     sqlite3 *db;
-    cJSON *j = NULL;
     if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         sqlite3_close(db);
-        return NULL;
+        return out;
     }
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT detail, outcome FROM audit_log WHERE action = ?1 AND "
-                           "target = ?2 ORDER BY id DESC LIMIT 1",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT id, detail, outcome FROM audit_log WHERE (?3 = 0 AND action = ?1 "
+            "AND target = ?2) OR id = ?3 ORDER BY id DESC LIMIT 1",
+            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, id_wanted);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            j = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
-            if (outcome) {
-                snprintf(outcome, olen, "%s", (const char *)sqlite3_column_text(st, 1));
-            }
+            out.id = sqlite3_column_int64(st, 0);
+            out.detail = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+            snprintf(out.outcome, sizeof(out.outcome), "%s",
+                     (const char *)sqlite3_column_text(st, 2));
         }
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    return j;
+    return out;
+}
+
+/* The record of the newest change with action and target, as one detail (NULL when none): a
+ * change is an attempt (outcome "pending", written before Consul was asked) and an outcome
+ * entry naming it (attempt_id); both are checked and their details merged, the outcome's
+ * outcome returned. A single entry (a denial) is returned as it is. */
+static cJSON *
+last_detail(struct srv *s, const char *action, const char *target, char *outcome, size_t olen)
+{
+    struct row last = row_get(s, action, target, 0);
+    if (!last.detail) {
+        return NULL;
+    }
+    if (outcome) {
+        snprintf(outcome, olen, "%s", last.outcome);
+    }
+    const cJSON *aid = cJSON_GetObjectItem(last.detail, "attempt_id");
+    if (!cJSON_IsNumber(aid)) {
+        return last.detail;
+    }
+    struct row attempt = row_get(s, action, target, (long long)aid->valuedouble);
+    assert_non_null(attempt.detail);
+    assert_string_equal(attempt.outcome, "pending");
+    assert_true(attempt.id < last.id);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, attempt.detail)
+    {
+        if (!cJSON_GetObjectItem(last.detail, item->string)) {
+            cJSON_AddItemToObject(last.detail, item->string, cJSON_Duplicate(item, 1));
+        }
+    }
+    cJSON_Delete(attempt.detail);
+    return last.detail;
+}
+
+/* The simulator's request counters: total, and the count of one path ("" for none). */
+static long
+sim_count(struct sim *sim, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/sim/requests", sim->control);
+    cJSON *j = sim_get_json(url, NULL);
+    long n = -1;
+    if (j) {
+        n = path && path[0] ? (long)json_get_num(cJSON_GetObjectItem(j, "by_path"), path, 0)
+                            : (long)json_get_num(j, "total", -1);
+    }
+    cJSON_Delete(j);
+    return n;
 }
 
 static char *
@@ -260,7 +319,7 @@ test_passthrough_equal(void **state)
         "/v1/operator/raft/configuration",
         "/v1/agent/members",
         "/v1/kv/eq/one?stale",
-        "/v1/no/such/endpoint",
+        "/v1/kv/eq/absent?raw",
     };
     for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
         char proxied[512];
@@ -315,12 +374,43 @@ test_passthrough_equal(void **state)
     assert_non_null(csp);
     free(csp);
     resp_free(&p);
-    /* HEAD is a read: it passes, and Consul's answer (the simulator's too) comes back */
+    /* HEAD is a read: it reaches the agent, and the agent's answer comes back (the
+     * simulator answers 405 with its own Allow list, "GET,PUT,DELETE"-style: no space after
+     * the commas, unlike the console's own "GET, HEAD, PUT, POST, DELETE") */
+    long before = sim_count(f->sim, "/v1/kv/eq/one");
     p = client_req_raw(c, "HEAD", "/api/consul/v1/kv/eq/one", NULL, 0, NULL, 0);
+    assert_int_equal(sim_count(f->sim, "/v1/kv/eq/one"), before + 1);
     struct resp d = direct(f->sim, 0, "HEAD", "/v1/kv/eq/one", NULL);
     assert_int_equal(p.status, d.status);
+    char *allow_p = resp_header(&p, "Allow"), *allow_d = resp_header(&d, "Allow");
+    if (d.status == 405) {
+        assert_non_null(allow_d);
+        assert_non_null(allow_p);
+        assert_string_equal(allow_p, allow_d);
+        assert_null(strstr(allow_p, ", "));
+        assert_non_null(strstr(allow_p, "GET"));
+    }
+    free(allow_p);
+    free(allow_d);
     resp_free(&p);
     resp_free(&d);
+    client_free(c);
+}
+
+/* A path no allowlist row names is refused for every role, audited, and never forwarded. */
+static void
+test_unknown_endpoint_refused(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    long total = sim_count(f->sim, NULL);
+    long denied = db_count_audit(f->srv, "consul.no.get", "denied");
+    struct resp r = client_req(c, "GET", "/api/consul/v1/no/such/endpoint", NULL);
+    assert_error_reply(&r, 403, "forbidden",
+                       "GET /v1/no/such/endpoint is not in the proxy's allowlist");
+    resp_free(&r);
+    assert_int_equal(db_count_audit(f->srv, "consul.no.get", "denied"), denied + 1);
+    assert_int_equal(sim_count(f->sim, NULL), total);
     client_free(c);
 }
 
@@ -553,6 +643,9 @@ test_always_refused(void **state)
         if (r.status != 403) {
             fail_msg("%s %s: %ld", refused[i].method, refused[i].path, r.status);
         }
+        assert_error_reply(&r, 403, "forbidden", "is never allowed through the proxy");
+        assert_non_null(strstr(json_get_str(cJSON_GetObjectItem(r.json, "error"), "message", ""),
+                               refused[i].method));
         resp_free(&r);
     }
     assert_int_equal(db_count_audit(f->srv, "consul.", "denied"),
@@ -580,21 +673,81 @@ test_always_refused(void **state)
     client_free(c);
 }
 
+/* The secrets the old deny list let through: a viewer read a leaf certificate with its
+ * private key and the gossip keys, an admin the console's own ACL token. Refused for every
+ * role, with a reason, audited as denied, and never forwarded. */
 static void
-test_secret_reads_admin_only(void **state)
+test_secret_reads_refused(void **state)
 {
     struct fx *f = *state;
-    struct client *c = login(f, "vera");
-    struct resp r = client_req(c, "GET", "/api/consul/v1/acl/tokens", NULL);
-    assert_int_equal(r.status, 403);
+    struct client *v = login(f, "vera");
+    struct client *a = admin(f);
+    static const struct {
+        const char *path;     /* as the browser sends it */
+        const char *norm;     /* the Consul path named in the message and the audit target */
+        const char *sim_path; /* what the simulator would have counted */
+        const char *action;
+    } secrets[] = {
+        {"/api/consul/v1/agent/connect/ca/leaf/web", "/v1/agent/connect/ca/leaf/web",
+         "/v1/agent/connect/ca/leaf/web", "consul.agent.get"},
+        {"/api/consul/v1/operator/keyring", "/v1/operator/keyring", "/v1/operator/keyring",
+         "consul.operator.get"},
+        {"/api/consul/v1/acl/token/self", "/v1/acl/token/self", "/v1/acl/token/self",
+         "consul.acl.get"},
+        {"/api/consul/v1/acl/tokens", "/v1/acl/tokens", "/v1/acl/tokens", "consul.acl.get"},
+        {"/api/consul/v1/acl/token/00000000-0000-0000-0000-000000000002",
+         "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+         "/v1/acl/token/00000000-0000-0000-0000-000000000002", "consul.acl.get"},
+        {"/api/consul/v1/snapshot", "/v1/snapshot", "/v1/snapshot", "consul.snapshot.get"},
+        {"/api/consul/v1/connect/ca/configuration", "/v1/connect/ca/configuration",
+         "/v1/connect/ca/configuration", "consul.connect.get"},
+        /* spelled otherwise: decoded, collapsed, any case */
+        {"/api/consul/v1/acl/token%2Fself", "/v1/acl/token/self", "/v1/acl/token%2Fself",
+         "consul.acl.get"},
+        {"/api/consul/v1//acl//token/self/", "/v1/acl/token/self/", "/v1//acl//token/self/",
+         "consul.acl.get"},
+        {"/api/consul/v1/%61cl/token/self", "/v1/acl/token/self", "/v1/%61cl/token/self",
+         "consul.acl.get"},
+        {"/api/consul/v1/agent/connect/ca/Leaf/web", "/v1/agent/connect/ca/Leaf/web",
+         "/v1/agent/connect/ca/Leaf/web", "consul.agent.get"},
+    };
+    struct client *who[] = {v, a};
+    for (size_t w = 0; w < ARRAY_LEN(who); w++) {
+        for (size_t i = 0; i < ARRAY_LEN(secrets); i++) {
+            long total = sim_count(f->sim, NULL);
+            long denied = db_count_audit(f->srv, secrets[i].action, "denied");
+            struct resp r = client_req(who[w], "GET", secrets[i].path, NULL);
+            char what[256];
+            snprintf(what, sizeof(what), "GET %s is never allowed", secrets[i].norm);
+            assert_error_reply(&r, 403, "forbidden", what);
+            resp_free(&r);
+            assert_int_equal(db_count_audit(f->srv, secrets[i].action, "denied"), denied + 1);
+            char outcome[16];
+            cJSON *d =
+                last_detail(f->srv, secrets[i].action, secrets[i].norm, outcome, sizeof(outcome));
+            assert_non_null(d);
+            assert_string_equal(outcome, "denied");
+            cJSON_Delete(d);
+            assert_int_equal(sim_count(f->sim, NULL), total);
+            assert_int_equal(sim_count(f->sim, secrets[i].sim_path), 0);
+        }
+    }
+    /* agent/self carries the agent's configuration: admin's, not a viewer's */
+    long denied = db_count_audit(f->srv, "consul.agent.get", "denied");
+    struct resp r = client_req(v, "GET", "/api/consul/v1/agent/self", NULL);
+    assert_error_reply(&r, 403, "forbidden",
+                       "GET /v1/agent/self needs the admin role (you are viewer)");
     resp_free(&r);
-    r = client_req(c, "GET", "/api/consul/v1/snapshot", NULL);
-    assert_int_equal(r.status, 403);
-    resp_free(&r);
-    r = client_req(c, "GET", "/api/consul/v1/agent/self", NULL);
+    assert_int_equal(db_count_audit(f->srv, "consul.agent.get", "denied"), denied + 1);
+    r = client_req(a, "GET", "/api/consul/v1/agent/self", NULL);
     assert_int_equal(r.status, 200);
     resp_free(&r);
-    client_free(c);
+    /* what a viewer needs still passes */
+    r = client_req(v, "GET", "/api/consul/v1/agent/members", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(v);
+    client_free(a);
 }
 
 static void
@@ -602,26 +755,40 @@ test_path_and_method_checks(void **state)
 {
     struct fx *f = *state;
     struct client *c = admin(f);
-    static const char *const bad[] = {
-        "/api/consul/v1/kv/a/%2e%2e/acl/bootstrap",
-        "/api/consul/v1/kv/a/../b",
-        "/api/consul/v1/kv/a%00b",
-        "/api/consul/v1/kv/a%0d%0aX-Evil:%201",
-        "/api/consul/v1/kv/%zz",
+    static const struct {
+        const char *path, *why;
+    } bad[] = {
+        {"/api/consul/v1/kv/a/%2e%2e/acl/bootstrap", "'..' segment"},
+        {"/api/consul/v1/kv/a/../b", "'..' segment"},
+        {"/api/consul/v1/kv/a%00b", "%00"},
+        {"/api/consul/v1/kv/a%0d%0aX-Evil:%201", "control character"},
+        {"/api/consul/v1/kv/%zz", "malformed percent escape"},
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
-        struct resp r = client_req(c, "GET", bad[i], NULL);
-        if (r.status != 400) {
-            fail_msg("%s: %ld", bad[i], r.status);
-        }
+        long total = sim_count(f->sim, NULL);
+        struct resp r = client_req(c, "GET", bad[i].path, NULL);
+        assert_error_reply(&r, 400, "invalid_path", bad[i].why);
         resp_free(&r);
+        /* and a write with the same path changes nothing either */
+        r = client_req(c, "PUT", bad[i].path, "x");
+        assert_error_reply(&r, 400, "invalid_path", bad[i].why);
+        resp_free(&r);
+        assert_int_equal(sim_count(f->sim, NULL), total);
     }
+    long total = sim_count(f->sim, NULL);
     struct resp r = client_req(c, "PATCH", "/api/consul/v1/kv/x", "{}");
-    assert_int_equal(r.status, 405);
+    assert_error_reply(&r, 405, "method_not_allowed", "PATCH");
+    char *allow = resp_header(&r, "Allow");
+    assert_string_equal(allow, "GET, HEAD, PUT, POST, DELETE");
+    free(allow);
     resp_free(&r);
     /* a write without the CSRF header is refused by the dispatcher */
     r = client_req_raw(c, "PUT", "/api/consul/v1/kv/csrf", "x", 1, NULL, 0);
-    assert_int_equal(r.status, 403);
+    assert_error_reply(&r, 403, "csrf", "X-CSRF-Token");
+    resp_free(&r);
+    assert_int_equal(sim_count(f->sim, NULL), total);
+    r = direct(f->sim, 0, "GET", "/v1/kv/csrf", NULL);
+    assert_int_equal(r.status, 404);
     resp_free(&r);
     client_free(c);
 }
@@ -661,11 +828,14 @@ test_body_limit(void **state)
     char *big = xmalloc(n + 2);
     memset(big, 'v', n + 1);
     big[n + 1] = '\0';
+    long total = sim_count(f->sim, NULL);
+    long errors = db_count_audit(f->srv, "consul.kv.put", "error");
     struct resp r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n + 1, NULL, 1);
-    assert_int_equal(r.status, 413);
-    assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
-                        "body_too_large");
+    assert_error_reply(&r, 413, "body_too_large", "request body exceeds 524288 bytes");
     resp_free(&r);
+    /* nothing sent, and the refused write is recorded */
+    assert_int_equal(sim_count(f->sim, NULL), total);
+    assert_int_equal(db_count_audit(f->srv, "consul.kv.put", "error"), errors + 1);
     /* exactly 512 KiB passes, and the audit keeps only its hash */
     r = client_req_raw(c, "PUT", "/api/consul/v1/kv/big/one", big, n, NULL, 1);
     assert_int_equal(r.status, 200);
@@ -872,6 +1042,577 @@ test_connect_timeout(void **state)
     close(ls);
 }
 
+/* ---- a fake agent: one canned answer to every request, and the requests it saw ---- */
+
+struct fake_agent {
+    int fd;
+    pthread_t thread;
+    char url[64];
+    const char *answer; /* sent as is, then the connection is closed */
+    size_t answer_len;
+    int gets, puts, others; /* requests seen, by method */
+    char seen[16][160];     /* the first requests: "METHOD /path body=N" (N = -1: no length) */
+    int nseen;
+    pthread_mutex_t mu;
+};
+
+/* Reads one request (headers, then Content-Length bytes of body) from fd; returns its method
+ * in method ("" when the connection closed first) and "METHOD /path body=N" in line. */
+static void
+fake_read_request(int fd, char *method, size_t mlen, char *line, size_t llen)
+{
+    char buf[65536];
+    size_t n = 0;
+    method[0] = '\0';
+    char *end = NULL;
+    while (!end && n < sizeof(buf) - 1) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0) {
+            return;
+        }
+        n += (size_t)r;
+        buf[n] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end) {
+        return;
+    }
+    snprintf(method, mlen, "%.*s", (int)strcspn(buf, " "), buf);
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    long want = cl && cl < end ? strtol(cl + 17, NULL, 10) : 0;
+    snprintf(line, llen, "%.*s body=%ld", (int)strcspn(buf, "?\r"), buf,
+             cl && cl < end ? want : -1L);
+    char *sp = strrchr(line, ' ');
+    char *http = strstr(line, " HTTP/1.1");
+    if (http && sp) { /* drop " HTTP/1.1" from the request line */
+        memmove(http, sp, strlen(sp) + 1);
+    }
+    long have = (long)(n - (size_t)(end + 4 - buf));
+    while (have < want) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r <= 0) {
+            return;
+        }
+        have += r;
+    }
+}
+
+static void *
+fake_main(void *arg)
+{
+    struct fake_agent *fa = arg;
+    for (;;) {
+        int c = accept(fa->fd, NULL, NULL);
+        if (c < 0) {
+            return NULL;
+        }
+        char method[16], line[160] = "";
+        fake_read_request(c, method, sizeof(method), line, sizeof(line));
+        if (strcmp(method, "QUIT") == 0) {
+            close(c);
+            return NULL;
+        }
+        pthread_mutex_lock(&fa->mu);
+        if (strcmp(method, "GET") == 0) {
+            fa->gets++;
+        } else if (strcmp(method, "PUT") == 0) {
+            fa->puts++;
+        } else if (method[0]) {
+            fa->others++;
+        }
+        if (method[0] && fa->nseen < (int)ARRAY_LEN(fa->seen)) {
+            snprintf(fa->seen[fa->nseen++], sizeof(fa->seen[0]), "%s", line);
+        }
+        pthread_mutex_unlock(&fa->mu);
+        size_t off = 0;
+        while (method[0] && off < fa->answer_len) {
+            ssize_t w = write(c, fa->answer + off, fa->answer_len - off);
+            if (w <= 0) {
+                break;
+            }
+            off += (size_t)w;
+        }
+        close(c);
+    }
+}
+
+/* Starts a fake agent on ip (port chosen by the kernel) answering every request with answer
+ * (answer_len bytes, borrowed). */
+static struct fake_agent *
+fake_start(const char *ip, const char *answer, size_t answer_len)
+{
+    struct fake_agent *fa = xcalloc(1, sizeof(*fa));
+    pthread_mutex_init(&fa->mu, NULL);
+    fa->answer = answer;
+    fa->answer_len = answer_len;
+    fa->fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fa->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    assert_int_equal(bind(fa->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fa->fd, 16), 0);
+    socklen_t alen = sizeof(a);
+    getsockname(fa->fd, (struct sockaddr *)&a, &alen);
+    snprintf(fa->url, sizeof(fa->url), "http://%s:%d", ip, ntohs(a.sin_port));
+    pthread_create(&fa->thread, NULL, fake_main, fa);
+    return fa;
+}
+
+static void
+fake_stop(struct fake_agent *fa)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "%s/", fa->url);
+    struct resp r = http_do("QUIT", url, NULL, 0, NULL); /* wakes accept, ends the thread */
+    resp_free(&r);
+    pthread_join(fa->thread, NULL);
+    close(fa->fd);
+    pthread_mutex_destroy(&fa->mu);
+    free(fa);
+}
+
+static const char answer500[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; "
+                                "charset=utf-8\r\nContent-Length: 22\r\nConnection: close\r\n\r\n"
+                                "rpc error: fake agent\n";
+
+/* A write answered 500 by the first agent is that write's answer: it is not sent again to the
+ * next agent (it may have been applied). A read answered 500 moves on to the next agent. */
+static void
+test_write_not_replayed(void **state)
+{
+    struct fx *f = *state;
+    struct fake_agent *fa = fake_start("127.0.0.38", answer500, sizeof(answer500) - 1);
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg),
+             "\"consul\":{\"addresses\":[\"%s\",\"%s\"],\"token\":\"%s\",\"watch\":false}", fa->url,
+             f->sim->servers[0].http, SIM_TOKEN);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    struct client *c = srv_login(s2, "admin", s2->admin_pw);
+    assert_non_null(c);
+    long sim_before = sim_count(f->sim, "/v1/agent/maintenance");
+    struct resp r =
+        client_req_raw(c, "PUT", "/api/consul/v1/agent/maintenance?enable=true", "", 0, NULL, 1);
+    assert_int_equal(r.status, 500);
+    assert_memory_equal(r.body, "rpc error: fake agent\n", 22);
+    resp_free(&r);
+    pthread_mutex_lock(&fa->mu);
+    assert_int_equal(fa->puts, 1);
+    pthread_mutex_unlock(&fa->mu);
+    assert_int_equal(sim_count(f->sim, "/v1/agent/maintenance"), sim_before); /* not replayed */
+    char outcome[16];
+    cJSON *d =
+        last_detail(s2, "consul.agent.put", "/v1/agent/maintenance", outcome, sizeof(outcome));
+    assert_non_null(d);
+    assert_string_equal(outcome, "error");
+    assert_int_equal((int)json_get_num(d, "consul_status", 0), 500);
+    assert_string_equal(json_get_str(d, "consul_address", ""), fa->url);
+    cJSON_Delete(d);
+
+    /* a read moves on after the 500, and the answer is the next agent's */
+    r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(cJSON_IsArray(r.json));
+    resp_free(&r);
+    pthread_mutex_lock(&fa->mu);
+    assert_int_equal(fa->gets, 1);
+    pthread_mutex_unlock(&fa->mu);
+    client_free(c);
+    srv_stop(s2);
+    fake_stop(fa);
+}
+
+static const char answer_true[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 5\r\nConnection: close\r\n\r\ntrue\n";
+
+/* The worker thread's curl handle is reused from one request to the next: each request goes
+ * out with its own method, path and body, nothing left over from the one before. */
+static void
+test_upstream_requests_exact(void **state)
+{
+    (void)state;
+    struct fake_agent *fa = fake_start("127.0.0.36", answer_true, sizeof(answer_true) - 1);
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "\"consul\":{\"addresses\":[\"%s\"],\"watch\":false}", fa->url);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    struct client *c = srv_login(s2, "admin", s2->admin_pw); /* one connection, one thread */
+    assert_non_null(c);
+    struct resp r =
+        client_req_raw(c, "PUT", "/api/consul/v1/agent/maintenance?enable=1", "abc", 3, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "DELETE", "/api/consul/v1/session/destroy/x", NULL, 0, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "HEAD", "/api/consul/v1/catalog/services", NULL, 0, NULL, 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req_raw(c, "POST", "/api/consul/v1/event/fire/deploy", "", 0, NULL, 1);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    r = client_req(c, "GET", "/api/consul/v1/status/leader", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    static const char *const want[] = {
+        "PUT /v1/agent/maintenance body=3",     "GET /v1/catalog/nodes body=-1",
+        "DELETE /v1/session/destroy/x body=-1", "HEAD /v1/catalog/services body=-1",
+        "POST /v1/event/fire/deploy body=0",    "GET /v1/status/leader body=-1",
+    };
+    pthread_mutex_lock(&fa->mu);
+    assert_int_equal(fa->nseen, (int)ARRAY_LEN(want));
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        if (strcmp(fa->seen[i], want[i]) != 0) {
+            fail_msg("request %zu went out as '%s', expected '%s'", i + 1, fa->seen[i], want[i]);
+        }
+    }
+    pthread_mutex_unlock(&fa->mu);
+    client_free(c);
+    srv_stop(s2);
+    fake_stop(fa);
+}
+
+/* A change is recorded before it is sent: a pending attempt, then an outcome naming it. When
+ * the attempt cannot be recorded (a trigger refusing inserts; a database locked longer than
+ * the busy timeout) the answer is 503 audit_unavailable and Consul sees no write. */
+struct db_lock {
+    const char *path;
+    int hold_ms;
+    int locked;
+};
+
+static void *
+db_lock_main(void *arg)
+{
+    struct db_lock *l = arg;
+    sqlite3 *db;
+    if (sqlite3_open(l->path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        l->locked = 1;
+        usleep((useconds_t)l->hold_ms * 1000);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void
+test_write_recorded_first(void **state)
+{
+    struct fx *f = *state;
+    struct client *c = admin(f);
+    /* the record of a normal write: attempt, then outcome (last_detail checks the pair) */
+    struct resp r = put_raw(c, "/api/consul/v1/kv/first/key", "one");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    char outcome[16];
+    cJSON *d = last_detail(f->srv, "consul.kv.put", "/v1/kv/first/key", outcome, sizeof(outcome));
+    assert_non_null(d);
+    assert_string_equal(outcome, "ok");
+    assert_true(json_get_num(d, "attempt_id", 0) > 0);
+    assert_false(json_get_bool(cJSON_GetObjectItem(d, "previous"), "exists", 1));
+    cJSON_Delete(d);
+
+    /* a trigger refuses every insert into the audit log */
+    assert_int_equal(db_exec(f->srv, "CREATE TRIGGER test_no_audit BEFORE INSERT ON audit_log "
+                                     "BEGIN SELECT RAISE(ABORT, 'no audit (test)'); END;"),
+                     0);
+    long seen = sim_count(f->sim, "/v1/kv/first/key");
+    long maint = sim_count(f->sim, "/v1/agent/maintenance");
+    r = put_raw(c, "/api/consul/v1/kv/first/key", "two");
+    assert_error_reply(&r, 503, "audit_unavailable", "the audit log cannot be written");
+    resp_free(&r);
+    r = client_req_raw(c, "PUT", "/api/consul/v1/agent/maintenance?enable=true", "", 0, NULL, 1);
+    assert_error_reply(&r, 503, "audit_unavailable", "not sent to Consul");
+    resp_free(&r);
+    assert_int_equal(db_exec(f->srv, "DROP TRIGGER test_no_audit;"), 0);
+    /* only the previous value was read; nothing was written */
+    assert_int_equal(sim_count(f->sim, "/v1/kv/first/key"), seen + 1);
+    assert_int_equal(sim_count(f->sim, "/v1/agent/maintenance"), maint);
+    r = direct(f->sim, 0, "GET", "/v1/kv/first/key?raw", NULL);
+    assert_int_equal(r.status, 200);
+    assert_memory_equal(r.body, "one", 3);
+    resp_free(&r);
+
+    /* a database locked by another writer for longer than the busy timeout (5 s) */
+    struct db_lock lk = {.path = f->srv->db, .hold_ms = 7000};
+    pthread_t t;
+    pthread_create(&t, NULL, db_lock_main, &lk);
+    usleep(300000);
+    assert_true(lk.locked);
+    seen = sim_count(f->sim, "/v1/kv/first/key");
+    r = put_raw(c, "/api/consul/v1/kv/first/key", "three");
+    assert_error_reply(&r, 503, "audit_unavailable", "the audit log cannot be written");
+    resp_free(&r);
+    pthread_join(t, NULL);
+    assert_int_equal(sim_count(f->sim, "/v1/kv/first/key"), seen + 1);
+    r = direct(f->sim, 0, "GET", "/v1/kv/first/key?raw", NULL);
+    assert_memory_equal(r.body, "one", 3);
+    resp_free(&r);
+    client_free(c);
+}
+
+/* VmHWM (peak RSS, kB) of a process; reset_peak first resets it to the current RSS. */
+static long
+peak_rss_kb(pid_t pid, int reset_peak)
+{
+    char path[64];
+    if (reset_peak) {
+        snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+        FILE *w = fopen(path, "w");
+        if (w) {
+            fputs("5", w);
+            fclose(w);
+        }
+    }
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *fp = fopen(path, "r");
+    long kb = -1;
+    char line[256];
+    while (fp && fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "VmHWM:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+        }
+    }
+    if (fp) {
+        fclose(fp);
+    }
+    return kb;
+}
+
+/* A large answer is streamed: byte-exact, with Consul's Content-Length, and the server's
+ * peak memory does not grow by the answer's size. An agent's chunked answer is relayed
+ * chunked. */
+static void
+test_stream_large(void **state)
+{
+    struct fx *f = *state;
+    size_t vlen = 400 * 1024;
+    char *value = xmalloc(vlen + 1);
+    for (size_t i = 0; i < vlen; i++) {
+        value[i] = (char)('a' + (i * 7 + i / 13) % 26);
+    }
+    value[vlen] = '\0';
+    for (int k = 0; k < 24; k++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/kv/stream/k%02d", k);
+        value[0] = (char)('A' + k);
+        struct resp w = direct(f->sim, 0, "PUT", path, value);
+        assert_int_equal(w.status, 200);
+        resp_free(&w);
+    }
+    free(value);
+    struct client *c = login(f, "vera");
+    struct resp d = direct(f->sim, 0, "GET", "/v1/kv/stream?recurse", NULL);
+    assert_int_equal(d.status, 200);
+    assert_true(d.len > 12u * 1024 * 1024);
+    long before = peak_rss_kb(f->srv->pid, 1);
+    assert_true(before > 0);
+    struct resp p = client_req(c, "GET", "/api/consul/v1/kv/stream?recurse", NULL);
+    long after = peak_rss_kb(f->srv->pid, 0);
+    assert_int_equal(p.status, 200);
+    assert_int_equal(p.len, d.len);
+    assert_memory_equal(p.body, d.body, d.len);
+    char *cl_p = resp_header(&p, "Content-Length"), *cl_d = resp_header(&d, "Content-Length");
+    if (cl_d) {
+        assert_non_null(cl_p);
+        assert_string_equal(cl_p, cl_d);
+    }
+    free(cl_p);
+    free(cl_d);
+    long grown_kb = after - before;
+    if (grown_kb * 1024 > (long)(d.len / 4)) {
+        fail_msg("the server's peak RSS grew by %ld kB for a %zu-byte answer", grown_kb, d.len);
+    }
+    resp_free(&p);
+    resp_free(&d);
+    client_free(c);
+
+    /* a chunked answer (no Content-Length) of a few MiB */
+    size_t n = 3 * 1024 * 1024 + 17;
+    struct buf ans;
+    buf_init(&ans, 16 << 20);
+    buf_puts(&ans, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index: 77\r\n"
+                   "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    size_t sent = 0, piece = 100000;
+    char *body = xmalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        body[i] = (char)('0' + i % 10);
+    }
+    while (sent < n) {
+        size_t m = n - sent < piece ? n - sent : piece;
+        buf_printf(&ans, "%zx\r\n", m);
+        buf_append(&ans, body + sent, m);
+        buf_puts(&ans, "\r\n");
+        sent += m;
+    }
+    buf_puts(&ans, "0\r\n\r\n");
+    struct fake_agent *fa = fake_start("127.0.0.37", ans.data, ans.len);
+    char cfg[256];
+    snprintf(cfg, sizeof(cfg), "\"consul\":{\"addresses\":[\"%s\"],\"watch\":false}", fa->url);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    c = srv_login(s2, "admin", s2->admin_pw);
+    p = client_req(c, "GET", "/api/consul/v1/catalog/nodes", NULL);
+    assert_int_equal(p.status, 200);
+    assert_int_equal(p.len, n);
+    assert_memory_equal(p.body, body, n);
+    char *te = resp_header(&p, "Transfer-Encoding"), *idx = resp_header(&p, "X-Consul-Index");
+    assert_non_null(te);
+    assert_string_equal(te, "chunked");
+    assert_string_equal(idx, "77");
+    free(te);
+    free(idx);
+    resp_free(&p);
+    client_free(c);
+    srv_stop(s2);
+    fake_stop(fa);
+    buf_free(&ans);
+    free(body);
+}
+
+/* Established connections (from the table of /proc/net/tcp) whose remote end is url's
+ * host:port: *n gets their count, and the return value how many run the keepalive timer
+ * (timer 2). */
+static int
+keepalive_sockets(const char *url, int *n)
+{
+    unsigned a, b, cc, dd, port;
+    *n = 0;
+    if (sscanf(url, "http://%u.%u.%u.%u:%u", &a, &b, &cc, &dd, &port) != 5) {
+        return -1;
+    }
+    char want[32];
+    snprintf(want, sizeof(want), "%02X%02X%02X%02X:%04X", dd, cc, b, a, port);
+    FILE *fp = fopen("/proc/net/tcp", "r");
+    int ka = 0;
+    char line[512];
+    while (fp && fgets(line, sizeof(line), fp)) {
+        char local[64], rem[64], st[8], txrx[64], timer[32];
+        if (sscanf(line, " %*[^:]: %63s %63s %7s %63s %31s", local, rem, st, txrx, timer) != 5) {
+            continue;
+        }
+        if (strcmp(rem, want) == 0 && strcmp(st, "01") == 0) {
+            (*n)++;
+            ka += strncmp(timer, "02:", 3) == 0;
+        }
+    }
+    if (fp) {
+        fclose(fp);
+    }
+    return ka;
+}
+
+struct blocking_read {
+    struct client *c;
+    const char *path;
+    long status;
+    int64_t took_ms;
+};
+
+static void *
+blocking_read_main(void *arg)
+{
+    struct blocking_read *b = arg;
+    int64_t t0 = time_mono_ms();
+    struct resp r = client_req(b->c, "GET", b->path, NULL);
+    b->took_ms = time_mono_ms() - t0;
+    b->status = r.status;
+    resp_free(&r);
+    return NULL;
+}
+
+/* Blocking reads: the wait is clamped to consul.proxy_max_wait_s (and set when absent,
+ * instead of Consul's 5 minutes); a user holds at most limits.blocking_reads_per_user of
+ * them (429 too_many_blocking_reads beyond); upstream connections use TCP keepalive. */
+static void
+test_blocking_limits(void **state)
+{
+    struct fx *f = *state;
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg),
+             "\"consul\":{\"addresses\":[\"%s\"],\"token\":\"%s\",\"watch\":false,"
+             "\"proxy_max_wait_s\":2},\"limits\":{\"blocking_reads_per_user\":2}",
+             f->sim->servers[0].http, SIM_TOKEN);
+    struct srv *s2 = srv_start(cfg);
+    assert_non_null(s2);
+    assert_int_equal(srv_add_user(s2, "vera", "viewer", PW), 201);
+    struct client *v[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = srv_login(s2, "vera", PW);
+        assert_non_null(v[i]);
+    }
+    struct resp w = direct(f->sim, 0, "PUT", "/v1/kv/wait/key", "x");
+    resp_free(&w);
+    struct resp r = client_req(v[0], "GET", "/api/consul/v1/kv/wait/key", NULL);
+    assert_int_equal(r.status, 200);
+    char *idx = resp_header(&r, "X-Consul-Index");
+    assert_non_null(idx);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/consul/v1/kv/wait/key?index=%s", idx);
+    char path_long[256];
+    snprintf(path_long, sizeof(path_long), "/api/consul/v1/kv/wait/key?index=%s&wait=30s", idx);
+    free(idx);
+    resp_free(&r);
+
+    /* no wait given (Consul would wait 5 minutes), and one too long: both about 2 s */
+    const char *paths[] = {path, path_long};
+    for (int i = 0; i < 2; i++) {
+        struct blocking_read b = {.c = v[0], .path = paths[i]};
+        blocking_read_main(&b);
+        assert_int_equal(b.status, 200);
+        if (b.took_ms < 1800 || b.took_ms > 4500) {
+            fail_msg("%s took %lld ms (consul.proxy_max_wait_s is 2)", paths[i],
+                     (long long)b.took_ms);
+        }
+    }
+
+    /* two in flight: a third from the same user is refused at once, another user's passes */
+    struct blocking_read b[2] = {{.c = v[0], .path = path}, {.c = v[1], .path = path_long}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        pthread_create(&t[i], NULL, blocking_read_main, &b[i]);
+    }
+    usleep(500000);
+    int64_t t0 = time_mono_ms();
+    r = client_req(v[2], "GET", path, NULL);
+    assert_error_reply(&r, 429, "too_many_blocking_reads", "limits.blocking_reads_per_user");
+    assert_true(time_mono_ms() - t0 < 1000);
+    resp_free(&r);
+    /* a read that does not block is not limited */
+    r = client_req(v[2], "GET", "/api/consul/v1/kv/wait/key", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    /* the upstream connections of the reads in flight run TCP keepalive */
+    int n = 0;
+    int ka = keepalive_sockets(f->sim->servers[0].http, &n);
+    assert_true(n >= 2);
+    if (ka != n) {
+        fail_msg("%d of %d connections to the agent have no keepalive timer", n - ka, n);
+    }
+    struct client *admin_c = srv_login(s2, "admin", s2->admin_pw);
+    struct blocking_read other = {.c = admin_c, .path = path};
+    blocking_read_main(&other);
+    assert_int_equal(other.status, 200);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(b[i].status, 200);
+    }
+    /* the slots are given back */
+    struct blocking_read again = {.c = v[2], .path = path};
+    blocking_read_main(&again);
+    assert_int_equal(again.status, 200);
+    client_free(admin_c);
+    for (int i = 0; i < 3; i++) {
+        client_free(v[i]);
+    }
+    srv_stop(s2);
+}
+
 int
 main(void)
 {
@@ -886,7 +1627,8 @@ main(void)
         cmocka_unit_test(test_csrf_and_anonymous_writes_audited),
         cmocka_unit_test(test_operator_put_kv_audited),
         cmocka_unit_test(test_always_refused),
-        cmocka_unit_test(test_secret_reads_admin_only),
+        cmocka_unit_test(test_secret_reads_refused),
+        cmocka_unit_test(test_unknown_endpoint_refused),
         cmocka_unit_test(test_path_and_method_checks),
         cmocka_unit_test(test_raw_is_text_plain),
         cmocka_unit_test(test_body_limit),
@@ -895,6 +1637,11 @@ main(void)
         cmocka_unit_test(test_failover_first_stopped),
         cmocka_unit_test(test_all_down_502),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_write_not_replayed),
+        cmocka_unit_test(test_upstream_requests_exact),
+        cmocka_unit_test(test_write_recorded_first),
+        cmocka_unit_test(test_stream_large),
+        cmocka_unit_test(test_blocking_limits),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
