@@ -335,6 +335,15 @@ test_passthrough_equal(void **state)
                                            "X-Consul-Default-ACL-Policy"};
         for (size_t k = 0; k < ARRAY_LEN(same); k++) {
             char *hp = resp_header(&p, same[k]), *hd = resp_header(&d, same[k]);
+            if (strstr(paths[i], "raw") && strcmp(same[k], "Content-Type") == 0) {
+                /* a raw KV answer is always text/plain through the proxy, whatever Consul
+                 * sent (none on a 404): never a type a browser would render */
+                assert_non_null(hp);
+                assert_string_equal(hp, "text/plain; charset=utf-8");
+                free(hp);
+                free(hd);
+                continue;
+            }
             if ((hp == NULL) != (hd == NULL) || (hp && strcmp(hp, hd) != 0)) {
                 fail_msg("%s: header %s: proxy '%s' vs direct '%s'", paths[i], same[k],
                          hp ? hp : "(none)", hd ? hd : "(none)");
