@@ -19,11 +19,11 @@
 
 enum sh_rc {
     SH_OK = 0,
-    SH_NUL = 1,       /* a value holds a NUL byte (given with its length) */
-    SH_OPTION = 2,    /* a value begins with '-' and no "--" word came before it */
-    SH_BAD_WORD = 3,  /* a constant word is empty or holds a character outside the safe set */
-    SH_TOO_LONG = 4,  /* the command would exceed its limit */
-    SH_EMPTY = 5,     /* no argv, or argv[0] is not a constant word */
+    SH_NUL = 1,      /* a value holds a NUL byte (given with its length) */
+    SH_OPTION = 2,   /* a value begins with '-' and no "--" word came before it */
+    SH_BAD_WORD = 3, /* a constant word is empty or holds a character outside the safe set */
+    SH_TOO_LONG = 4, /* the command would exceed its limit */
+    SH_EMPTY = 5,    /* no argv, argv[0] not a constant word or begins with -, no operand */
 };
 
 enum sh_kind {
@@ -72,10 +72,10 @@ void sh_cmd_free(struct sh_cmd *cmd);
 const char *sh_cmd_text(const struct sh_cmd *cmd);
 
 /* Appends one simple command built from argv (argc words, separated by single spaces). argv[0]
- * must be an SH_WORD. An SH_VALUE that begins with '-' is refused unless an SH_WORD "--" came
- * before it in this argv, so a value can never be read as an option. On any error nothing is
- * appended and err (may be NULL) names the argument and the problem without quoting the value
- * (it may be a secret). */
+ * must be an SH_WORD not beginning with '-'. An SH_VALUE that begins with '-' is refused unless an
+ * SH_WORD "--" came before it in this argv, so a value can never be read as an option. On any error
+ * nothing is appended and err (may be NULL) names the argument and the problem without quoting the
+ * value (it may be a secret). */
 int sh_cmd_add(struct sh_cmd *cmd, const struct sh_arg *argv, size_t argc, struct sh_error *err);
 /* Appends a constant operator after a simple command; SH_EMPTY when none is there to join. */
 int sh_cmd_op(struct sh_cmd *cmd, enum sh_op op);

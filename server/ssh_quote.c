@@ -95,7 +95,7 @@ fail(struct sh_error *err, size_t arg, int rc, const char *msg)
 int
 sh_cmd_add(struct sh_cmd *cmd, const struct sh_arg *argv, size_t argc, struct sh_error *err)
 {
-    if (argc == 0 || argv[0].kind != SH_WORD) {
+    if (argc == 0 || argv[0].kind != SH_WORD || (argv[0].s && argv[0].s[0] == '-')) {
         return fail(err, 0, SH_EMPTY, "a command starts with a constant program name");
     }
     if (!cmd->need_cmd) {
@@ -118,7 +118,8 @@ sh_cmd_add(struct sh_cmd *cmd, const struct sh_arg *argv, size_t argc, struct sh
         }
         if (a->kind == SH_WORD) {
             if (!word_safe(a->s, a->len)) {
-                rc = fail(err, i, SH_BAD_WORD, "a constant word holds a character that needs quoting");
+                rc = fail(err, i, SH_BAD_WORD,
+                          "a constant word holds a character that needs quoting");
             } else if (buf_append(&cmd->text, a->s, a->len) != BUF_OK) {
                 rc = fail(err, i, SH_TOO_LONG, "the command is too long");
             } else if (a->len == 2 && memcmp(a->s, "--", 2) == 0) {

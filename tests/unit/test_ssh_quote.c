@@ -23,7 +23,10 @@ struct hostile {
     const char *quoted;
 };
 
-#define H(lit, q) {lit, sizeof(lit) - 1, q}
+#define H(lit, q)                                                                                  \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, q                                                                    \
+    }
 
 static const struct hostile hostile[] = {
     H("; rm -rf /", "'; rm -rf /'"),
@@ -167,12 +170,13 @@ test_build_argv(void **state)
     sh_cmd_init(&cmd);
     assert_false(sh_cmd_complete(&cmd));
     const char *dir = "/mnt/opt/docker-compose/consul";
-    struct sh_arg a[] = {SH_W("docker-compose"), SH_W("--project-directory"), SH_V(dir),
-                         SH_W("up"), SH_W("-d")};
+    struct sh_arg a[] = {SH_W("docker-compose"), SH_W("--project-directory"), SH_V(dir), SH_W("up"),
+                         SH_W("-d")};
     struct sh_error err = {0};
     assert_int_equal(sh_cmd_add(&cmd, a, ARRAY_LEN(a), &err), SH_OK);
-    assert_string_equal(sh_cmd_text(&cmd),
-                        "docker-compose --project-directory '/mnt/opt/docker-compose/consul' up -d");
+    assert_string_equal(
+        sh_cmd_text(&cmd),
+        "docker-compose --project-directory '/mnt/opt/docker-compose/consul' up -d");
     assert_true(sh_cmd_complete(&cmd));
     /* two simple commands need an operator */
     struct sh_arg b[] = {SH_W("true")};
@@ -218,8 +222,8 @@ test_build_refusals(void **state)
     assert_non_null(strstr(err.message, "NUL"));
 
     /* unsafe constant words: data passed as a word by mistake */
-    static const char *const bad_words[] = {"", "a b", "x;y", "$(id)", "`id`", "a'b", "a\"b",
-                                            "a\nb", "*", "~root", "a|b", "a&b", "\xff"};
+    static const char *const bad_words[] = {"",     "a b", "x;y",   "$(id)", "`id`", "a'b", "a\"b",
+                                            "a\nb", "*",   "~root", "a|b",   "a&b",  "\xff"};
     for (size_t i = 0; i < ARRAY_LEN(bad_words); i++) {
         struct sh_arg w[] = {SH_W("echo"), SH_W(bad_words[i])};
         assert_int_equal(sh_cmd_add(&cmd, w, 2, &err), SH_BAD_WORD);
@@ -229,6 +233,8 @@ test_build_refusals(void **state)
     struct sh_arg prog[] = {SH_V("sh")};
     assert_int_equal(sh_cmd_add(&cmd, prog, 1, &err), SH_EMPTY);
     assert_int_equal(sh_cmd_add(&cmd, prog, 0, &err), SH_EMPTY);
+    struct sh_arg dash[] = {SH_W("-c")}; /* `sh -c '-c'` would be an option to sh */
+    assert_int_equal(sh_cmd_add(&cmd, dash, 1, &err), SH_EMPTY);
     struct sh_arg missing[] = {SH_W("echo"), {.kind = SH_VALUE, .s = NULL, .len = 0}};
     assert_int_equal(sh_cmd_add(&cmd, missing, 2, &err), SH_EMPTY);
     assert_int_equal(cmd.text.len, 0);
