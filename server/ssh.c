@@ -1207,6 +1207,14 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
     if (rc != SSH_OK) {
         goto out;
     }
+    /* nothing comes on stdin: a command that asks (a y/N prompt) reads end-of-file at once
+     * instead of waiting for its timeout */
+    int lr;
+    while ((lr = libssh2_channel_send_eof(x.ch)) == LIBSSH2_ERROR_EAGAIN) {
+        if (again(c, deadline, NULL, SSH_ERR_COMMAND_TIMEOUT) != 0) {
+            break;
+        }
+    }
     int stop = 0;          /* SSH_ERR_COMMAND_TIMEOUT or SSH_ERR_CANCELLED once decided */
     int phase = 0;         /* 0 running, -1 stopping (awaiting the pid), 1 TERM sent, 2 KILL */
     int64_t phase_end = 0; /* when the current kill phase gives up */

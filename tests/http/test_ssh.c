@@ -474,6 +474,13 @@ test_exec_exit_status_and_signal(void **state)
     assert_string_equal(res.signal, "");
     assert_int_equal(run_sh(c, "true", NULL, &res, &err), SSH_OK);
     assert_int_equal(res.exit_status, 0);
+    /* stdin is closed: a command that reads it ends at once (no hang until the timeout) */
+    struct ssh_exec_opts o = {.timeout_ms = 5000};
+    int64_t t0 = time_mono_ms();
+    assert_int_equal(run_sh(c, "read answer; echo \"[$answer]\"; cat; exit 5", &o, &res, &err),
+                     SSH_OK);
+    assert_int_equal(res.exit_status, 5);
+    assert_true(time_mono_ms() - t0 < 3000);
     /* the command runs under the session's sh (sh -c '<command>'): $PPID is that process */
     assert_int_equal(run_sh(c, "kill -KILL $PPID", NULL, &res, &err), SSH_OK);
     assert_int_equal(res.exit_status, -1);
@@ -928,6 +935,7 @@ struct par {
     struct sshd_fp fps[5];
     int rc[5];
     int status[5];
+    int64_t start[5], end[5]; /* of each node's `sleep 1` */
 };
 
 static void
@@ -947,7 +955,9 @@ par_one(void *arg, size_t i)
     sh_cmd_init(&cmd);
     sh_cmd_add(&cmd, argv, 2, NULL);
     struct ssh_exec_result res;
+    p->start[i] = time_mono_ms();
     p->rc[i] = ssh_exec(c, &cmd, NULL, &res, &err);
+    p->end[i] = time_mono_ms();
     p->status[i] = res.exit_status;
     sh_cmd_free(&cmd);
     ssh_close(c);
@@ -961,7 +971,7 @@ test_five_nodes_in_parallel(void **state)
     snprintf(pub, sizeof(pub), "%s.pub", f->key);
     struct par *p = xcalloc(1, sizeof(*p));
     for (int i = 0; i < 5; i++) {
-        char addr[16];
+        char addr[32];
         snprintf(addr, sizeof(addr), "127.0.0.%d", 31 + i);
         struct sshd_opts o = {.addr = addr, .authorized_key = pub};
         assert_int_equal(sshd_start(&p->nodes[i], &o), 0);
@@ -975,8 +985,15 @@ test_five_nodes_in_parallel(void **state)
         assert_int_equal(p->rc[i], SSH_OK);
         assert_int_equal(p->status[i], 0);
     }
-    assert_true(took < 4000); /* one after the other would be more than 5.5 s */
     fprintf(stderr, "5 nodes x (connect + sleep 1): %lld ms\n", (long long)took);
+    /* the five commands ran at the same time: each started before any had ended */
+    int64_t last_start = 0, first_end = INT64_MAX;
+    for (int i = 0; i < 5; i++) {
+        last_start = p->start[i] > last_start ? p->start[i] : last_start;
+        first_end = p->end[i] < first_end ? p->end[i] : first_end;
+    }
+    assert_true(last_start < first_end);
+    assert_true(took < 5000); /* one after the other: more than 5 s of sleep alone */
 
     /* two threads for five nodes: every index exactly once */
     for (int i = 0; i < 5; i++) {
