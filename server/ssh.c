@@ -2,6 +2,7 @@
  * call that would block is retried after poll() on the socket, in slices of at most 100 ms so
  * that deadlines and cancel flags are looked at (the way curl drives libssh2). */
 #include "ssh.h"
+#include "ssh_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,25 +21,11 @@
 #include <unistd.h>
 
 #include <libssh2.h>
-#include <libssh2_sftp.h>
 #include <sodium.h>
 
-#define SLICE_MS 100
 #define KEY_FILE_MAX (64 * 1024)
 #define KILL_STEP_MS 1000 /* after -TERM, wait this long before -KILL, and after -KILL */
 #define KILL_CMD_MS 5000  /* the most a kill command may take (a new session on the host) */
-#define FILE_OP_TIMEOUT_MS SSH_EXEC_TIMEOUT_DEFAULT_MS
-#define SFTP_CHUNK (32 * 1024)
-
-struct ssh_conn {
-    int fd;
-    LIBSSH2_SESSION *s;
-    LIBSSH2_SFTP *sftp;
-    int broken; /* the session is unusable (I/O error, abandoned mid-request) */
-    int keepalive_s;
-    char who[400]; /* "user@host:port (key path)" for messages */
-    struct ssh_host_key key;
-};
 
 static const char *const rc_names[] = {
     [SSH_OK] = "ok",
@@ -69,9 +56,9 @@ ssh_rc_name(int rc)
     return rc_names[rc];
 }
 
-/* Fills err (may be NULL) with code and "<who>: <formatted text>". Returns code. */
-__attribute__((format(printf, 4, 5))) static int
-fail(struct ssh_error *err, int code, const char *who, const char *fmt, ...)
+/* (see ssh_internal.h) */
+int
+ssh_fail(struct ssh_error *err, int code, const char *who, const char *fmt, ...)
 {
     if (!err) {
         return code;
@@ -86,16 +73,16 @@ fail(struct ssh_error *err, int code, const char *who, const char *fmt, ...)
     return code;
 }
 
-static void
-err_clear(struct ssh_error *err)
+void
+ssh_err_clear(struct ssh_error *err)
 {
     if (err) {
         memset(err, 0, sizeof(*err));
     }
 }
 
-static int
-canceled(const atomic_int *cancel)
+int
+ssh_canceled(const atomic_int *cancel)
 {
     return cancel && atomic_load(cancel) != 0;
 }
@@ -284,7 +271,7 @@ resolve(const char *host, uint16_t port, int64_t deadline, const atomic_int *can
     pthread_mutex_lock(&l->mu);
     while (!l->done) {
         int64_t left = deadline - time_mono_ms();
-        if (left <= 0 || canceled(cancel)) {
+        if (left <= 0 || ssh_canceled(cancel)) {
             break;
         }
         if (left > SLICE_MS) {
@@ -301,11 +288,12 @@ resolve(const char *host, uint16_t port, int64_t deadline, const atomic_int *can
         pthread_cond_timedwait(&l->cv, &l->mu, &ts);
     }
     if (!l->done) {
-        rc = canceled(cancel)
-                 ? fail(err, SSH_ERR_CANCELLED, who, "cancelled during name lookup")
-                 : fail(err, SSH_ERR_CONNECT_TIMEOUT, who, "name lookup did not finish in time");
+        rc =
+            ssh_canceled(cancel)
+                ? ssh_fail(err, SSH_ERR_CANCELLED, who, "cancelled during name lookup")
+                : ssh_fail(err, SSH_ERR_CONNECT_TIMEOUT, who, "name lookup did not finish in time");
     } else if (l->rc != 0) {
-        rc = fail(err, SSH_ERR_DNS, who, "name lookup failed: %s", gai_strerror(l->rc));
+        rc = ssh_fail(err, SSH_ERR_DNS, who, "name lookup failed: %s", gai_strerror(l->rc));
     } else {
         *out = l->res;
         l->res = NULL;
@@ -351,14 +339,15 @@ tcp_connect(const struct addrinfo *list, int64_t deadline, const atomic_int *can
             continue;
         }
         while (r != 0) {
-            if (canceled(cancel)) {
+            if (ssh_canceled(cancel)) {
                 close(fd);
-                return fail(err, SSH_ERR_CANCELLED, who, "cancelled while connecting");
+                return ssh_fail(err, SSH_ERR_CANCELLED, who, "cancelled while connecting");
             }
             int64_t left = deadline - time_mono_ms();
             if (left <= 0) {
                 close(fd);
-                return fail(err, SSH_ERR_CONNECT_TIMEOUT, who, "TCP connection not made in time");
+                return ssh_fail(err, SSH_ERR_CONNECT_TIMEOUT, who,
+                                "TCP connection not made in time");
             }
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int n = poll(&p, 1, (int)(left < SLICE_MS ? left : SLICE_MS));
@@ -380,10 +369,10 @@ tcp_connect(const struct addrinfo *list, int64_t deadline, const atomic_int *can
         close(fd);
     }
     if (last_errno == ECONNREFUSED) {
-        return fail(err, SSH_ERR_CONNECT_REFUSED, who, "connection refused");
+        return ssh_fail(err, SSH_ERR_CONNECT_REFUSED, who, "connection refused");
     }
-    return fail(err, SSH_ERR_CONNECT, who, "cannot connect: %s",
-                last_errno ? strerror(last_errno) : "no address");
+    return ssh_fail(err, SSH_ERR_CONNECT, who, "cannot connect: %s",
+                    last_errno ? strerror(last_errno) : "no address");
 }
 
 /* ---------------------------------------------------------------- waiting on libssh2 */
@@ -409,10 +398,10 @@ io_wait(struct ssh_conn *c, int64_t ms)
 
 /* After LIBSSH2_ERROR_EAGAIN: 0 to try again once the socket is ready (waited at most a
  * slice), or the code to give up with (timeout_code past the deadline, cancelled). */
-static int
-again(struct ssh_conn *c, int64_t deadline, const atomic_int *cancel, int timeout_code)
+int
+ssh_again(struct ssh_conn *c, int64_t deadline, const atomic_int *cancel, int timeout_code)
 {
-    if (canceled(cancel)) {
+    if (ssh_canceled(cancel)) {
         return SSH_ERR_CANCELLED;
     }
     int64_t left = deadline - time_mono_ms();
@@ -424,16 +413,16 @@ again(struct ssh_conn *c, int64_t deadline, const atomic_int *cancel, int timeou
 }
 
 /* libssh2's last error text (no secrets: it never holds data we sent). */
-static const char *
-last_error(struct ssh_conn *c)
+const char *
+ssh_last_error(struct ssh_conn *c)
 {
     char *msg = NULL;
     libssh2_session_last_error(c->s, &msg, NULL, 0);
     return msg ? msg : "unknown error";
 }
 
-static int
-io_error(int rc)
+int
+ssh_io_error(int rc)
 {
     return rc == LIBSSH2_ERROR_SOCKET_SEND || rc == LIBSSH2_ERROR_SOCKET_RECV ||
            rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || rc == LIBSSH2_ERROR_SOCKET_TIMEOUT ||
@@ -543,7 +532,7 @@ conn_free(struct ssh_conn *c, int polite)
         if (polite && !c->broken) {
             int64_t deadline = time_mono_ms() + 1000;
             while (libssh2_sftp_shutdown(c->sftp) == LIBSSH2_ERROR_EAGAIN &&
-                   again(c, deadline, NULL, 1) == 0) {
+                   ssh_again(c, deadline, NULL, 1) == 0) {
             }
         }
         c->sftp = NULL; /* freed with the session */
@@ -552,7 +541,7 @@ conn_free(struct ssh_conn *c, int polite)
         if (polite && !c->broken) {
             int64_t deadline = time_mono_ms() + 1000;
             while (libssh2_session_disconnect(c->s, "bye") == LIBSSH2_ERROR_EAGAIN &&
-                   again(c, deadline, NULL, 1) == 0) {
+                   ssh_again(c, deadline, NULL, 1) == 0) {
             }
         }
         libssh2_session_free(c->s);
@@ -576,7 +565,7 @@ session_open(const char *host, uint16_t port, const char *key_type, int keepaliv
     *kex_rc = 0;
     pthread_once(&init_once, init_libs);
     if (init_rc != 0) {
-        return fail(err, SSH_ERR_CONNECT, who, "libssh2 failed to initialise");
+        return ssh_fail(err, SSH_ERR_CONNECT, who, "libssh2 failed to initialise");
     }
     struct addrinfo *list = NULL;
     int rc = resolve(host, port, deadline, cancel, &list, who, err);
@@ -594,38 +583,38 @@ session_open(const char *host, uint16_t port, const char *key_type, int keepaliv
     }
     c->s = libssh2_session_init();
     if (!c->s) {
-        rc = fail(err, SSH_ERR_CONNECT, who, "cannot create an SSH session");
+        rc = ssh_fail(err, SSH_ERR_CONNECT, who, "cannot create an SSH session");
         goto out;
     }
     libssh2_session_set_blocking(c->s, 0);
     if (key_type) {
         const char *methods = hostkey_methods(key_type);
         if (!methods || libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY, methods) != 0) {
-            rc = fail(err, SSH_ERR_INVALID, who, "unsupported host key type");
+            rc = ssh_fail(err, SSH_ERR_INVALID, who, "unsupported host key type");
             goto out;
         }
     }
     int lr;
     while ((lr = libssh2_session_handshake(c->s, c->fd)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, cancel, SSH_ERR_CONNECT_TIMEOUT)) != 0) {
+        if ((rc = ssh_again(c, deadline, cancel, SSH_ERR_CONNECT_TIMEOUT)) != 0) {
             if (rc == SSH_ERR_CANCELLED) {
-                fail(err, rc, who, "cancelled during the SSH handshake");
+                ssh_fail(err, rc, who, "cancelled during the SSH handshake");
             } else {
-                fail(err, rc, who, "no SSH handshake within the connect timeout");
+                ssh_fail(err, rc, who, "no SSH handshake within the connect timeout");
             }
             goto out;
         }
     }
     if (lr != 0) {
         *kex_rc = lr;
-        rc = fail(err, SSH_ERR_CONNECT, who, "SSH handshake failed: %s", last_error(c));
+        rc = ssh_fail(err, SSH_ERR_CONNECT, who, "SSH handshake failed: %s", ssh_last_error(c));
         goto out;
     }
     size_t klen = 0;
     int ktype = 0;
     const char *blob = libssh2_session_hostkey(c->s, &klen, &ktype);
     if (!blob || klen == 0) {
-        rc = fail(err, SSH_ERR_CONNECT, who, "the host presented no host key");
+        rc = ssh_fail(err, SSH_ERR_CONNECT, who, "the host presented no host key");
         goto out;
     }
     host_key_describe((const unsigned char *)blob, klen, ktype, &c->key);
@@ -659,15 +648,15 @@ int
 ssh_probe(const char *host, uint16_t port, const char *key_type, int timeout_ms,
           struct ssh_host_key *out, struct ssh_error *err)
 {
-    err_clear(err);
+    ssh_err_clear(err);
     char h[256], who[300];
     if (host_normalize(host, h, sizeof(h)) != 0) {
-        return fail(err, SSH_ERR_INVALID, "(probe)", "invalid host name or address");
+        return ssh_fail(err, SSH_ERR_INVALID, "(probe)", "invalid host name or address");
     }
     port = port ? port : 22;
     format_who(who, sizeof(who), NULL, h, port, NULL);
     if (key_type && !hostkey_methods(key_type)) {
-        return fail(err, SSH_ERR_INVALID, who, "unknown host key type");
+        return ssh_fail(err, SSH_ERR_INVALID, who, "unknown host key type");
     }
     int64_t deadline =
         time_mono_ms() + (timeout_ms > 0 ? timeout_ms : SSH_CONNECT_TIMEOUT_DEFAULT_MS);
@@ -690,24 +679,25 @@ key_read(const char *path, char **data, size_t *len, const char *who, struct ssh
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        return fail(err, SSH_ERR_KEY_FILE, who, "cannot open the key file: %s", strerror(errno));
+        return ssh_fail(err, SSH_ERR_KEY_FILE, who, "cannot open the key file: %s",
+                        strerror(errno));
     }
     int rc = SSH_OK;
     struct stat st;
     char *buf = NULL;
     size_t bufsize = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = fail(err, SSH_ERR_KEY_FILE, who, "the key file is not a regular file");
+        rc = ssh_fail(err, SSH_ERR_KEY_FILE, who, "the key file is not a regular file");
         goto out;
     }
     if (st.st_mode & 077) {
-        rc = fail(err, SSH_ERR_KEY_MODE, who,
-                  "the key file has mode %04o; it must be 0600 or stricter (chmod 600)",
-                  (unsigned)(st.st_mode & 07777));
+        rc = ssh_fail(err, SSH_ERR_KEY_MODE, who,
+                      "the key file has mode %04o; it must be 0600 or stricter (chmod 600)",
+                      (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size <= 0 || st.st_size > KEY_FILE_MAX) {
-        rc = fail(err, SSH_ERR_KEY_FILE, who, "the key file is empty or too large");
+        rc = ssh_fail(err, SSH_ERR_KEY_FILE, who, "the key file is empty or too large");
         goto out;
     }
     bufsize = (size_t)st.st_size + 1;
@@ -719,7 +709,7 @@ key_read(const char *path, char **data, size_t *len, const char *who, struct ssh
             continue;
         }
         if (n <= 0) {
-            rc = fail(err, SSH_ERR_KEY_FILE, who, "cannot read the key file");
+            rc = ssh_fail(err, SSH_ERR_KEY_FILE, who, "cannot read the key file");
             goto out;
         }
         got += (size_t)n;
@@ -740,28 +730,28 @@ out:
 int
 ssh_connect(const struct ssh_target *t, struct ssh_conn **out, struct ssh_error *err)
 {
-    err_clear(err);
+    ssh_err_clear(err);
     *out = NULL;
     char h[256], who[400];
     if (!t || host_normalize(t->host, h, sizeof(h)) != 0) {
-        return fail(err, SSH_ERR_INVALID, "(connect)", "invalid host name or address");
+        return ssh_fail(err, SSH_ERR_INVALID, "(connect)", "invalid host name or address");
     }
     uint16_t port = t->port ? t->port : 22;
     format_who(who, sizeof(who), user_valid(t->user) ? t->user : "(invalid user)", h, port,
                t->key_path);
     if (!user_valid(t->user)) {
-        return fail(err, SSH_ERR_INVALID, who, "invalid user name");
+        return ssh_fail(err, SSH_ERR_INVALID, who, "invalid user name");
     }
     if (!t->key_path || !t->key_path[0]) {
-        return fail(err, SSH_ERR_KEY_FILE, who, "no key file given");
+        return ssh_fail(err, SSH_ERR_KEY_FILE, who, "no key file given");
     }
     if (t->host_key_type && !hostkey_methods(t->host_key_type)) {
-        return fail(err, SSH_ERR_INVALID, who, "unknown host key type");
+        return ssh_fail(err, SSH_ERR_INVALID, who, "unknown host key type");
     }
     const char *pin = t->host_key_fingerprint;
     if (pin && pin[0] && !fingerprint_valid(pin)) {
-        return fail(err, SSH_ERR_INVALID, who,
-                    "the pinned fingerprint is not of the form SHA256:<43 base64 characters>");
+        return ssh_fail(err, SSH_ERR_INVALID, who,
+                        "the pinned fingerprint is not of the form SHA256:<43 base64 characters>");
     }
     char *key = NULL;
     size_t key_len = 0;
@@ -792,10 +782,10 @@ ssh_connect(const struct ssh_target *t, struct ssh_conn **out, struct ssh_error 
                 snprintf(err->expected.type, sizeof(err->expected.type), "%s", t->host_key_type);
                 snprintf(err->expected.fingerprint, sizeof(err->expected.fingerprint), "%s", pin);
             }
-            rc = fail(err, SSH_ERR_HOST_KEY_CHANGED, who,
-                      "host key changed: expected %s %s, the host has no such key and presents "
-                      "%s %s",
-                      t->host_key_type, pin, shown.type, shown.fingerprint);
+            rc = ssh_fail(err, SSH_ERR_HOST_KEY_CHANGED, who,
+                          "host key changed: expected %s %s, the host has no such key and presents "
+                          "%s %s",
+                          t->host_key_type, pin, shown.type, shown.fingerprint);
         }
     }
     if (rc != SSH_OK) {
@@ -805,9 +795,9 @@ ssh_connect(const struct ssh_target *t, struct ssh_conn **out, struct ssh_error 
         if (err) {
             err->presented = c->key;
         }
-        rc = fail(err, SSH_ERR_HOST_KEY_UNKNOWN, who,
-                  "no host key is pinned for this host; it presents %s %s (confirm it first)",
-                  c->key.type, c->key.fingerprint);
+        rc = ssh_fail(err, SSH_ERR_HOST_KEY_UNKNOWN, who,
+                      "no host key is pinned for this host; it presents %s %s (confirm it first)",
+                      c->key.type, c->key.fingerprint);
         goto out;
     }
     if (strcmp(pin, c->key.fingerprint) != 0) {
@@ -817,36 +807,36 @@ ssh_connect(const struct ssh_target *t, struct ssh_conn **out, struct ssh_error 
                      t->host_key_type ? t->host_key_type : "");
             snprintf(err->expected.fingerprint, sizeof(err->expected.fingerprint), "%s", pin);
         }
-        rc = fail(err, SSH_ERR_HOST_KEY_CHANGED, who,
-                  "host key changed: expected %s, presented %s %s", pin, c->key.type,
-                  c->key.fingerprint);
+        rc = ssh_fail(err, SSH_ERR_HOST_KEY_CHANGED, who,
+                      "host key changed: expected %s, presented %s %s", pin, c->key.type,
+                      c->key.fingerprint);
         goto out;
     }
     int lr;
     while ((lr = libssh2_userauth_publickey_frommemory(c->s, t->user, strlen(t->user), NULL, 0, key,
                                                        key_len, t->passphrase)) ==
            LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, t->cancel, SSH_ERR_CONNECT_TIMEOUT)) != 0) {
-            fail(err, rc, who,
-                 rc == SSH_ERR_CANCELLED ? "cancelled during authentication"
-                                         : "authentication did not finish within the connect "
-                                           "timeout");
+        if ((rc = ssh_again(c, deadline, t->cancel, SSH_ERR_CONNECT_TIMEOUT)) != 0) {
+            ssh_fail(err, rc, who,
+                     rc == SSH_ERR_CANCELLED ? "cancelled during authentication"
+                                             : "authentication did not finish within the connect "
+                                               "timeout");
             goto out;
         }
     }
     if (lr == LIBSSH2_ERROR_AUTHENTICATION_FAILED || lr == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
-        rc = fail(err, SSH_ERR_AUTH, who, "the server refused the key for this user");
+        rc = ssh_fail(err, SSH_ERR_AUTH, who, "the server refused the key for this user");
     } else if (lr == LIBSSH2_ERROR_FILE || lr == LIBSSH2_ERROR_KEYFILE_AUTH_FAILED ||
                lr == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED || lr == LIBSSH2_ERROR_INVAL ||
                lr == LIBSSH2_ERROR_DECRYPT || lr == LIBSSH2_ERROR_PROTO ||
                lr == LIBSSH2_ERROR_OUT_OF_BOUNDARY) {
         /* libssh2 parses the key before it sends anything: these are the key's problems */
-        rc = fail(err, SSH_ERR_KEY_FILE, who,
-                  "the key file could not be used (not a supported private key, or a wrong or "
-                  "missing passphrase)");
+        rc = ssh_fail(err, SSH_ERR_KEY_FILE, who,
+                      "the key file could not be used (not a supported private key, or a wrong or "
+                      "missing passphrase)");
     } else if (lr != 0) {
-        rc = fail(err, io_error(lr) ? SSH_ERR_CONNECT : SSH_ERR_AUTH, who,
-                  "authentication failed: %s", last_error(c));
+        rc = ssh_fail(err, ssh_io_error(lr) ? SSH_ERR_CONNECT : SSH_ERR_AUTH, who,
+                      "authentication failed: %s", ssh_last_error(c));
     }
 out:
     secret_wipe(key, key_len);
@@ -1020,7 +1010,9 @@ exec_read(struct exec_run *x)
     char buf[16384];
     int got = 0;
     for (int id = 0; id <= 1; id++) {
-        for (;;) {
+        /* bounded, so that a command that writes without pause cannot keep the caller from
+         * its deadline and cancel checks */
+        for (int k = 0; k < 64; k++) {
             ssize_t n = libssh2_channel_read_ex(x->ch, id == 0 ? 0 : SSH_EXTENDED_DATA_STDERR, buf,
                                                 sizeof(buf));
             if (n == LIBSSH2_ERROR_EAGAIN || n == 0) {
@@ -1051,31 +1043,33 @@ channel_start(struct ssh_conn *c, const char *command, int64_t deadline, const a
     while (!(ch = libssh2_channel_open_session(c->s))) {
         int lr = libssh2_session_last_errno(c->s);
         if (lr != LIBSSH2_ERROR_EAGAIN) {
-            if (io_error(lr)) {
+            if (ssh_io_error(lr)) {
                 c->broken = 1;
             }
-            return fail(err, SSH_ERR_CHANNEL, c->who, "cannot open a channel: %s", last_error(c));
+            return ssh_fail(err, SSH_ERR_CHANNEL, c->who, "cannot open a channel: %s",
+                            ssh_last_error(c));
         }
-        if ((rc = again(c, deadline, cancel, timeout_code)) != 0) {
+        if ((rc = ssh_again(c, deadline, cancel, timeout_code)) != 0) {
             c->broken = 1; /* abandoned mid-request */
-            return fail(err, rc, c->who, "no channel opened in time");
+            return ssh_fail(err, rc, c->who, "no channel opened in time");
         }
     }
     int lr;
     while ((lr = libssh2_channel_exec(ch, command)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, cancel, timeout_code)) != 0) {
+        if ((rc = ssh_again(c, deadline, cancel, timeout_code)) != 0) {
             c->broken = 1;
             libssh2_channel_free(ch);
-            return fail(err, rc, c->who, "the command could not be started in time");
+            return ssh_fail(err, rc, c->who, "the command could not be started in time");
         }
     }
     if (lr != 0) {
-        if (io_error(lr)) {
+        if (ssh_io_error(lr)) {
             c->broken = 1;
         }
-        fail(err, SSH_ERR_CHANNEL, c->who, "the command could not be started: %s", last_error(c));
+        ssh_fail(err, SSH_ERR_CHANNEL, c->who, "the command could not be started: %s",
+                 ssh_last_error(c));
         while (libssh2_channel_free(ch) == LIBSSH2_ERROR_EAGAIN &&
-               again(c, deadline, NULL, 1) == 0) {
+               ssh_again(c, deadline, NULL, 1) == 0) {
         }
         return SSH_ERR_CHANNEL;
     }
@@ -1089,14 +1083,14 @@ static void
 channel_close(struct ssh_conn *c, LIBSSH2_CHANNEL *ch, int64_t deadline)
 {
     while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN) {
-        if (again(c, deadline, NULL, 1) != 0) {
+        if (ssh_again(c, deadline, NULL, 1) != 0) {
             c->broken = 1;
             return;
         }
     }
     if (libssh2_channel_eof(ch)) {
         while (libssh2_channel_wait_closed(ch) == LIBSSH2_ERROR_EAGAIN) {
-            if (again(c, deadline, NULL, 1) != 0) {
+            if (ssh_again(c, deadline, NULL, 1) != 0) {
                 break;
             }
         }
@@ -1108,7 +1102,7 @@ channel_free(struct ssh_conn *c, LIBSSH2_CHANNEL *ch)
 {
     int64_t deadline = time_mono_ms() + 500;
     while (libssh2_channel_free(ch) == LIBSSH2_ERROR_EAGAIN) {
-        if (again(c, deadline, NULL, 1) != 0) {
+        if (ssh_again(c, deadline, NULL, 1) != 0) {
             c->broken = 1;
             break;
         }
@@ -1138,7 +1132,7 @@ remote_kill(struct ssh_conn *c, long pid, const char *sig)
         while (!libssh2_channel_eof(ch)) {
             ssize_t n = libssh2_channel_read(ch, sink, sizeof(sink));
             if (n == LIBSSH2_ERROR_EAGAIN) {
-                if (again(c, deadline, NULL, 1) != 0) {
+                if (ssh_again(c, deadline, NULL, 1) != 0) {
                     break;
                 }
             } else if (n < 0) {
@@ -1155,16 +1149,16 @@ int
 ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opts *opts,
          struct ssh_exec_result *result, struct ssh_error *err)
 {
-    err_clear(err);
+    ssh_err_clear(err);
     struct ssh_exec_opts o = opts ? *opts : (struct ssh_exec_opts){0};
     struct ssh_exec_result res_local;
     struct ssh_exec_result *res = result ? result : &res_local;
     *res = (struct ssh_exec_result){.exit_status = -1};
     if (!c || !cmd || !sh_cmd_complete(cmd)) {
-        return fail(err, SSH_ERR_INVALID, c ? c->who : "(exec)", "no complete command to run");
+        return ssh_fail(err, SSH_ERR_INVALID, c ? c->who : "(exec)", "no complete command to run");
     }
     if (c->broken) {
-        return fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost earlier");
+        return ssh_fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost earlier");
     }
     if (o.timeout_ms <= 0) {
         o.timeout_ms = SSH_EXEC_TIMEOUT_DEFAULT_MS;
@@ -1192,11 +1186,11 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
     buf_printf(&wrapper, "echo %s$$; exec sh -c ", x.marker);
     int rc;
     if (sh_quote(&wrapper, sh_cmd_text(cmd), strlen(sh_cmd_text(cmd))) != SH_OK) {
-        rc = fail(err, SSH_ERR_INVALID, c->who, "the command is too long");
+        rc = ssh_fail(err, SSH_ERR_INVALID, c->who, "the command is too long");
         goto out;
     }
-    if (canceled(o.cancel)) {
-        rc = fail(err, SSH_ERR_CANCELLED, c->who, "cancelled before the command was started");
+    if (ssh_canceled(o.cancel)) {
+        rc = ssh_fail(err, SSH_ERR_CANCELLED, c->who, "cancelled before the command was started");
         goto out;
     }
     int64_t start = time_mono_ms();
@@ -1211,7 +1205,7 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
      * instead of waiting for its timeout */
     int lr;
     while ((lr = libssh2_channel_send_eof(x.ch)) == LIBSSH2_ERROR_EAGAIN) {
-        if (again(c, deadline, NULL, SSH_ERR_COMMAND_TIMEOUT) != 0) {
+        if (ssh_again(c, deadline, NULL, SSH_ERR_COMMAND_TIMEOUT) != 0) {
             break;
         }
     }
@@ -1222,11 +1216,11 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
     for (;;) {
         int r = exec_read(&x);
         if (r < 0) {
-            if (io_error(r)) {
+            if (ssh_io_error(r)) {
                 c->broken = 1;
             }
-            rc = fail(err, SSH_ERR_CHANNEL, c->who, "reading the command's output failed: %s",
-                      last_error(c));
+            rc = ssh_fail(err, SSH_ERR_CHANNEL, c->who, "reading the command's output failed: %s",
+                          ssh_last_error(c));
             goto close;
         }
         if (r == 0 && libssh2_channel_eof(x.ch)) {
@@ -1234,7 +1228,7 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
             break;
         }
         int64_t now = time_mono_ms();
-        if (!stop && canceled(o.cancel)) {
+        if (!stop && ssh_canceled(o.cancel)) {
             stop = SSH_ERR_CANCELLED;
         } else if (!stop && now >= deadline) {
             stop = SSH_ERR_COMMAND_TIMEOUT;
@@ -1258,7 +1252,7 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
             break;
         }
         if (c->broken) {
-            rc = fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost");
+            rc = ssh_fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost");
             goto close;
         }
         if (r == 0) {
@@ -1272,12 +1266,12 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
     lines_finish(&x.out, &o);
     lines_finish(&x.err, &o);
     if (stop == SSH_ERR_CANCELLED) {
-        rc = fail(err, stop, c->who, "the command was cancelled after %.1f s%s",
-                  (double)(time_mono_ms() - start) / 1000.0,
-                  x.pid ? "" : " (its process id was not known: the channel was closed)");
+        rc = ssh_fail(err, stop, c->who, "the command was cancelled after %.1f s%s",
+                      (double)(time_mono_ms() - start) / 1000.0,
+                      x.pid ? "" : " (its process id was not known: the channel was closed)");
     } else if (stop == SSH_ERR_COMMAND_TIMEOUT) {
-        rc = fail(err, stop, c->who, "the command did not finish within %d s and was stopped",
-                  (o.timeout_ms + 999) / 1000);
+        rc = ssh_fail(err, stop, c->who, "the command did not finish within %d s and was stopped",
+                      (o.timeout_ms + 999) / 1000);
     } else {
         rc = SSH_OK;
     }
@@ -1300,372 +1294,6 @@ out:
     buf_free(&wrapper);
     free(x.out.buf);
     free(x.err.buf);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- files (SFTP) */
-
-/* Validates an absolute remote path. */
-static int
-path_valid(const char *path)
-{
-    size_t len = path ? strlen(path) : 0;
-    return len >= 2 && len < 4096 && path[0] == '/' && path[len - 1] != '/';
-}
-
-static int
-sftp_fail(struct ssh_conn *c, struct ssh_error *err, const char *what, const char *path)
-{
-    int lr = libssh2_session_last_errno(c->s);
-    if (lr == LIBSSH2_ERROR_SFTP_PROTOCOL && c->sftp) {
-        unsigned long st = libssh2_sftp_last_error(c->sftp);
-        switch (st) {
-        case LIBSSH2_FX_NO_SUCH_FILE:
-        case LIBSSH2_FX_NO_SUCH_PATH:
-            return fail(err, SSH_ERR_NOT_FOUND, c->who, "%s %s: no such file", what, path);
-        case LIBSSH2_FX_PERMISSION_DENIED:
-            return fail(err, SSH_ERR_SFTP, c->who, "%s %s: permission denied", what, path);
-        default:
-            return fail(err, SSH_ERR_SFTP, c->who, "%s %s: SFTP status %lu", what, path, st);
-        }
-    }
-    if (io_error(lr)) {
-        c->broken = 1;
-    }
-    return fail(err, SSH_ERR_SFTP, c->who, "%s %s: %s", what, path, last_error(c));
-}
-
-/* Starts the SFTP subsystem once per connection. */
-static int
-sftp_ready(struct ssh_conn *c, int64_t deadline, const atomic_int *cancel, struct ssh_error *err)
-{
-    if (c->broken) {
-        return fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost earlier");
-    }
-    while (!c->sftp) {
-        c->sftp = libssh2_sftp_init(c->s);
-        if (c->sftp) {
-            break;
-        }
-        int lr = libssh2_session_last_errno(c->s);
-        if (lr != LIBSSH2_ERROR_EAGAIN) {
-            if (io_error(lr)) {
-                c->broken = 1;
-            }
-            return fail(err, SSH_ERR_SFTP, c->who, "cannot start SFTP: %s", last_error(c));
-        }
-        int rc = again(c, deadline, cancel, SSH_ERR_COMMAND_TIMEOUT);
-        if (rc) {
-            c->broken = 1;
-            return fail(err, rc, c->who, "SFTP did not start in time");
-        }
-    }
-    return SSH_OK;
-}
-
-/* Opens path with flags and mode; NULL with err filled on failure. */
-static LIBSSH2_SFTP_HANDLE *
-sftp_open(struct ssh_conn *c, const char *path, unsigned long flags, long mode, int64_t deadline,
-          const atomic_int *cancel, const char *what, struct ssh_error *err)
-{
-    LIBSSH2_SFTP_HANDLE *h;
-    while (!(h = libssh2_sftp_open(c->sftp, path, flags, mode))) {
-        if (libssh2_session_last_errno(c->s) != LIBSSH2_ERROR_EAGAIN) {
-            sftp_fail(c, err, what, path);
-            return NULL;
-        }
-        int rc = again(c, deadline, cancel, SSH_ERR_COMMAND_TIMEOUT);
-        if (rc) {
-            c->broken = 1;
-            fail(err, rc, c->who, "%s %s: not done in time", what, path);
-            return NULL;
-        }
-    }
-    return h;
-}
-
-static void
-sftp_close(struct ssh_conn *c, LIBSSH2_SFTP_HANDLE *h)
-{
-    int64_t deadline = time_mono_ms() + 2000;
-    while (libssh2_sftp_close(h) == LIBSSH2_ERROR_EAGAIN) {
-        if (again(c, deadline, NULL, 1) != 0) {
-            c->broken = 1;
-            break;
-        }
-    }
-}
-
-int
-ssh_read_file(struct ssh_conn *c, const char *path, size_t max, char **data, size_t *len,
-              struct ssh_error *err)
-{
-    err_clear(err);
-    *data = NULL;
-    *len = 0;
-    if (!c || !path_valid(path)) {
-        return fail(err, SSH_ERR_INVALID, c ? c->who : "(read)", "not an absolute file path");
-    }
-    max = max ? max : SSH_FILE_MAX_DEFAULT;
-    int64_t deadline = time_mono_ms() + FILE_OP_TIMEOUT_MS;
-    int rc = sftp_ready(c, deadline, NULL, err);
-    if (rc != SSH_OK) {
-        return rc;
-    }
-    LIBSSH2_SFTP_HANDLE *h =
-        sftp_open(c, path, LIBSSH2_FXF_READ, 0, deadline, NULL, "reading", err);
-    if (!h) {
-        return err ? err->code : SSH_ERR_SFTP;
-    }
-    struct buf b;
-    buf_init(&b, max);
-    LIBSSH2_SFTP_ATTRIBUTES a;
-    int lr;
-    while ((lr = libssh2_sftp_fstat(h, &a)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, NULL, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-            c->broken = 1;
-            rc = fail(err, rc, c->who, "reading %s: not done in time", path);
-            goto out;
-        }
-    }
-    if (lr != 0) {
-        rc = sftp_fail(c, err, "reading", path);
-        goto out;
-    }
-    if ((a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && !LIBSSH2_SFTP_S_ISREG(a.permissions)) {
-        rc = fail(err, SSH_ERR_SFTP, c->who, "reading %s: not a regular file", path);
-        goto out;
-    }
-    if ((a.flags & LIBSSH2_SFTP_ATTR_SIZE) && a.filesize > max) {
-        rc = fail(err, SSH_ERR_FILE_TOO_LARGE, c->who,
-                  "reading %s: the file has %llu bytes, more than the limit of %zu", path,
-                  (unsigned long long)a.filesize, max);
-        goto out;
-    }
-    char chunk[SFTP_CHUNK];
-    for (;;) {
-        ssize_t n = libssh2_sftp_read(h, chunk, sizeof(chunk));
-        if (n == LIBSSH2_ERROR_EAGAIN) {
-            if ((rc = again(c, deadline, NULL, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-                c->broken = 1;
-                rc = fail(err, rc, c->who, "reading %s: not done in time", path);
-                goto out;
-            }
-            continue;
-        }
-        if (n < 0) {
-            rc = sftp_fail(c, err, "reading", path);
-            goto out;
-        }
-        if (n == 0) {
-            break;
-        }
-        if (buf_append(&b, chunk, (size_t)n) != BUF_OK) {
-            rc = fail(err, SSH_ERR_FILE_TOO_LARGE, c->who,
-                      "reading %s: the file is longer than the limit of %zu bytes", path, max);
-            goto out;
-        }
-    }
-    *len = b.len;
-    *data = b.data ? buf_steal(&b) : xstrdup("");
-    rc = SSH_OK;
-out:
-    buf_free(&b);
-    sftp_close(c, h);
-    return rc;
-}
-
-/* The directory part of an absolute path ("/" for "/x"), newly allocated. */
-static char *
-path_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-}
-
-/* Runs a built command that must exit 0 (for the rename and the directory sync). */
-static int
-run_checked(struct ssh_conn *c, const struct sh_arg *argv, size_t argc, const char *what,
-            struct ssh_error *err)
-{
-    struct sh_cmd cmd;
-    sh_cmd_init(&cmd);
-    struct sh_error serr;
-    int rc;
-    if (sh_cmd_add(&cmd, argv, argc, &serr) != SH_OK) {
-        rc = fail(err, SSH_ERR_INVALID, c->who, "%s: %s", what, serr.message);
-        goto out;
-    }
-    struct ssh_exec_opts o = {.timeout_ms = FILE_OP_TIMEOUT_MS};
-    struct ssh_exec_result res;
-    rc = ssh_exec(c, &cmd, &o, &res, err);
-    if (rc == SSH_OK && res.exit_status != 0) {
-        rc = fail(err, SSH_ERR_SFTP, c->who, "%s failed (exit status %d)", what, res.exit_status);
-    }
-out:
-    sh_cmd_free(&cmd);
-    return rc;
-}
-
-static void
-sftp_remove(struct ssh_conn *c, const char *path)
-{
-    if (c->broken) {
-        return;
-    }
-    int64_t deadline = time_mono_ms() + 2000;
-    while (libssh2_sftp_unlink(c->sftp, path) == LIBSSH2_ERROR_EAGAIN) {
-        if (again(c, deadline, NULL, 1) != 0) {
-            c->broken = 1;
-            break;
-        }
-    }
-}
-
-int
-ssh_write_file(struct ssh_conn *c, const char *path, const void *data, size_t len,
-               const struct ssh_write_opts *opts, struct ssh_error *err)
-{
-    err_clear(err);
-    struct ssh_write_opts o = opts ? *opts : (struct ssh_write_opts){0};
-    size_t max = o.max ? o.max : SSH_FILE_MAX_DEFAULT;
-    if (!c || !path_valid(path) || (len > 0 && !data)) {
-        return fail(err, SSH_ERR_INVALID, c ? c->who : "(write)", "not an absolute file path");
-    }
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-        return fail(err, SSH_ERR_INVALID, c->who, "writing %s: not a file name", path);
-    }
-    if (len > max) {
-        return fail(err, SSH_ERR_FILE_TOO_LARGE, c->who,
-                    "writing %s: %zu bytes is more than the limit of %zu", path, len, max);
-    }
-    int64_t deadline = time_mono_ms() + FILE_OP_TIMEOUT_MS;
-    int rc = sftp_ready(c, deadline, o.cancel, err);
-    if (rc != SSH_OK) {
-        return rc;
-    }
-    /* What is there now: a regular file keeps its mode and owner; a link is refused. */
-    LIBSSH2_SFTP_ATTRIBUTES old;
-    int exists = 0;
-    int lr;
-    while ((lr = libssh2_sftp_lstat(c->sftp, path, &old)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, o.cancel, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-            c->broken = 1;
-            return fail(err, rc, c->who, "writing %s: not done in time", path);
-        }
-    }
-    if (lr == 0) {
-        exists = 1;
-        if (!(old.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) ||
-            !LIBSSH2_SFTP_S_ISREG(old.permissions)) {
-            return fail(err, SSH_ERR_SFTP, c->who,
-                        "writing %s: the target is not a regular file (a link or a directory)",
-                        path);
-        }
-    } else {
-        rc = sftp_fail(c, err, "writing", path);
-        if (rc != SSH_ERR_NOT_FOUND) {
-            return rc;
-        }
-        err_clear(err);
-    }
-    unsigned long mode =
-        exists ? (old.permissions & 07777) : (unsigned long)(o.mode > 0 ? (o.mode & 07777) : 0644);
-
-    char *dir = path_dir(path);
-    char rnd[13];
-    random_hex(6, rnd);
-    char *tmp = xasprintf("%s/.%s.consulate-%s.tmp", strcmp(dir, "/") == 0 ? "" : dir, base, rnd);
-    int created = 0;
-    LIBSSH2_SFTP_HANDLE *h =
-        sftp_open(c, tmp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
-                  LIBSSH2_SFTP_S_IRUSR | LIBSSH2_SFTP_S_IWUSR, deadline, o.cancel, "writing", err);
-    if (!h) {
-        rc = err ? err->code : SSH_ERR_SFTP;
-        goto out;
-    }
-    created = 1;
-    const char *p = data;
-    size_t off = 0;
-    while (off < len) {
-        if (canceled(o.cancel)) {
-            rc = fail(err, SSH_ERR_CANCELLED, c->who,
-                      "writing %s: cancelled after %zu of %zu bytes", path, off, len);
-            goto close;
-        }
-        size_t n = len - off < SFTP_CHUNK ? len - off : SFTP_CHUNK;
-        ssize_t w = libssh2_sftp_write(h, p + off, n);
-        if (w == LIBSSH2_ERROR_EAGAIN) {
-            /* libssh2 wants the same buffer again once the socket is ready */
-            if ((rc = again(c, deadline, o.cancel, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-                c->broken = 1;
-                rc = fail(err, rc, c->who, "writing %s: stopped after %zu of %zu bytes", path, off,
-                          len);
-                goto close;
-            }
-            continue;
-        }
-        if (w < 0) {
-            rc = sftp_fail(c, err, "writing", path);
-            goto close;
-        }
-        off += (size_t)w;
-    }
-    while ((lr = libssh2_sftp_fsync(h)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, o.cancel, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-            c->broken = 1;
-            rc = fail(err, rc, c->who, "writing %s: fsync not done", path);
-            goto close;
-        }
-    }
-    if (lr != 0) {
-        rc = sftp_fail(c, err, "fsync of", tmp);
-        goto close;
-    }
-    LIBSSH2_SFTP_ATTRIBUTES na = {.flags = LIBSSH2_SFTP_ATTR_PERMISSIONS, .permissions = mode};
-    if (exists && (old.flags & LIBSSH2_SFTP_ATTR_UIDGID)) {
-        na.flags |= LIBSSH2_SFTP_ATTR_UIDGID;
-        na.uid = old.uid;
-        na.gid = old.gid;
-    }
-    while ((lr = libssh2_sftp_fsetstat(h, &na)) == LIBSSH2_ERROR_EAGAIN) {
-        if ((rc = again(c, deadline, o.cancel, SSH_ERR_COMMAND_TIMEOUT)) != 0) {
-            c->broken = 1;
-            rc = fail(err, rc, c->who, "writing %s: not done in time", path);
-            goto close;
-        }
-    }
-    if (lr != 0) {
-        rc = sftp_fail(c, err, "setting the mode and owner of", tmp);
-        goto close;
-    }
-    rc = SSH_OK;
-close:
-    sftp_close(c, h);
-    if (rc == SSH_OK && canceled(o.cancel)) {
-        rc = fail(err, SSH_ERR_CANCELLED, c->who, "writing %s: cancelled before the rename", path);
-    }
-    if (rc == SSH_OK) {
-        struct sh_arg mv[] = {SH_W("mv"), SH_W("-f"), SH_W("--"), SH_V(tmp), SH_V(path)};
-        rc = run_checked(c, mv, ARRAY_LEN(mv), "the rename over the target", err);
-        if (rc == SSH_OK) {
-            created = 0;
-            /* the rename is durable once the directory is synced; best effort (GNU sync) */
-            struct sh_arg sync[] = {SH_W("sync"), SH_W("--"), SH_V(dir)};
-            struct ssh_error serr;
-            if (run_checked(c, sync, ARRAY_LEN(sync), "sync", &serr) == SSH_ERR_CHANNEL) {
-                rc = fail(err, SSH_ERR_CHANNEL, c->who, "the connection was lost after the rename");
-            }
-        }
-    }
-out:
-    if (created) {
-        sftp_remove(c, tmp);
-    }
-    free(tmp);
-    free(dir);
     return rc;
 }
 

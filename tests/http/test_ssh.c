@@ -574,6 +574,16 @@ test_exec_timeout_kills(void **state)
     /* the session's own shell did not ignore TERM and died of it; its children needed KILL */
     assert_string_equal(res.signal, "TERM");
 
+    /* a command that writes without pause is stopped on time too */
+    memset(&s, 0, sizeof(s));
+    o.timeout_ms = 1000;
+    t0 = time_mono_ms();
+    assert_int_equal(run_sh(c, "yes", &o, &res, &err), SSH_ERR_COMMAND_TIMEOUT);
+    took = time_mono_ms() - t0;
+    assert_true(took >= 1000 && took < 3000);
+    assert_int_equal(s.n, ARRAY_LEN(s.lines));
+    expect_line(&s, 0, SSH_STDOUT, "y", 0);
+
     /* and the connection still works */
     assert_int_equal(run_sh(c, "exit 7", NULL, &res, &err), SSH_OK);
     assert_int_equal(res.exit_status, 7);
