@@ -26,7 +26,14 @@
  * second). OpenSSH makes each session's process a session and group leader (setsid), so the
  * whole command tree goes. Closing the channel alone would not do it: OpenSSH only closes
  * the pipes of a session without a pty, and a command that does not write (sleep, a wait)
- * would live on; the SSH "signal" request (OpenSSH >= 7.9) needs libssh2 >= 1.11. */
+ * would live on; the SSH "signal" request (OpenSSH >= 7.9) needs libssh2 >= 1.11. The
+ * command's stdin is closed at once (a y/N prompt reads end-of-file, never hangs).
+ *
+ * Limits of Debian 12's libssh2 1.10: RSA is signed and verified with SHA-1 (`ssh-rsa`) only,
+ * which OpenSSH >= 8.8 refuses by default, so client keys and pinned host keys should be
+ * ED25519 or ECDSA. SSH keepalives go out only while a call on the connection runs (libssh2
+ * has no thread of its own); TCP keepalive covers idle connections. File operations have a
+ * fixed 120 s bound. */
 #ifndef CONSULATE_SSH_H
 #define CONSULATE_SSH_H
 
