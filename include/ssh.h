@@ -22,9 +22,11 @@
  * The remote login shell must be a POSIX shell (sh, dash, bash, ksh, zsh): every command runs
  * as `echo <marker>$$; exec sh -c '<command>'`, the marker line (stripped from the output)
  * telling the process id of the remote session, whose process group the timeout and the
- * cancellation kill through a second channel (`kill -TERM -<pid>`, then -KILL after a
- * second). OpenSSH makes each session's process a session and group leader (setsid), so the
- * whole command tree goes. Closing the channel alone would not do it: OpenSSH only closes
+ * cancellation kill (`kill -TERM -<pid>`, then -KILL a second later). The kill line goes to
+ * a control shell (`exec sh` reading its stdin) that each connection starts with its first
+ * command, so it takes one round trip; without one, a new channel runs it. OpenSSH makes
+ * each session's process a session and group leader (setsid), so the whole command tree
+ * goes. Closing the channel alone would not do it: OpenSSH only closes
  * the pipes of a session without a pty, and a command that does not write (sleep, a wait)
  * would live on; the SSH "signal" request (OpenSSH >= 7.9) needs libssh2 >= 1.11. The
  * command's stdin is closed at once (a y/N prompt reads end-of-file, never hangs).

@@ -16,8 +16,10 @@
 struct ssh_conn {
     int fd;
     LIBSSH2_SESSION *s;
-    LIBSSH2_SFTP *sftp; /* started on the first file operation */
-    int broken;         /* the session is unusable (I/O error, abandoned mid-request) */
+    LIBSSH2_SFTP *sftp;   /* started on the first file operation */
+    LIBSSH2_CHANNEL *ctl; /* a shell reading kill commands on its stdin (see ssh.c) */
+    int ctl_tried;        /* ctl was started once (or failed to start) */
+    int broken;           /* the session is unusable (I/O error, abandoned mid-request) */
     int keepalive_s;
     char who[400]; /* "user@host:port (key path)" for messages */
     struct ssh_host_key key;

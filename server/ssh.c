@@ -1109,18 +1109,85 @@ channel_free(struct ssh_conn *c, LIBSSH2_CHANNEL *ch)
     }
 }
 
-/* Sends signal sig (a constant such as "TERM") to the remote process group pid through a
- * second channel; waits at most KILL_CMD_MS for the kill command to finish. */
+/* Starts, once per connection, a shell that reads commands from its stdin. The kill of a
+ * timed-out or cancelled command is written to it, which takes one round trip, where a new
+ * channel would need a new session on the host (a fork and a login shell: seconds on a
+ * loaded machine). Failing to start it is no error: remote_kill then opens a channel. */
 static void
-remote_kill(struct ssh_conn *c, long pid, const char *sig)
+ctl_start(struct ssh_conn *c)
 {
+    if (c->ctl || c->ctl_tried) {
+        return;
+    }
+    c->ctl_tried = 1;
+    struct sh_cmd cmd;
+    sh_cmd_init(&cmd);
+    struct sh_arg argv[] = {SH_W("exec"), SH_W("sh")};
+    if (sh_cmd_add(&cmd, argv, ARRAY_LEN(argv), NULL) == SH_OK) {
+        channel_start(c, sh_cmd_text(&cmd), time_mono_ms() + KILL_CMD_MS, NULL,
+                      SSH_ERR_COMMAND_TIMEOUT, &c->ctl, NULL);
+    }
+    sh_cmd_free(&cmd);
+}
+
+/* Writes the command line to the control shell. Returns 0 once written; -1 when the control
+ * shell is gone (it is then dropped). */
+static int
+ctl_send(struct ssh_conn *c, const char *line)
+{
+    if (!c->ctl) {
+        return -1;
+    }
+    char sink[512];
+    for (int id = 0; id <= 1; id++) { /* discard what it said (kill's complaints) */
+        while (libssh2_channel_read_ex(c->ctl, id ? SSH_EXTENDED_DATA_STDERR : 0, sink,
+                                       sizeof(sink)) > 0) {
+        }
+    }
+    int64_t deadline = time_mono_ms() + KILL_STEP_MS;
+    size_t len = strlen(line), off = 0;
+    while (!libssh2_channel_eof(c->ctl) && off < len) {
+        ssize_t n = libssh2_channel_write(c->ctl, line + off, len - off);
+        if (n == LIBSSH2_ERROR_EAGAIN) {
+            if (ssh_again(c, deadline, NULL, 1) != 0) {
+                break;
+            }
+        } else if (n < 0) {
+            break;
+        } else {
+            off += (size_t)n;
+        }
+    }
+    if (off == len) {
+        return 0;
+    }
+    channel_free(c, c->ctl);
+    c->ctl = NULL;
+    return -1;
+}
+
+/* Sends signal sig (a constant such as "TERM") to the remote process group of the running
+ * command x: through the control shell, or else through a new channel, waiting then at most
+ * KILL_CMD_MS for that kill command to end, reading both of its streams (its stderr left
+ * unread would hold back its end-of-file) and, meanwhile, the running command's output. */
+static void
+remote_kill(struct exec_run *x, const char *sig)
+{
+    struct ssh_conn *c = x->c;
     char sigw[16], pidw[24];
     snprintf(sigw, sizeof(sigw), "-%s", sig);
-    snprintf(pidw, sizeof(pidw), "-%ld", pid);
+    snprintf(pidw, sizeof(pidw), "-%ld", x->pid);
     struct sh_cmd cmd;
     sh_cmd_init(&cmd);
     struct sh_arg argv[] = {SH_W("kill"), SH_W(sigw), SH_W(pidw)};
-    if (pid < 2 || sh_cmd_add(&cmd, argv, ARRAY_LEN(argv), NULL) != SH_OK) {
+    if (x->pid < 2 || sh_cmd_add(&cmd, argv, ARRAY_LEN(argv), NULL) != SH_OK) {
+        sh_cmd_free(&cmd);
+        return;
+    }
+    char *line = xasprintf("%s\n", sh_cmd_text(&cmd));
+    int sent = ctl_send(c, line) == 0;
+    free(line);
+    if (sent) {
         sh_cmd_free(&cmd);
         return;
     }
@@ -1129,13 +1196,23 @@ remote_kill(struct ssh_conn *c, long pid, const char *sig)
     if (channel_start(c, sh_cmd_text(&cmd), deadline, NULL, SSH_ERR_COMMAND_TIMEOUT, &ch, NULL) ==
         SSH_OK) {
         char sink[512];
-        while (!libssh2_channel_eof(ch)) {
-            ssize_t n = libssh2_channel_read(ch, sink, sizeof(sink));
-            if (n == LIBSSH2_ERROR_EAGAIN) {
-                if (ssh_again(c, deadline, NULL, 1) != 0) {
-                    break;
+        int done = 0;
+        while (!done && !libssh2_channel_eof(ch)) {
+            int got = 0;
+            for (int id = 0; id <= 1 && !done; id++) {
+                ssize_t n = libssh2_channel_read_ex(ch, id ? SSH_EXTENDED_DATA_STDERR : 0, sink,
+                                                    sizeof(sink));
+                if (n > 0) {
+                    got = 1;
+                } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+                    done = 1;
                 }
-            } else if (n < 0) {
+            }
+            int r = exec_read(x);
+            if (r < 0) {
+                break;
+            }
+            if (!got && r == 0 && ssh_again(c, deadline, NULL, 1) != 0) {
                 break;
             }
         }
@@ -1193,6 +1270,7 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
         rc = ssh_fail(err, SSH_ERR_CANCELLED, c->who, "cancelled before the command was started");
         goto out;
     }
+    ctl_start(c);
     int64_t start = time_mono_ms();
     int64_t deadline = start + o.timeout_ms;
     /* not cancellable half-way (that would leave the session unusable): a raised flag is
@@ -1239,13 +1317,13 @@ ssh_exec(struct ssh_conn *c, const struct sh_cmd *cmd, const struct ssh_exec_opt
             phase_end = now + KILL_STEP_MS;
         }
         if (phase == -1 && x.pid) {
-            remote_kill(c, x.pid, "TERM");
+            remote_kill(&x, "TERM");
             phase = 1;
             phase_end = time_mono_ms() + KILL_STEP_MS;
         } else if (phase == -1 && now >= phase_end) {
             break; /* no process id to signal: closing the channel is all there is */
         } else if (phase == 1 && now >= phase_end) {
-            remote_kill(c, x.pid, "KILL");
+            remote_kill(&x, "KILL");
             phase = 2;
             phase_end = time_mono_ms() + KILL_STEP_MS;
         } else if (phase == 2 && now >= phase_end) {

@@ -632,9 +632,9 @@ test_exec_cancel_kills(void **state)
     int64_t took = time_mono_ms() - k.raised_at;
     pthread_join(th, NULL);
     fprintf(stderr, "cancelled %lld ms after the flag\n", (long long)took);
-    /* ended within about a second of the flag: the kill needs a new session on the host,
-     * 100-700 ms on a loaded 2-core machine */
-    assert_true(took < 1500);
+    /* ended within a second of the flag (about 100 ms: the kill goes to the connection's
+     * control shell, no new session on the host) */
+    assert_true(took < 1000);
     assert_string_equal(ssh_rc_name(err.code), "cancelled");
     expect_line(&s, 0, SSH_STDOUT, "started", 0);
     assert_string_equal(res.signal, "TERM");
