@@ -544,7 +544,15 @@ conn_free(struct ssh_conn *c, int polite)
                    ssh_again(c, deadline, NULL, 1) == 0) {
             }
         }
-        libssh2_session_free(c->s);
+        /* in non-blocking mode the free returns EAGAIN while an open channel (the control
+         * shell) still has its close to send; end it with a bounded blocking call */
+        int64_t deadline = time_mono_ms() + 1000;
+        while (libssh2_session_free(c->s) == LIBSSH2_ERROR_EAGAIN) {
+            if (ssh_again(c, deadline, NULL, 1) != 0) {
+                libssh2_session_set_timeout(c->s, 1000);
+                libssh2_session_set_blocking(c->s, 1);
+            }
+        }
     }
     if (c->fd >= 0) {
         close(c->fd);
