@@ -948,7 +948,9 @@ deliver_stdout(struct exec_run *x, const char *p, size_t n)
     if (n == 0) {
         return;
     }
-    if (x->o->out && !x->res->out_truncated && buf_append(x->o->out, p, n) != BUF_OK) {
+    struct buf *out = x->o->out;
+    if (out && !x->res->out_truncated && buf_append(out, p, n) != BUF_OK) {
+        buf_append(out, p, out->max - out->len); /* what still fits */
         x->res->out_truncated = 1;
     }
     lines_feed(&x->out, x->o, p, n);
