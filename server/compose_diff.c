@@ -1,8 +1,10 @@
 /* compose_diff: a unified diff (`diff -u`, 3 lines of context) of two small texts, for the
  * approver to read before a compose file is replaced. Lines are compared whole (a last line
- * without its break differs from the same line with one, as in GNU diff); the edit script is
- * Myers' greedy O(ND) algorithm with its history kept (O(D^2) memory, D capped), then GNU
- * diff's boundary shifting so that the hunks read the way `diff -u` prints them. */
+ * without its break differs from the same line with one, as in GNU diff). The edit script is
+ * computed the way GNU diff computes it (discarding lines that cannot match, Myers' linear
+ * space divide and conquer, then boundary shifting), so the hunks are the ones `diff -u`
+ * prints; the search is capped at COMPOSE_DIFF_MAX_EDITS steps. */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +61,7 @@ hash_line(const char *s, size_t n)
 }
 
 /* Gives every distinct line of a and b its own id (open addressing over both files). */
-static void
+static size_t
 number_lines(struct lines *a, struct lines *b)
 {
     size_t total = a->n + b->n, cap = 16;
@@ -72,7 +74,7 @@ number_lines(struct lines *a, struct lines *b)
         size_t id;
         int used;
     } *tab = xcalloc(cap, sizeof(*tab));
-    size_t next = 0;
+    size_t next = 1; /* ids start at 1 */
     struct lines *ls[2] = {a, b};
     for (int f = 0; f < 2; f++) {
         for (size_t i = 0; i < ls[f]->n; i++) {
@@ -89,66 +91,357 @@ number_lines(struct lines *a, struct lines *b)
         }
     }
     free(tab);
+    return next;
 }
 
-/* Marks the changed lines of a[lo_a, hi_a) and b[lo_b, hi_b) in ca / cb with a shortest
- * edit script. Returns -1 when more than COMPOSE_DIFF_MAX_EDITS edits are needed. */
-static int
-myers(const size_t *a, size_t na, const size_t *b, size_t nb, char *ca, char *cb)
+/* The edit script, as GNU diff computes it (diffutils analyze.c, gnulib diffseq.h):
+ * Myers' linear-space divide and conquer on the lines left after discarding those that
+ * cannot match. Following it closely makes our hunks the ones `diff -u` prints even where
+ * several shortest scripts exist. */
+struct dctx {
+    const size_t *xv, *yv; /* line ids of the lines compared */
+    long *fd, *bd;         /* forward and backward furthest x per diagonal */
+    char *cx, *cy;         /* changed marks, in the compared lines' indices */
+    long cost, limit;      /* edit steps spent, and the most allowed */
+    int abort;
+};
+
+struct partition {
+    long xmid, ymid;
+};
+
+/* Finds the midpoint of the shortest edit script for x[xoff, xlim) and y[yoff, ylim). */
+static void
+diag(long xoff, long xlim, long yoff, long ylim, struct partition *part, struct dctx *c)
 {
-    long n = (long)na, m = (long)nb, max = n + m;
-    if (max == 0) {
-        return 0;
-    }
-    long dmax = max < COMPOSE_DIFF_MAX_EDITS ? max : COMPOSE_DIFF_MAX_EDITS;
-    long *v = xcalloc((size_t)(2 * max + 3), sizeof(long));
-    long **hist = xcalloc((size_t)dmax + 1, sizeof(long *));
-    long off = max + 1, dfound = -1;
-    for (long d = 0; d <= dmax && dfound < 0; d++) {
-        for (long k = -d; k <= d; k += 2) {
-            long x;
-            if (k == -d || (k != d && v[off + k - 1] < v[off + k + 1])) {
-                x = v[off + k + 1];
-            } else {
-                x = v[off + k - 1] + 1;
+    long *const fd = c->fd, *const bd = c->bd;
+    const size_t *xv = c->xv, *yv = c->yv;
+    const long dmin = xoff - ylim, dmax = xlim - yoff;
+    const long fmid = xoff - yoff, bmid = xlim - ylim;
+    long fmin = fmid, fmax = fmid, bmin = bmid, bmax = bmid;
+    int odd = (fmid - bmid) & 1;
+    fd[fmid] = xoff;
+    bd[bmid] = xlim;
+    for (;;) {
+        if (++c->cost > c->limit) {
+            c->abort = 1;
+            part->xmid = xoff;
+            part->ymid = yoff;
+            return;
+        }
+        if (fmin > dmin) {
+            fd[--fmin - 1] = -1;
+        } else {
+            ++fmin;
+        }
+        if (fmax < dmax) {
+            fd[++fmax + 1] = -1;
+        } else {
+            --fmax;
+        }
+        for (long d = fmax; d >= fmin; d -= 2) {
+            long tlo = fd[d - 1], thi = fd[d + 1];
+            long x0 = tlo < thi ? thi : tlo + 1, x, y;
+            for (x = x0, y = x0 - d; x < xlim && y < ylim && xv[x] == yv[y]; x++, y++) {
             }
-            long y = x - k;
-            while (x < n && y < m && a[x] == b[y]) {
-                x++;
-                y++;
-            }
-            v[off + k] = x;
-            if (x >= n && y >= m) {
-                dfound = d;
+            fd[d] = x;
+            if (odd && bmin <= d && d <= bmax && bd[d] <= x) {
+                part->xmid = x;
+                part->ymid = y;
+                return;
             }
         }
-        hist[d] = xmalloc((size_t)(2 * d + 1) * sizeof(long));
-        memcpy(hist[d], v + off - d, (size_t)(2 * d + 1) * sizeof(long));
-    }
-    int rc = -1;
-    if (dfound >= 0) {
-        long x = n, y = m;
-        for (long d = dfound; d > 0; d--) {
-            long k = x - y;
-            const long *pv = hist[d - 1] + (d - 1); /* pv[k] for k in [-(d-1), d-1] */
-            long pk = (k == -d || (k != d && pv[k - 1] < pv[k + 1])) ? k + 1 : k - 1;
-            long px = pv[pk], py = px - pk;
-            if (pk == k + 1) {
-                cb[py] = 1;
-            } else {
-                ca[px] = 1;
-            }
-            x = px;
-            y = py;
+        if (bmin > dmin) {
+            bd[--bmin - 1] = LONG_MAX;
+        } else {
+            ++bmin;
         }
-        rc = 0;
+        if (bmax < dmax) {
+            bd[++bmax + 1] = LONG_MAX;
+        } else {
+            --bmax;
+        }
+        for (long d = bmax; d >= bmin; d -= 2) {
+            long tlo = bd[d - 1], thi = bd[d + 1];
+            long x0 = tlo < thi ? tlo : thi - 1, x, y;
+            for (x = x0, y = x0 - d; xoff < x && yoff < y && xv[x - 1] == yv[y - 1]; x--, y--) {
+            }
+            bd[d] = x;
+            if (!odd && fmin <= d && d <= fmax && x <= fd[d]) {
+                part->xmid = x;
+                part->ymid = y;
+                return;
+            }
+        }
     }
-    for (long d = 0; d <= dmax; d++) {
-        free(hist[d]);
+}
+
+/* GNU's compareseq, with an explicit stack instead of recursion (the halves are independent,
+ * so the order they are done in does not matter): a web server thread's stack stays small. */
+static void
+compareseq(long xoff0, long xlim0, long yoff0, long ylim0, struct dctx *c)
+{
+    size_t cap = 64, n = 0;
+    long(*st)[4] = xmalloc(cap * sizeof(*st));
+    st[n][0] = xoff0;
+    st[n][1] = xlim0;
+    st[n][2] = yoff0;
+    st[n++][3] = ylim0;
+    while (n > 0 && !c->abort) {
+        n--;
+        long xoff = st[n][0], xlim = st[n][1], yoff = st[n][2], ylim = st[n][3];
+        while (xoff < xlim && yoff < ylim && c->xv[xoff] == c->yv[yoff]) {
+            xoff++;
+            yoff++;
+        }
+        while (xoff < xlim && yoff < ylim && c->xv[xlim - 1] == c->yv[ylim - 1]) {
+            xlim--;
+            ylim--;
+        }
+        if (xoff == xlim) {
+            while (yoff < ylim) {
+                c->cy[yoff++] = 1;
+            }
+            continue;
+        }
+        if (yoff == ylim) {
+            while (xoff < xlim) {
+                c->cx[xoff++] = 1;
+            }
+            continue;
+        }
+        struct partition part;
+        diag(xoff, xlim, yoff, ylim, &part, c);
+        if (n + 2 > cap) {
+            cap *= 2;
+            st = xrealloc(st, cap * sizeof(*st));
+        }
+        long halves[2][4] = {{part.xmid, xlim, part.ymid, ylim},
+                             {xoff, part.xmid, yoff, part.ymid}};
+        memcpy(st[n++], halves[0], sizeof(halves[0]));
+        memcpy(st[n++], halves[1], sizeof(halves[1]));
     }
-    free(hist);
-    free(v);
-    return rc;
+    free(st);
+}
+
+/* GNU diff's discard_confusing_lines: a line with no equal in the other file is changed
+ * whatever the script; a line with very many equals is left out of the search when it sits
+ * inside a run of such lines. Marks the discarded lines changed and returns, per file, the
+ * ids and real indices of the lines kept. */
+static void
+discard_lines(const struct lines *ls[2], size_t nids, char *changed[2], size_t *keep_id[2],
+              size_t *keep_ix[2], size_t nkeep[2])
+{
+    size_t *count[2];
+    char *disc[2];
+    for (int f = 0; f < 2; f++) {
+        count[f] = xcalloc(nids + 1, sizeof(size_t));
+        for (size_t i = 0; i < ls[f]->n; i++) {
+            count[f][ls[f]->id[i]]++;
+        }
+        disc[f] = xcalloc(ls[f]->n + 1, 1);
+    }
+    for (int f = 0; f < 2; f++) {
+        size_t end = ls[f]->n, many = 5, tem = end / 64;
+        while ((tem = tem >> 2) > 0) {
+            many *= 2;
+        }
+        for (size_t i = 0; i < end; i++) {
+            size_t nmatch = count[1 - f][ls[f]->id[i]];
+            disc[f][i] = nmatch == 0 ? 1 : nmatch > many ? 2 : 0;
+        }
+    }
+    for (int f = 0; f < 2; f++) {
+        long end = (long)ls[f]->n;
+        char *d = disc[f];
+        for (long i = 0; i < end; i++) {
+            if (d[i] == 2) {
+                d[i] = 0;
+                continue;
+            }
+            if (d[i] == 0) {
+                continue;
+            }
+            long j, provisional = 0;
+            for (j = i; j < end && d[j] != 0; j++) {
+                provisional += d[j] == 2;
+            }
+            while (j > i && d[j - 1] == 2) {
+                d[--j] = 0;
+                --provisional;
+            }
+            long length = j - i;
+            if (provisional * 4 > length) {
+                while (j > i) {
+                    if (d[--j] == 2) {
+                        d[j] = 0;
+                    }
+                }
+                continue;
+            }
+            long minimum = 1, t = length >> 2, consec;
+            while (0 < (t >>= 2)) {
+                minimum <<= 1;
+            }
+            minimum++;
+            for (j = 0, consec = 0; j < length; j++) {
+                if (d[i + j] != 2) {
+                    consec = 0;
+                } else if (minimum == ++consec) {
+                    j -= consec;
+                } else if (minimum < consec) {
+                    d[i + j] = 0;
+                }
+            }
+            for (j = 0, consec = 0; j < length; j++) {
+                if (j >= 8 && d[i + j] == 1) {
+                    break;
+                }
+                if (d[i + j] == 2) {
+                    consec = 0;
+                    d[i + j] = 0;
+                } else if (d[i + j] == 0) {
+                    consec = 0;
+                } else {
+                    consec++;
+                }
+                if (consec == 3) {
+                    break;
+                }
+            }
+            i += length - 1;
+            for (j = 0, consec = 0; j < length; j++) {
+                if (j >= 8 && d[i - j] == 1) {
+                    break;
+                }
+                if (d[i - j] == 2) {
+                    consec = 0;
+                    d[i - j] = 0;
+                } else if (d[i - j] == 0) {
+                    consec = 0;
+                } else {
+                    consec++;
+                }
+                if (consec == 3) {
+                    break;
+                }
+            }
+        }
+    }
+    for (int f = 0; f < 2; f++) {
+        size_t k = 0;
+        keep_id[f] = xmalloc((ls[f]->n + 1) * sizeof(size_t));
+        keep_ix[f] = xmalloc((ls[f]->n + 1) * sizeof(size_t));
+        for (size_t i = 0; i < ls[f]->n; i++) {
+            if (disc[f][i] == 0) {
+                keep_id[f][k] = ls[f]->id[i];
+                keep_ix[f][k++] = i;
+            } else {
+                changed[f][i] = 1;
+            }
+        }
+        nkeep[f] = k;
+        free(count[f]);
+        free(disc[f]);
+    }
+}
+
+/* Marks the changed lines of a and b (changed[0], changed[1]); -1 when the script would
+ * take more than COMPOSE_DIFF_MAX_EDITS edit steps to find. */
+static int
+edit_script(const struct lines *a, const struct lines *b, size_t nids, char *changed[2])
+{
+    const struct lines *ls[2] = {a, b};
+    size_t *kid[2], *kix[2], nk[2];
+    discard_lines(ls, nids, changed, kid, kix, nk);
+    long diags = (long)(nk[0] + nk[1] + 3);
+    long *fd = xmalloc((size_t)diags * sizeof(long)), *bd = xmalloc((size_t)diags * sizeof(long));
+    struct dctx c = {
+        .xv = kid[0],
+        .yv = kid[1],
+        .fd = fd + nk[1] + 1,
+        .bd = bd + nk[1] + 1,
+        .cx = xcalloc(nk[0] + 1, 1),
+        .cy = xcalloc(nk[1] + 1, 1),
+        .limit = COMPOSE_DIFF_MAX_EDITS,
+    };
+    compareseq(0, (long)nk[0], 0, (long)nk[1], &c);
+    for (size_t i = 0; i < nk[0]; i++) {
+        changed[0][kix[0][i]] |= c.cx[i];
+    }
+    for (size_t i = 0; i < nk[1]; i++) {
+        changed[1][kix[1][i]] |= c.cy[i];
+    }
+    for (int f = 0; f < 2; f++) {
+        free(kid[f]);
+        free(kix[f]);
+    }
+    free(c.cx);
+    free(c.cy);
+    free(fd);
+    free(bd);
+    return c.abort ? -1 : 0;
+}
+
+/* The line that starts at byte offset off of l (l->n when off is the end). */
+static size_t
+line_at(const struct lines *l, size_t off)
+{
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l->start[mid] < off) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* GNU diff's find_identical_ends: the lines outside [*a0, *a1) and [*b0, *b1) are an
+ * identical prefix and suffix that the analysis never sees (less CONTEXT lines of each, which
+ * it does), so changes cannot slide into them. The suffix is only trimmed when both files
+ * end the same way (with or without a final line break). */
+static void
+identical_ends(const char *t0, size_t n0, const char *t1, size_t n1, const struct lines *a,
+               const struct lines *b, size_t *a0, size_t *a1, size_t *b0, size_t *b1)
+{
+    size_t p = 0, m = n0 < n1 ? n0 : n1;
+    while (p < m && t0[p] == t1[p]) {
+        p++;
+    }
+    int horizon = CONTEXT;
+    while (p > 0 && (t0[p - 1] != '\n' || horizon-- > 0)) {
+        p--;
+    }
+    size_t prefix_end = p, s0 = n0, s1 = n1;
+    int miss0 = n0 > 0 && t0[n0 - 1] != '\n', miss1 = n1 > 0 && t1[n1 - 1] != '\n';
+    if (miss0 == miss1) {
+        size_t beg0 = prefix_end + (n0 < n1 ? 0 : n0 - n1), q0 = n0, q1 = n1;
+        while (q0 != beg0) {
+            if (t0[--q0] != t1[--q1]) {
+                ++q0;
+                ++q1;
+                beg0 = q0;
+                break;
+            }
+        }
+        size_t start0 = q0;
+        int i = CONTEXT + !((q0 == 0 || t0[q0 - 1] == '\n') && (q1 == 0 || t1[q1 - 1] == '\n'));
+        while (i && q0 != n0) {
+            if (t0[q0++] == '\n') {
+                i--;
+            }
+        }
+        q1 += q0 - start0;
+        s0 = q0;
+        s1 = q1;
+    }
+    *a0 = line_at(a, prefix_end);
+    *b0 = line_at(b, prefix_end);
+    *a1 = line_at(a, s0);
+    *b1 = line_at(b, s1);
 }
 
 /* GNU diff's shift_boundaries: slides each run of changed lines over identical neighbours so
@@ -258,31 +551,28 @@ compose_diff(const char *old_text, size_t old_len, const char *new_text, size_t 
         }
         goto out;
     }
-    number_lines(&a, &b);
+    size_t nids = number_lines(&a, &b);
     /* Two sentinel bytes on each side for shift_boundaries. */
     ca = xcalloc(a.n + 4, 1);
     cb = xcalloc(b.n + 4, 1);
-    size_t pre = 0, suf = 0;
-    while (pre < a.n && pre < b.n && a.id[pre] == b.id[pre]) {
-        pre++;
-    }
-    while (suf < a.n - pre && suf < b.n - pre && a.id[a.n - 1 - suf] == b.id[b.n - 1 - suf]) {
-        suf++;
-    }
-    if (myers(a.id + pre, a.n - pre - suf, b.id + pre, b.n - pre - suf, ca + 2 + pre,
-              cb + 2 + pre) != 0) {
+    char *changed[2] = {ca + 2, cb + 2};
+    size_t a0, a1, b0, b1;
+    identical_ends(old_text, old_len, new_text, new_len, &a, &b, &a0, &a1, &b0, &b1);
+    struct lines va = {.text = a.text, .n = a1 - a0, .id = a.id + a0};
+    struct lines vb = {.text = b.text, .n = b1 - b0, .id = b.id + b0};
+    char *vchanged[2] = {changed[0] + a0, changed[1] + b0};
+    if (edit_script(&va, &vb, nids, vchanged) != 0) {
         rc = COMPOSE_TOO_BIG;
         if (err) {
             snprintf(err->message, sizeof(err->message),
-                     "the files differ in more than %d lines; no diff is shown",
+                     "the files differ too much to show a diff (more than %d edit steps)",
                      COMPOSE_DIFF_MAX_EDITS);
         }
         goto out;
     }
-    char *changed[2] = {ca + 2, cb + 2};
-    const size_t *ids[2] = {a.id, b.id};
-    const long lens[2] = {(long)a.n, (long)b.n};
-    shift_boundaries(changed, ids, lens);
+    const size_t *ids[2] = {va.id, vb.id};
+    const long lens[2] = {(long)va.n, (long)vb.n};
+    shift_boundaries(vchanged, ids, lens);
     for (size_t i = 0, j = 0; i < a.n || j < b.n;) {
         if (i < a.n && j < b.n && !changed[0][i] && !changed[1][j]) {
             i++;
