@@ -666,9 +666,9 @@ cx_state_load(const char *text, size_t len, struct cstate *st, struct compose_er
     if (rc) {
         goto out;
     }
+    check_trap(st); /* first: the root cause of what parse_flags then reports */
     parse_flags(st);
     check_entries(st);
-    check_trap(st);
     if (st->ndropped) {
         st->ndiags--; /* make room for the summary */
         free(st->diags[st->ndiags].message);
