@@ -409,33 +409,15 @@ plan_remove(const struct cstate *st, size_t e, struct plan *pl, struct compose_e
         }
         return COMPOSE_OK;
     }
+    /* Take the separator before the entry with it: an entry alone on its line takes its
+     * line, a last entry leaves no dangling continuation before the closing quote, and
+     * removing an entry just added gives back the very bytes it was added to (compose_add
+     * inserts "separator + entry" after the last entry). */
     size_t r0 = f->raw0, r1 = v->raw1;
-    int has_prev = fl->a0 > 0, has_next = fl->a1 + 1 < st->nargs;
-    const struct carg *prev = has_prev ? &st->args[fl->a0 - 1] : NULL;
-    const struct carg *next = has_next ? &st->args[fl->a1 + 1] : NULL;
-    /* Alone on its line(s): only blanks before it, and after it blanks, an optional escaped
-     * line break (double quotes) and the end of the line. */
-    size_t l0 = cx_line_start(t, r0), p = r1;
-    int alone = 1;
-    for (size_t i = l0; i < r0; i++) {
-        alone &= cx_is_blank(t[i]);
-    }
-    while (p < len && cx_is_blank(t[p])) {
-        p++;
-    }
-    if (st->style == COMPOSE_STYLE_DOUBLE && p < len && t[p] == '\\') {
-        p++;
-    }
-    alone &= p < len && (t[p] == '\r' || t[p] == '\n');
-    if (alone) {
-        cx_plan_splice(pl, l0, cx_line_next(t, len, p), xstrdup(""));
-        return COMPOSE_OK;
-    }
-    int next_same_line = has_next && !memchr(t + r1, '\n', next->raw0 - r1);
-    if (next_same_line || (!has_prev && has_next)) {
-        cx_plan_splice(pl, r0, next->raw0, xstrdup(""));
-    } else if (has_prev) {
-        cx_plan_splice(pl, prev->raw1, r1, xstrdup("")); /* takes the separator before it */
+    if (fl->a0 > 0) {
+        cx_plan_splice(pl, st->args[fl->a0 - 1].raw1, r1, xstrdup(""));
+    } else if (fl->a1 + 1 < st->nargs) {
+        cx_plan_splice(pl, r0, st->args[fl->a1 + 1].raw0, xstrdup(""));
     } else {
         return cx_fail(err, COMPOSE_UNSUPPORTED, f->line,
                        "the retry-join on line %d is the only argument", f->line);

@@ -744,6 +744,42 @@ test_edit_remove_all_and_set(void **state)
     free(t.s);
 }
 
+/* Entries on one line with other flags: an added entry follows the last one on its line,
+ * and a removed one takes the space before it; add then remove is the identity even when
+ * the layout mixes continued and joined lines. */
+static void
+test_edit_one_line(void **state)
+{
+    (void)state;
+    struct text t = text_of("services:\n  consul:\n    command: \"agent -server -ui "
+                            "-retry-join=consul-1 -retry-join=consul-2 -bootstrap-expect=3\"\n");
+    struct text o = add_ok(t, "consul-3");
+    assert_string_equal(o.s, "services:\n  consul:\n    command: \"agent -server -ui "
+                             "-retry-join=consul-1 -retry-join=consul-2 -retry-join=consul-3 "
+                             "-bootstrap-expect=3\"\n");
+    struct text back = remove_ok(o, "consul-3");
+    assert_same_text(back, t);
+    free(back.s);
+    free(o.s);
+    o = remove_ok(t, "consul-1");
+    assert_string_equal(o.s, "services:\n  consul:\n    command: \"agent -server -ui "
+                             "-retry-join=consul-2 -bootstrap-expect=3\"\n");
+    free(o.s);
+    free(t.s);
+
+    t = text_of("services:\n  consul:\n    command: >\n      agent -server\n"
+                "      -retry-join=10.0.0.1 -ui\n      -retry-join=10.0.0.2 -bootstrap-expect=3\n");
+    o = add_ok(t, "10.0.0.3");
+    assert_string_equal(o.s, "services:\n  consul:\n    command: >\n      agent -server\n"
+                             "      -retry-join=10.0.0.1 -ui\n      -retry-join=10.0.0.2\n"
+                             "      -retry-join=10.0.0.3 -bootstrap-expect=3\n");
+    back = remove_ok(o, "10.0.0.3");
+    assert_same_text(back, t);
+    free(back.s);
+    free(o.s);
+    free(t.s);
+}
+
 /* A file without any entry gets -retry-join=ADDR after its last argument, in its style. */
 static void
 test_edit_first_entry(void **state)
@@ -1567,6 +1603,7 @@ main(void)
         cmocka_unit_test(test_edit_every_form),
         cmocka_unit_test(test_edit_idempotent),
         cmocka_unit_test(test_edit_remove_all_and_set),
+        cmocka_unit_test(test_edit_one_line),
         cmocka_unit_test(test_edit_first_entry),
         cmocka_unit_test(test_new_node),
         cmocka_unit_test(test_new_node_refusals),
