@@ -88,6 +88,7 @@ enum compose_diag_kind {
     COMPOSE_DIAG_ENTRYPOINT,           /* services.consul.entrypoint replaces the image's */
     COMPOSE_DIAG_NOT_STRING,           /* YAML reads a plain value as a number, boolean, null */
     COMPOSE_DIAG_CLOUD_JOIN, /* a go-discover "provider=…" entry (kept, not an address) */
+    COMPOSE_DIAG_COMPOSE_V2, /* docker compose v2 would split the string differently */
 };
 
 /* One finding about the command. blocking: edits are refused (COMPOSE_BROKEN) while it

@@ -64,11 +64,16 @@ struct cs_escape {
 enum cs_shlex_rc { CS_SHLEX_OK = 0, CS_SHLEX_NO_CLOSING_QUOTE = 1, CS_SHLEX_NO_ESCAPED = 2 };
 
 /* Python's shlex.split(value) (posix=True, comments=False, whitespace_split=True), which
- * docker-compose applies to a string command. On CS_SHLEX_OK *args (*nargs) and *esc (*nesc)
- * are new arrays the caller frees with cs_args_free and free(). On an error nothing is
+ * docker-compose (v1, Python) applies to a string command. On CS_SHLEX_OK *args (*nargs) and *esc
+ * (*nesc) are new arrays the caller frees with cs_args_free and free(). On an error nothing is
  * allocated and *err_at is the value index where splitting failed. */
 int cs_shlex(const char *v, size_t n, struct cs_arg **args, size_t *nargs, struct cs_escape **esc,
-             size_t *nesc, size_t *err_at);
+             size_t *nesc, size_t *err_at, unsigned *v2);
+/* Bits of *v2 (may be NULL): where docker compose v2, which splits with go-shellwords, reads
+ * the value differently: an unquoted ; & | < or > (it stops there), a backslash shlex keeps
+ * inside double quotes (go-shellwords drops it). */
+#define CS_V2_METACHAR 1u
+#define CS_V2_BACKSLASH 2u
 void cs_args_free(struct cs_arg *a, size_t n);
 
 /* The agent's command-line flags (Consul's agent/config/flags.go, 1.x releases). */

@@ -649,7 +649,15 @@ cx_set_list(const char *text, size_t len, const char *const *addrs, size_t n, ch
             break;
         }
         char *extra = NULL;
-        for (size_t e = 0; e < st.nentries && !extra; e++) {
+        for (size_t e = 0; e < st.nentries && !extra && rc == COMPOSE_OK; e++) {
+            if (!st.eaddr_ok[e]) {
+                int line = entry_line(&st, e);
+                rc = cx_fail(err, COMPOSE_UNSUPPORTED, line,
+                             "the retry-join entry on line %d is not an address (a cloud "
+                             "auto-join?), so the list cannot be made exactly the one given",
+                             line);
+                break;
+            }
             int keep = 0;
             for (size_t i = 0; i < n && !keep; i++) {
                 keep = st.eaddr_ok[e] && cs_addr_same(&st.eaddr[e], &want[i]);
@@ -661,7 +669,7 @@ cx_set_list(const char *text, size_t len, const char *const *addrs, size_t n, ch
             }
         }
         cx_state_free(&st);
-        if (!extra) {
+        if (!extra || rc != COMPOSE_OK) {
             break;
         }
         char *nt = NULL;

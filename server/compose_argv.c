@@ -72,8 +72,9 @@ cs_args_free(struct cs_arg *a, size_t n)
 
 int
 cs_shlex(const char *v, size_t n, struct cs_arg **args_out, size_t *nargs_out,
-         struct cs_escape **esc_out, size_t *nesc_out, size_t *err_at)
+         struct cs_escape **esc_out, size_t *nesc_out, size_t *err_at, unsigned *v2)
 {
+    unsigned notes = 0;
     struct cs_arg *args = NULL;
     size_t nargs = 0, acap = 0;
     struct cs_escape *esc = NULL;
@@ -99,6 +100,7 @@ cs_shlex(const char *v, size_t n, struct cs_arg **args_out, size_t *nargs_out,
             } else if (c == '\'' || c == '"') {
                 state = c;
             } else {
+                notes |= (c && strchr(";&|<>", c)) ? CS_V2_METACHAR : 0;
                 tok_push(&t, c, i);
                 state = 'a';
             }
@@ -114,6 +116,7 @@ cs_shlex(const char *v, size_t n, struct cs_arg **args_out, size_t *nargs_out,
                 state = '\\';
                 bs = i;
             } else {
+                notes |= (c && strchr(";&|<>", c)) ? CS_V2_METACHAR : 0;
                 tok_push(&t, c, i);
             }
             break;
@@ -144,6 +147,7 @@ cs_shlex(const char *v, size_t n, struct cs_arg **args_out, size_t *nargs_out,
                 int kept = escapedstate != 'a' && c != '\\' && c != escapedstate;
                 if (kept) {
                     tok_push(&t, '\\', bs);
+                    notes |= CS_V2_BACKSLASH;
                 }
                 tok_push(&t, c, i);
                 if (nesc == ecap) {
@@ -173,6 +177,9 @@ out:
     *nargs_out = nargs;
     *esc_out = esc;
     *nesc_out = nesc;
+    if (v2) {
+        *v2 = notes;
+    }
     return rc;
 }
 

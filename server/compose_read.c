@@ -201,7 +201,8 @@ load_string(struct cstate *st, struct compose_error *err)
     cs_value_free(&raw);
     struct cs_arg *sa = NULL;
     size_t na = 0, err_at = 0;
-    int src = cs_shlex(st->val.s, st->val.n, &sa, &na, &st->esc, &st->nesc, &err_at);
+    unsigned v2 = 0;
+    int src = cs_shlex(st->val.s, st->val.n, &sa, &na, &st->esc, &st->nesc, &err_at, &v2);
     if (src != CS_SHLEX_OK) {
         int l = cx_line_of(&st->doc, st->val.from[err_at < st->val.n ? err_at : 0]);
         diag(st, COMPOSE_DIAG_SHELL_SYNTAX, 1, l,
@@ -209,6 +210,15 @@ load_string(struct cstate *st, struct compose_error *err)
              src == CS_SHLEX_NO_CLOSING_QUOTE ? "a quote is never closed"
                                               : "it ends in a backslash");
         return COMPOSE_OK;
+    }
+    if (v2) {
+        diag(st, COMPOSE_DIAG_COMPOSE_V2, 0, line,
+             "line %d: docker compose v2 splits a string command with other rules than "
+             "docker-compose v1 and would read this one differently (%s); a list is read the "
+             "same by both",
+             line,
+             (v2 & CS_V2_METACHAR) ? "it stops at an unquoted ; & | < or >"
+                                   : "it drops a backslash inside double quotes");
     }
     if (na > COMPOSE_MAX_ARGS) {
         cs_args_free(sa, na);

@@ -310,7 +310,7 @@ intended_argv(const struct cstate *st, const unsigned char *trap_bs, struct plan
     struct cs_arg *sa = NULL;
     struct cs_escape *esc = NULL;
     size_t na = 0, ne = 0, at = 0;
-    int rc = cs_shlex(b.data ? b.data : "", b.len, &sa, &na, &esc, &ne, &at);
+    int rc = cs_shlex(b.data ? b.data : "", b.len, &sa, &na, &esc, &ne, &at, NULL);
     buf_free(&b);
     free(esc);
     if (rc != CS_SHLEX_OK) {

@@ -18,7 +18,7 @@
 #include "compose.h"
 #include "util.h"
 
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const addrs[] = {"10.250.0.9",       "fd00::9",   "[fd00::9]:8302",
                                     "consul-9.example", "10.1.0.11", "10.0.0.1"};

@@ -454,6 +454,93 @@ test_read_go_flags(void **state)
     free(t.s);
 }
 
+/* A byte order mark and non-ASCII text before and inside the command: libyaml counts
+ * characters, the editor counts bytes. */
+static void
+test_read_utf8(void **state)
+{
+    (void)state;
+    struct text t = text_of("\xef\xbb\xbf# Serveur n\xc2\xb0"
+                            "1 \xe2\x80\x94 donn\xc3\xa9"
+                            "es\n"
+                            "services:\n  consul:\n    labels:\n      note: \"d\xc3\xa9j\xc3\xa0 "
+                            "\xf0\x9f\x98\x80\"\n    command: \"agent -node=n\xc5\x93ud \\\n"
+                            "      -retry-join=10.0.0.1 \\\n      -retry-join=10.0.0.2\"\n");
+    struct compose_command *c = read_ok(t);
+    assert_string_equal(c->argv[1], "-node=n\xc5\x93ud");
+    assert_int_equal(c->retry_join_line[1], 8);
+    compose_command_free(c);
+    struct text o = add_ok(t, "10.0.0.3");
+    assert_non_null(strstr(o.s, "-retry-join=10.0.0.2 \\\n      -retry-join=10.0.0.3\"\n"));
+    assert_int_equal(memcmp(o.s, t.s, t.n - 2), 0);
+    struct text back = remove_ok(o, "10.0.0.3");
+    assert_same_text(back, t);
+    free(back.s);
+    free(o.s);
+    free(t.s);
+}
+
+/* Findings that do not stop an edit: docker compose v2 splits some strings differently, a
+ * cloud auto-join entry is kept (but the list cannot be set exactly around it). */
+static void
+test_read_notes(void **state)
+{
+    (void)state;
+    struct text t = text_of("services:\n  consul:\n    command: \"agent -node='a;b' "
+                            "-datacenter=\\\"d\\\\\\\\q\\\" -retry-join=10.0.0.1\"\n");
+    struct compose_command *c = read_ok(t);
+    assert_string_equal(c->argv[1], "-node=a;b");
+    assert_string_equal(c->argv[2], "-datacenter=d\\q"); /* "d\\q": both read d\q */
+    assert_null(find_diag(c, COMPOSE_DIAG_COMPOSE_V2));  /* quoted ; is fine for both */
+    compose_command_free(c);
+    free(t.s);
+    t = text_of("services:\n  consul:\n    command: \"agent -datacenter=\\\"d\\\\q\\\" "
+                "-retry-join=10.0.0.1\"\n");
+    c = read_ok(t);
+    const struct compose_diag *d = find_diag(c, COMPOSE_DIAG_COMPOSE_V2);
+    assert_non_null(d);
+    assert_false(d->blocking);
+    assert_non_null(strstr(d->message, "backslash"));
+    compose_command_free(c);
+    free(t.s);
+    t = text_of("services:\n  consul:\n    command: agent -node=a;b -retry-join=10.0.0.1\n");
+    c = read_ok(t);
+    d = find_diag(c, COMPOSE_DIAG_COMPOSE_V2);
+    assert_non_null(d);
+    assert_non_null(strstr(d->message, "stops at an unquoted"));
+    compose_command_free(c);
+    free(t.s);
+
+    t = text_of("services:\n  consul:\n    command: \"agent -retry-join='provider=aws "
+                "tag_key=consul' -retry-join=10.0.0.1\"\n");
+    c = read_ok(t);
+    d = find_diag(c, COMPOSE_DIAG_CLOUD_JOIN);
+    assert_non_null(d);
+    assert_false(c->blocking);
+    assert_string_equal(c->retry_join[0], "provider=aws tag_key=consul");
+    compose_command_free(c);
+    struct text o = add_ok(t, "10.0.0.2");
+    free(o.s);
+    const char *want[] = {"10.0.0.1"};
+    struct compose_error err = {0};
+    int rc = compose_set(t.s, t.n, want, 1, &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_UNSUPPORTED, "not an address", 3);
+    free(t.s);
+
+    /* An address YAML would misread when written unquoted like the existing entries. */
+    t = fixture("plain-multiline.yaml");
+    rc = compose_add(t.s, t.n, "fd00::", &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_UNSUPPORTED, "unquoted", 9);
+    free(t.s);
+    t = text_of("services:\n  consul:\n    command:\n      - agent\n      - -retry-join\n"
+                "      - 10.0.0.1\n");
+    rc = compose_add(t.s, t.n, "[fd00::1]:8301", &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_UNSUPPORTED, "unquoted", 6);
+    o = add_ok(t, "fd00::1");
+    free(o.s);
+    free(t.s);
+}
+
 /* ---------- adding and removing ---------- */
 
 static void
@@ -1598,6 +1685,8 @@ main(void)
         cmocka_unit_test(test_read_spellings),
         cmocka_unit_test(test_read_shell_rules),
         cmocka_unit_test(test_read_go_flags),
+        cmocka_unit_test(test_read_utf8),
+        cmocka_unit_test(test_read_notes),
         cmocka_unit_test(test_edit_double_quoted),
         cmocka_unit_test(test_edit_list),
         cmocka_unit_test(test_edit_every_form),
