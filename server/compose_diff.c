@@ -535,6 +535,14 @@ compose_diff(const char *old_text, size_t old_len, const char *new_text, size_t 
              const char *label_old, const char *label_new, char **out, struct compose_error *err)
 {
     *out = NULL;
+    if (!old_text) {
+        old_text = "";
+        old_len = 0;
+    }
+    if (!new_text) {
+        new_text = "";
+        new_len = 0;
+    }
     struct lines a = {0}, b = {0};
     char *ca = NULL, *cb = NULL;
     struct change *ch = NULL;

@@ -640,6 +640,10 @@ int
 cx_state_load(const char *text, size_t len, struct cstate *st, struct compose_error *err)
 {
     memset(st, 0, sizeof(*st));
+    if (!text) {
+        text = "";
+        len = 0;
+    }
     int rc = cx_check_text(text, len, err);
     if (rc || (rc = cx_doc_parse(text, len, &st->doc, err))) {
         return rc;

@@ -217,7 +217,7 @@ compose_new_node(const char *text, size_t len, const struct compose_node *node, 
     *out = NULL;
     *out_len = 0;
     struct cs_addr src, dst;
-    if (!node->source_addr || !node->new_addr ||
+    if (!node || !node->source_addr || !node->new_addr ||
         cs_ip_parse(node->source_addr, strlen(node->source_addr), &src) != 0 ||
         cs_ip_parse(node->new_addr, strlen(node->new_addr), &dst) != 0) {
         return cx_fail(err, COMPOSE_BAD_ADDRESS, 0,

@@ -1344,6 +1344,10 @@ test_hostile(void **state)
     }
     int rc = compose_add(t.s, t.n, NULL, &o.s, &o.n, &err);
     assert_refused(rc, o.s, &err, COMPOSE_BAD_ADDRESS, "address", 0);
+    rc = compose_new_node(t.s, t.n, NULL, &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_BAD_ADDRESS, "address", 0);
+    rc = compose_add(NULL, 0, "10.0.0.1", &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_NO_SERVICE, "empty", 0);
 
     /* A NUL byte, invalid UTF-8, a lone CR, a Unicode line separator. */
 #define TXT(x) x, sizeof(x) - 1
