@@ -280,13 +280,16 @@ out:
 
 /* ---------- the line-end backslash trap ---------- */
 
-/* Appends s[0..n) to b escaped for a double-quoted YAML scalar. */
+/* Appends s[0..n) to b escaped for a double-quoted YAML scalar, with docker-compose's $$ for
+ * a literal $ (the value is the one after interpolation). */
 static void
 dq_escape(struct buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '"' || s[i] == '\\') {
             (void)buf_append(b, "\\", 1);
+        } else if (s[i] == '$') {
+            (void)buf_append(b, "$", 1);
         }
         (void)buf_append(b, s + i, 1);
     }
@@ -352,6 +355,13 @@ compose_fix_trap(const char *text, size_t len, char **out, size_t *out_len,
             }
         }
     }
+    for (size_t k = 0; k < st.ndiags; k++) {
+        int kind = st.diags[k].kind;
+        if (kind == COMPOSE_DIAG_SHELL_SYNTAX || (ntraps && kind == COMPOSE_DIAG_INTERPOLATION)) {
+            rc = cx_fail(err, COMPOSE_UNSUPPORTED, st.diags[k].line, "%s", st.diags[k].message);
+            goto out;
+        }
+    }
     if (ntraps == 0) {
         rc = cx_fail(err, COMPOSE_UNCHANGED, 0, "the command has no line-end backslash trap");
         goto out;
@@ -407,7 +417,7 @@ compose_fix_trap(const char *text, size_t len, char **out, size_t *out_len,
                 (void)buf_puts(&b, "\"");
             } else {
                 size_t ind = ls;
-                while (ind < len && cx_is_blank(t[ind])) {
+                while (ind < st.doc.len && cx_is_blank(t[ind])) {
                     ind++;
                 }
                 (void)buf_puts(&b, " \\");
@@ -432,17 +442,15 @@ compose_fix_trap(const char *text, size_t len, char **out, size_t *out_len,
     }
     (void)buf_puts(&b, "\"");
     size_t r0 = st.val.raw_start;
-    if (st.style == COMPOSE_STYLE_SINGLE) {
-        r1 = st.val.raw_end;
-    } else if (st.style == COMPOSE_STYLE_PLAIN) {
-        r1 = st.val.raw_end;
+    if (st.style == COMPOSE_STYLE_SINGLE || st.style == COMPOSE_STYLE_PLAIN) {
+        r1 = st.val.raw_end; /* the closing quote, or the end of the last line */
     }
     if (st.val.comment_end > st.val.comment_start) {
         (void)buf_puts(&b, " ");
         (void)buf_append(&b, t + st.val.comment_start, st.val.comment_end - st.val.comment_start);
     }
     cx_plan_splice(&pl, r0, r1, buf_steal(&b));
-    nt = cx_plan_apply(t, len, &pl, &nlen);
+    nt = cx_plan_apply(t, st.doc.len, &pl, &nlen);
     if (!nt) {
         rc = cx_fail(err, COMPOSE_VERIFY, 0, "the planned edits overlap; nothing was changed");
         goto out;

@@ -1190,11 +1190,32 @@ test_trap_fix(void **state)
         free(o.s);
         free(t.s);
     }
+    /* docker-compose's $$ stays $$; a $ variable cannot be carried over with certainty. */
+    t = text_of("services:\n  consul:\n    command: agent -node=a$$b \\\n"
+                "      -retry-join=10.0.0.1\n");
+    assert_int_equal(compose_fix_trap(t.s, t.n, &o.s, &o.n, &err), COMPOSE_OK);
+    assert_string_equal(o.s, "services:\n  consul:\n    command: \"agent -node=a$$b \\\n"
+                             "      -retry-join=10.0.0.1\"\n");
+    c = read_ok(o);
+    assert_string_equal(c->argv[1], "-node=a$b");
+    compose_command_free(c);
+    free(o.s);
+    free(t.s);
+    t = text_of("services:\n  consul:\n    command: agent -node=$HOST \\\n"
+                "      -retry-join=10.0.0.1\n");
+    int rc = compose_fix_trap(t.s, t.n, &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_UNSUPPORTED, "environment variables", 3);
+    free(t.s);
     /* A command without the trap, and one that cannot be split. */
     t = fixture("dq-continuation.yaml");
     assert_int_equal(compose_fix_trap(t.s, t.n, &o.s, &o.n, &err), COMPOSE_UNCHANGED);
     assert_same_text(o, t);
     free(o.s);
+    free(t.s);
+    t = text_of("services:\n  consul:\n    command: agent -node='a \\\n"
+                "      -retry-join=10.0.0.1\n");
+    rc = compose_fix_trap(t.s, t.n, &o.s, &o.n, &err);
+    assert_refused(rc, o.s, &err, COMPOSE_UNSUPPORTED, "cannot split", 3);
     free(t.s);
 }
 
