@@ -161,7 +161,9 @@ plan_new_node(const struct cstate *st, const struct compose_node *node, const st
                 if (b1 > b0 && cs_ip_parse(v->s + b0, b1 - b0, &a) == 0) {
                     if (memcmp(a.ip, src->ip, 16) == 0) {
                         rc = plan_replace(st, pl, fl->a1, b0, b1, node->new_addr, err);
-                    } else if (!is_wildcard(&a)) {
+                    } else if (!is_wildcard(&a) && strcmp(name, "client") != 0) {
+                        /* A cluster address of a third host: not this server's file. (A
+                         * -client address may be one every host has, like docker0's.) */
                         rc =
                             cx_fail(err, COMPOSE_UNSAFE, v->line,
                                     "-%s on line %d names %.*s, which is neither the source server "

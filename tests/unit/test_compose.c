@@ -946,7 +946,7 @@ test_new_node(void **state)
     t = text_of("services:\n  consul:\n    command:\n      - agent\n      - -server\n"
                 "      - -node=consul-b\n      - -bind=10.2.0.2\n      - -advertise\n"
                 "      - 10.2.0.2\n      - -serf-lan-bind=10.2.0.2\n"
-                "      - -client=127.0.0.1 10.2.0.2\n"
+                "      - -client=127.0.0.1 10.2.0.2 172.17.0.1\n"
                 "      - -retry-join=10.2.0.1\n      - -retry-join=10.2.0.2\n"
                 "      - -retry-join=10.2.0.3\n");
     const char *join2[] = {"10.2.0.1", "10.2.0.2", "10.2.0.4"};
@@ -959,7 +959,7 @@ test_new_node(void **state)
     assert_string_equal(o.s, "services:\n  consul:\n    command:\n      - agent\n      - -server\n"
                              "      - -node=consul-d\n      - -bind=10.2.0.4\n      - -advertise\n"
                              "      - 10.2.0.4\n      - -serf-lan-bind=10.2.0.4\n"
-                             "      - -client=127.0.0.1 10.2.0.4\n"
+                             "      - -client=127.0.0.1 10.2.0.4 172.17.0.1\n"
                              "      - -retry-join=10.2.0.1\n      - -retry-join=10.2.0.2\n"
                              "      - -retry-join=10.2.0.4\n");
     free(o.s);
