@@ -1,5 +1,8 @@
-/* compose_internal: the pieces shared by compose.c and its helpers (compose_scalar.c,
- * compose_argv.c). Nothing outside the compose module includes this. */
+/* compose_internal: what the files of the compose module share (compose_doc.c: the YAML
+ * document; compose_scalar.c: scalars mapped to raw bytes; compose_argv.c: shell splitting,
+ * flags, addresses; compose_read.c: the command as the agent reads it; compose.c: planned and
+ * verified edits; compose_rewrite.c: the new node and the trap fix). Nothing outside the
+ * module includes this; its structs are plain data owned by the functions that fill them. */
 #ifndef CONSULATE_COMPOSE_INTERNAL_H
 #define CONSULATE_COMPOSE_INTERNAL_H
 
