@@ -684,6 +684,29 @@ cx_set_list(const char *text, size_t len, const char *const *addrs, size_t n, ch
             rc = cx_fail(err, COMPOSE_VERIFY, 0, "an entry could not be removed");
         }
     }
+    if (rc == COMPOSE_OK && *cur) {
+        /* Belt and braces: the final list is exactly the one asked for. */
+        struct cstate st;
+        rc = cx_state_load(*cur, *cur_len, &st, err);
+        for (size_t i = 0; i < n && rc == COMPOSE_OK; i++) {
+            if (find_entry(&st, &want[i]) == st.nentries) {
+                rc = cx_fail(err, COMPOSE_VERIFY, 0, "%s would be missing; nothing was changed",
+                             addrs[i]);
+            }
+        }
+        for (size_t e = 0; e < st.nentries && rc == COMPOSE_OK; e++) {
+            int keep = 0;
+            for (size_t i = 0; i < n && !keep; i++) {
+                keep = st.eaddr_ok[e] && cs_addr_same(&st.eaddr[e], &want[i]);
+            }
+            if (!keep) {
+                rc = cx_fail(err, COMPOSE_VERIFY, entry_line(&st, e),
+                             "line %d would keep an entry not asked for; nothing was changed",
+                             entry_line(&st, e));
+            }
+        }
+        cx_state_free(&st); /* zeroed when the load failed */
+    }
     free(want);
     if (rc == COMPOSE_OK && !*cur) {
         rc = COMPOSE_UNCHANGED;
