@@ -118,15 +118,16 @@ diff_body(struct text a, struct text b)
     return body;
 }
 
-/* Runs an edit expecting COMPOSE_OK and returns the new text. */
+/* Runs compose_add or compose_remove expecting COMPOSE_OK; returns the new text. */
 static struct text
-add_ok(struct text t, const char *addr)
+edit_ok(int (*edit)(const char *, size_t, const char *, char **, size_t *, struct compose_error *),
+        const char *name, struct text t, const char *addr)
 {
     struct text o = {0};
     struct compose_error err = {0};
-    int rc = compose_add(t.s, t.n, addr, &o.s, &o.n, &err);
+    int rc = edit(t.s, t.n, addr, &o.s, &o.n, &err);
     if (rc != COMPOSE_OK) {
-        fprintf(stderr, "compose_add %s: %s: %s\n", addr, compose_rc_name(rc), err.message);
+        fprintf(stderr, "%s %s: %s: %s\n", name, addr, compose_rc_name(rc), err.message);
     }
     assert_int_equal(rc, COMPOSE_OK);
     assert_non_null(o.s);
@@ -134,19 +135,8 @@ add_ok(struct text t, const char *addr)
     return o;
 }
 
-static struct text
-remove_ok(struct text t, const char *addr)
-{
-    struct text o = {0};
-    struct compose_error err = {0};
-    int rc = compose_remove(t.s, t.n, addr, &o.s, &o.n, &err);
-    if (rc != COMPOSE_OK) {
-        fprintf(stderr, "compose_remove %s: %s: %s\n", addr, compose_rc_name(rc), err.message);
-    }
-    assert_int_equal(rc, COMPOSE_OK);
-    assert_non_null(o.s);
-    return o;
-}
+#define add_ok(t, addr) edit_ok(compose_add, "compose_add", (t), (addr))
+#define remove_ok(t, addr) edit_ok(compose_remove, "compose_remove", (t), (addr))
 
 static void
 assert_same_text(struct text a, struct text b)
