@@ -1409,7 +1409,8 @@ test_hostile(void **state)
     assert_int_equal(c->argc, 3);
     assert_int_equal(strlen(c->argv[1]), big - (size_t)n + 6);
     compose_command_free(c);
-    struct text ho = add_ok((struct text){h, strlen(h)}, "10.0.0.2");
+    struct text ht = {h, strlen(h)};
+    struct text ho = add_ok(ht, "10.0.0.2");
     assert_true(ho.n == strlen(h) + 21);
     free(ho.s);
     assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 20.0);
