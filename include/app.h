@@ -10,12 +10,14 @@
 struct consul_client;
 struct watch;
 struct events;
+struct slots;
 
 struct app {
     struct config *cfg;
     struct consul_client *consul; /* NULL until the Consul issue wires it */
     struct watch *watch;
     struct events *events;
+    struct slots *sse_slots; /* live-update streams per user and in total (limits.sse_*) */
     int64_t started_at_ms;
 };
 

@@ -18,6 +18,7 @@
 #include "consul.h"
 #include "events.h"
 #include "http.h"
+#include "slots.h"
 #include "store.h"
 #include "util.h"
 #include "watch.h"
@@ -330,11 +331,19 @@ cmd_serve(struct config *cfg, struct store *s)
     struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
     app.consul = consul_client_new(cfg);
     app.events = events_new(0);
+    /* every stream holds a worker thread: at most half of them, whatever limits.sse_streams */
+    int sse_total = cfg->sse_streams < cfg->threads / 2 ? cfg->sse_streams : cfg->threads / 2;
+    if (sse_total < cfg->sse_streams) {
+        log_warn("limits.sse_streams is %d but threads is %d: at most %d live-update streams",
+                 cfg->sse_streams, cfg->threads, sse_total);
+    }
+    app.sse_slots = slots_new(cfg->sse_streams_per_user, sse_total);
     if (cfg->watch_enabled) {
         app.watch = watch_start(cfg, app.consul, app.events);
         if (!app.watch) {
             fprintf(stderr, "consulate: cannot start the Consul watchers\n");
             events_free(app.events);
+            slots_free(app.sse_slots);
             consul_client_free(app.consul);
             return 1;
         }
@@ -346,6 +355,7 @@ cmd_serve(struct config *cfg, struct store *s)
         fprintf(stderr, "consulate: %s\n", err);
         watch_stop(app.watch);
         events_free(app.events);
+        slots_free(app.sse_slots);
         consul_client_free(app.consul);
         return 1;
     }
@@ -374,6 +384,7 @@ cmd_serve(struct config *cfg, struct store *s)
     http_stop(ctx);
     watch_stop(app.watch);
     events_free(app.events);
+    slots_free(app.sse_slots);
     consul_client_free(app.consul);
     return 0;
 }
