@@ -793,9 +793,10 @@ end_request(const struct mg_connection *conn, int status)
     mg_set_user_connection_data(conn, (void *)wait_stamp(1));
 }
 
-/* The status, code and message of an error civetweb found before any handler ran (civetweb
- * 1.15 reports a header timeout as 400 "Malformed message" and oversized headers as 413
- * "Message too large"). */
+/* The status, code and message of an error civetweb found before any handler ran. civetweb
+ * 1.15 reports a header timeout, oversized headers, control characters and a request cut
+ * short all as 400 "Malformed message"; the timeout is told apart by the time the connection
+ * has waited (408). */
 static int
 civetweb_error(const struct mg_connection *conn, const struct config *cfg, int status,
                const char *msg, const char **code, char *text, size_t tlen)
@@ -811,8 +812,9 @@ civetweb_error(const struct mg_connection *conn, const struct config *cfg, int s
         }
         *code = "bad_request";
         snprintf(text, tlen,
-                 "malformed request: control characters in the request line or "
-                 "headers, or the request ended early");
+                 "malformed request: control characters in the request line or headers, more "
+                 "than %d bytes of them, or a request that ended early",
+                 HTTP_MAX_HEAD);
         return 400;
     }
     if (status == 413 && strcmp(msg, "Message too large") == 0) {

@@ -51,6 +51,9 @@ front_host_allowed(const char *host, char *const *allowed)
         size_t n = (size_t)(close - host - 1);
         memcpy(name, host + 1, n);
         name[n] = '\0';
+        if (close[1] == ':' && close[2] == '\0') {
+            return 0;
+        }
         return inet_pton(AF_INET6, name, addr) == 1 &&
                port_ok(close[1] == ':' ? close + 2 : close + 1);
     }

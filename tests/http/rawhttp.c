@@ -205,11 +205,19 @@ raw_header(const struct raw_resp *r, const char *name)
 }
 
 int
-raw_still_open(int fd)
+raw_silent(int fd)
 {
     char c;
     ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+int
+raw_not_closed(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 int

@@ -37,7 +37,9 @@ int raw_exchange(int port, const char *src, const char *request, struct raw_resp
 /* The value of header name in r->head (case-insensitive), newly allocated, or NULL. */
 char *raw_header(const struct raw_resp *r, const char *name);
 /* 1 when nothing can be read from fd right now and the peer has not closed it. */
-int raw_still_open(int fd);
+int raw_silent(int fd);
+/* 1 when the peer has not closed fd (there may be data to read). */
+int raw_not_closed(int fd);
 /* 1 when the peer closed fd (or it failed) within timeout_ms, reading and discarding data. */
 int raw_wait_closed(int fd, int timeout_ms);
 

