@@ -17,6 +17,7 @@
 #include "audit.h"
 #include "config.h"
 #include "http_front.h"
+#include "json_body.h"
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
@@ -256,31 +257,10 @@ http_query(struct req *r, const char *name, int *present)
 cJSON *
 http_json_body(struct req *r)
 {
-    if (!r->body || r->body_len == 0) {
-        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
-        return NULL;
-    }
-    if (!utf8_valid(r->body, r->body_len)) {
-        http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8");
-        return NULL;
-    }
     cJSON *j = NULL;
-    size_t at = 0;
-    int rc = json_parse(r->body, r->body_len, &j, &at);
-    if (rc == JSON_TOO_DEEP) {
-        http_reply_error(r, 400, "invalid_json",
-                         "request body nests arrays and objects more than %d deep (at byte %zu)",
-                         JSON_MAX_DEPTH, at);
-        return NULL;
-    }
-    if (rc != JSON_OK) {
-        http_reply_error(r, 400, "invalid_json", "request body is not valid JSON (at byte %zu)",
-                         at);
-        return NULL;
-    }
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
+    char msg[200];
+    if (json_body_parse(r->body, r->body_len, &j, msg, sizeof(msg)) != JSON_BODY_OK) {
+        http_reply_error(r, 400, "invalid_json", "%s", msg);
         return NULL;
     }
     return j;
