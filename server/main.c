@@ -334,7 +334,7 @@ cmd_serve(struct config *cfg, struct store *s)
     /* every stream holds a worker thread: at most half of them, whatever limits.sse_streams */
     int sse_total = cfg->sse_streams < cfg->threads / 2 ? cfg->sse_streams : cfg->threads / 2;
     if (sse_total < cfg->sse_streams) {
-        log_warn("limits.sse_streams is %d but threads is %d: at most %d live-update streams",
+        log_info("limits.sse_streams is %d but threads is %d: at most %d live-update streams",
                  cfg->sse_streams, cfg->threads, sse_total);
     }
     app.sse_slots = slots_new(cfg->sse_streams_per_user, sse_total);

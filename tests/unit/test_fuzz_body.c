@@ -155,7 +155,8 @@ test_mutations(void **state)
             default: /* duplicate a slice */
                 if (at < b.len) {
                     size_t sl = (b.len - at) < 64 ? b.len - at : 64;
-                    char *slice = xstrndup(b.data + at, sl);
+                    char *slice = xmalloc(sl);
+                    memcpy(slice, b.data + at, sl); /* b.data may move while appending */
                     buf_append(&b, slice, sl);
                     free(slice);
                 }
