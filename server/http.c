@@ -797,11 +797,6 @@ civetweb_error(const struct mg_connection *conn, const struct config *cfg, int s
                  HTTP_MAX_HEAD);
         return 400;
     }
-    if (status == 413 && strcmp(msg, "Message too large") == 0) {
-        *code = "headers_too_large";
-        snprintf(text, tlen, "the request line and headers exceed %d bytes", HTTP_MAX_HEAD);
-        return 431;
-    }
     switch (status) {
     case 400:
         *code = "bad_request";

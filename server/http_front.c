@@ -273,6 +273,8 @@ front_conn_socket(const struct mg_connection *conn)
     return each_fd(find_one, &f) - 1;
 }
 
+/* POLLRDHUP: the peer closed its side. A client that half-closes after its request (rare;
+ * browsers never do) is taken as gone too. */
 int
 front_peer_gone(int fd)
 {
