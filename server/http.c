@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ static const char security_headers[] =
 static const int counted_statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408,
                                        409, 413, 421, 429, 431, 500, 502, 503, 504, 505};
 #define N_STATUS (ARRAY_LEN(counted_statuses) + 1)
+#define HTTP_MAX_FILES 65536
 #define N_ROUTE_SLOTS 96 /* routes, then "static", "healthz", "none" */
 static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t counters[N_ROUTE_SLOTS][N_STATUS];
@@ -843,9 +845,33 @@ error_page(struct mg_connection *conn, int status, const char *msg)
     return 0;
 }
 
+/* Every connection a worker holds is a descriptor, and so is each worker's cached connection
+ * to Consul: with hundreds of threads the usual soft limit of 1024 open files is within
+ * reach. Raises it to the hard limit (at most HTTP_MAX_FILES). */
+static void
+raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = HTTP_MAX_FILES;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        want = rl.rlim_max;
+    }
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("http: cannot raise the open-file limit to %llu: %s", (unsigned long long)want,
+                     strerror(errno));
+        }
+    }
+}
+
 struct mg_context *
 http_start(struct app *app, int *port_out, char *err, size_t errlen)
 {
+    raise_file_limit();
     const struct config *cfg = app->cfg;
     char threads[16], header_ms[16], keep_alive_ms[16], max_head[16];
     snprintf(threads, sizeof(threads), "%d", cfg->threads);

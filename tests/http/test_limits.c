@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -432,8 +433,7 @@ test_exhaustion_leaves_room_for_everyone(void **state)
      * fails every attempt: the request waits for a worker for seconds. */
     char health_req[256], cluster_req[1024];
     snprintf(health_req, sizeof(health_req),
-             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
-             s->port);
+             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", s->port);
     snprintf(cluster_req, sizeof(cluster_req),
              "GET /api/cluster HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: %s\r\nConnection: "
              "close\r\n\r\n",
@@ -957,6 +957,40 @@ test_tcp_keepalive(void **state)
     assert_true(when <= 61 * 100); /* first probe within 60 s (USER_HZ ticks) */
 }
 
+/* Hundreds of threads, each with a client connection and a cached one to Consul, need more
+ * than the usual 1024 descriptors: the server raises its soft limit to the hard one (at most
+ * 65536). The server is started with a soft limit of 1024 inherited from this process. */
+static void
+test_open_file_limit_raised(void **state)
+{
+    struct fx *f = *state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    if (old.rlim_max != RLIM_INFINITY && old.rlim_max <= 1024) {
+        print_message("hard open-file limit %llu: nothing to raise\n",
+                      (unsigned long long)old.rlim_max);
+        skip();
+    }
+    struct rlimit low = {.rlim_cur = 1024, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    f->srv = srv_start(NULL);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_non_null(f->srv);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)f->srv->pid);
+    char *text = file_read_all(path, 1 << 16, NULL);
+    assert_non_null(text);
+    const char *line = strstr(text, "Max open files");
+    assert_non_null(line);
+    unsigned long long soft = 0;
+    assert_true(sscanf(line + 14, " %llu", &soft) == 1);
+    free(text);
+    unsigned long long want = old.rlim_max == RLIM_INFINITY || old.rlim_max > 65536
+                                  ? 65536
+                                  : (unsigned long long)old.rlim_max;
+    assert_true(soft == want);
+}
+
 /* ---- configuration ---- */
 
 static void
@@ -1009,6 +1043,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_exhaustion_leaves_room_for_everyone, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_stream_caps, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_file_limit_raised, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_host_check, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_trusted_proxies, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_civetweb_errors_carry_security_headers, fx_setup,
