@@ -38,7 +38,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: all deps test-deps test unit-test http-test e2e bench run demo clean help format
+.PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -49,6 +49,7 @@ help:
 	@echo "make test       build and run every test"
 	@echo "make e2e        the browser tests only (Chromium)"
 	@echo "make bench      run the benchmarks and print their figures"
+	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
 	@echo "make demo       run the console against a simulated 4-server datacenter"
 	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
@@ -110,6 +111,10 @@ http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit
 
 bench: test-deps all $(BENCH_BINS)
 	@BUILD=$(BUILD) ./scripts/bench.sh $(BENCH_BINS)
+
+# libFuzzer with clang; `make test` only replays the seed corpus (tests/unit/test_fuzz_body.c).
+fuzz: deps
+	@./scripts/fuzz.sh $(or $(FUZZ_TARGET),body) $(or $(FUZZ_SECONDS),300)
 
 run: all
 	$(BUILD)/consulate serve $(if $(CONFIG),--config $(CONFIG))

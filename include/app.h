@@ -18,6 +18,7 @@ struct app {
     struct watch *watch;
     struct events *events;
     struct slots *blocking_reads; /* blocking proxied reads per user (NULL = unlimited) */
+    struct slots *sse_slots; /* live-update streams per user and in total (limits.sse_*) */
     int64_t started_at_ms;
 };
 

@@ -9,7 +9,15 @@ struct config {
     char *listen;               /* "127.0.0.1:8080" — never all interfaces by default */
     char *database;             /* "./var/consulate.db" */
     char *web_root;             /* directory of the single-page app */
-    int threads;                /* civetweb worker threads (SSE clients hold one each) */
+    int threads;                /* civetweb worker threads (every open connection holds one) */
+    char **allowed_hosts;       /* NULL-terminated host names (lower case) besides IP literals
+                                   and localhost that the Host header may name; NULL = none */
+    char **trusted_proxies;     /* NULL-terminated IP addresses whose X-Forwarded-Proto/-For
+                                   are believed; NULL = none */
+    int sse_streams;            /* live-update streams open at once, all users (128) */
+    int sse_streams_per_user;   /* … per user (8) */
+    int header_timeout_s;       /* a new connection's request headers must arrive within (10) */
+    int keep_alive_s;           /* an idle keep-alive connection is closed after (5) */
     int session_idle_timeout_s; /* 1800 */
     int session_absolute_timeout_s; /* 43200 */
     int login_max_failures;     /* 5 */
@@ -56,6 +64,8 @@ int config_load_text(struct config *cfg, const char *text, const char *name,
 int config_apply_env(struct config *cfg, struct config_error *err);
 /* Releases every string cfg owns (token wiped) and leaves cfg zeroed. */
 void config_free(struct config *cfg);
+/* 1 when s is an IPv4 address in dotted-quad form or an IPv6 address (no brackets). */
+int ip_literal_valid(const char *s);
 /* Splits "host:port" of cfg->listen; returns 0 on success. host is written into hostbuf. */
 int config_split_listen(const char *listen, char *hostbuf, size_t hostlen, int *port);
 

@@ -19,6 +19,8 @@ struct route;
 /* The session cookie's name (set by api_session.c, read by the dispatcher). */
 #define SESSION_COOKIE "consulate_session"
 #define HTTP_MAX_BODY (1024 * 1024)
+/* The largest request line plus headers civetweb reads (larger: 400 bad_request). */
+#define HTTP_MAX_HEAD 16384
 #define HTTP_MAX_PARAMS 4
 
 /* One API request as a handler sees it. Strings are borrowed for the request's lifetime. */

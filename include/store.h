@@ -50,6 +50,10 @@ int store_latest_version(void);
 /* The connection of the calling thread for the database at path, opened on first use and
  * closed when the thread exits. Returns NULL when it cannot be opened (logged). */
 struct store *store_thread(const char *path);
+/* Closes the calling thread's connection, if any (store_thread opens a new one when next
+ * asked): a thread about to wait for a long time — a live-update stream — gives back the
+ * connection's page cache and statements. Pointers from store_thread become invalid. */
+void store_thread_release(void);
 
 /* Transactions: store_begin takes the write lock at once (BEGIN IMMEDIATE). A commit that
  * appended audit entries then moves the audit anchor (when a seal is attached) to the newest

@@ -8,7 +8,14 @@
  *   event: health\ndata: {…}\n\n       the /api/health document without age_ms
  *   event: resync\ndata: {"dropped":N}\n\n   this client fell behind; the current state of
  *                                      every name follows at once
- *   : ping\n\n                         every 15 s without events */
+ *   : ping\n\n                         every 15 s without events
+ *
+ * Each stream holds a civetweb worker thread for as long as it is open, so streams are
+ * counted (app->sse_slots: limits.sse_streams_per_user per user, limits.sse_streams in
+ * total; beyond, 503 too_many_streams), the thread's database connection is closed while it
+ * streams, and a client that goes away is noticed within a second (its socket is polled)
+ * rather than at the next write. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +23,16 @@
 #include "api.h"
 #include "app.h"
 #include "events.h"
+#include "http_front.h"
 #include "metrics.h"
+#include "slots.h"
+#include "store.h"
 #include "util.h"
 #include "watch.h"
 
 #define SSE_PING_MS 15000
+#define SSE_TICK_MS 1000     /* how often a quiet stream checks that its client is there */
+#define SSE_RETRY_AFTER_S 10 /* Retry-After of a refused stream */
 
 static int
 reply_disabled(struct req *r)
@@ -62,6 +74,36 @@ api_health_get(struct req *r)
     return reply_doc(r, WATCH_DOC_HEALTH);
 }
 
+/* 503 too_many_streams with Retry-After; the message names the limit reached. */
+static int
+reply_too_many(struct req *r, int why)
+{
+    const struct config *cfg = r->app->cfg;
+    char msg[300];
+    if (why == SLOTS_USER_FULL) {
+        snprintf(msg, sizeof(msg),
+                 "you already have %d live-update streams open (limits.sse_streams_per_user); "
+                 "close another tab or window of the console first",
+                 cfg->sse_streams_per_user);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "the server already serves %d live-update streams, its limit "
+                 "(limits.sse_streams, at most half of threads); try again later",
+                 slots_total(r->app->sse_slots));
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "code", "too_many_streams");
+    cJSON_AddStringToObject(e, "message", msg);
+    char *text = json_print(j);
+    cJSON_Delete(j);
+    char retry[64];
+    snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", SSE_RETRY_AFTER_S);
+    int status = http_reply(r, 503, "application/json; charset=utf-8", retry, text, strlen(text));
+    free(text);
+    return status;
+}
+
 int
 api_events_stream(struct req *r)
 {
@@ -72,11 +114,22 @@ api_events_stream(struct req *r)
     if (strcmp(r->method, "HEAD") == 0) {
         return http_reply(r, 200, "text/event-stream", "X-Accel-Buffering: no\r\n", "", 0);
     }
+    int taken = slots_take(app->sse_slots, r->user.id);
+    if (taken != SLOTS_OK) {
+        return reply_too_many(r, taken);
+    }
     struct events_sub *sub = events_subscribe(app->events);
     if (!sub) {
+        slots_give(app->sse_slots, r->user.id);
         return http_reply_error(r, 503, "shutting_down", "the server is shutting down");
     }
     metrics_add(METRIC_SSE_CLIENTS, 1);
+    /* The stream needs no database: close the thread's connection (about 100 kB of page cache
+     * and statements) for as long as it lasts, and hand the freed pages back to the kernel. */
+    store_thread_release();
+    r->db = NULL;
+    malloc_trim(0);
+    int fd = front_conn_socket(r->conn);
     if (http_stream_begin(r, 200, "text/event-stream", "X-Accel-Buffering: no\r\n") != 0) {
         goto out;
     }
@@ -84,20 +137,28 @@ api_events_stream(struct req *r)
     if (http_stream_write(r, hello, sizeof(hello) - 1) != 0) {
         goto out;
     }
+    int64_t last_write = time_mono_ms();
     for (;;) {
         struct event *e = NULL;
-        int rc = events_next(app->events, sub, SSE_PING_MS, &e);
+        int rc = events_next(app->events, sub, SSE_TICK_MS, &e);
         if (rc == EVENTS_CLOSED) {
             http_stream_end(r);
             break;
         }
-        int wrc;
+        int wrc = 0;
         if (rc == EVENTS_TIMEOUT) {
-            static const char ping[] = ": ping\n\n";
-            wrc = http_stream_write(r, ping, sizeof(ping) - 1);
+            if (fd >= 0 && front_peer_gone(fd)) {
+                break; /* the browser closed the stream */
+            }
+            if (time_mono_ms() - last_write >= SSE_PING_MS) {
+                static const char ping[] = ": ping\n\n";
+                wrc = http_stream_write(r, ping, sizeof(ping) - 1);
+                last_write = time_mono_ms();
+            }
         } else {
             wrc = http_stream_write(r, e->frame, e->frame_len);
             events_event_put(app->events, e);
+            last_write = time_mono_ms();
             if (wrc == 0) {
                 metrics_add(METRIC_SSE_EVENTS, 1);
             }
@@ -109,5 +170,6 @@ api_events_stream(struct req *r)
 out:
     events_unsubscribe(app->events, sub);
     metrics_add(METRIC_SSE_CLIENTS, -1);
+    slots_give(app->sse_slots, r->user.id);
     return r->status;
 }

@@ -2,6 +2,7 @@
  * bounds and default; loading walks the JSON and refuses anything the table does not know. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 
 #include "util.h"
 
-enum ctype { CT_STR, CT_INT, CT_BOOL, CT_URLS, CT_LISTEN, CT_OBJ };
+enum ctype { CT_STR, CT_INT, CT_BOOL, CT_URLS, CT_LISTEN, CT_OBJ, CT_HOSTS, CT_IPS };
 
 struct ckey {
     const char *name; /* dotted path */
@@ -25,7 +26,15 @@ static const struct ckey keys[] = {
     {"listen", CT_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080"},
     {"database", CT_STR, OFF(database), 0, 0, "./var/consulate.db"},
     {"web_root", CT_STR, OFF(web_root), 0, 0, "./web"},
-    {"threads", CT_INT, OFF(threads), 4, 1024, "64"},
+    {"threads", CT_INT, OFF(threads), 4, 1024, "512"},
+    {"allowed_hosts", CT_HOSTS, OFF(allowed_hosts), 0, 0, NULL},
+    {"trusted_proxies", CT_IPS, OFF(trusted_proxies), 0, 0, NULL},
+    {"limits", CT_OBJ, 0, 0, 0, NULL},
+    {"limits.sse_streams", CT_INT, OFF(sse_streams), 1, 4096, "128"},
+    {"limits.sse_streams_per_user", CT_INT, OFF(sse_streams_per_user), 1, 1024, "8"},
+    {"limits.header_timeout_s", CT_INT, OFF(header_timeout_s), 1, 120, "10"},
+    {"limits.keep_alive_s", CT_INT, OFF(keep_alive_s), 1, 300, "5"},
+    {"limits.blocking_reads_per_user", CT_INT, OFF(blocking_reads_per_user), 1, 1024, "16"},
     {"bootstrap_admin", CT_BOOL, OFF(bootstrap_admin), 0, 0, "1"},
     {"metrics_token", CT_STR, OFF(metrics_token), 1, 0, NULL},
     {"audit", CT_OBJ, 0, 0, 0, NULL},
@@ -53,8 +62,6 @@ static const struct ckey keys[] = {
     {"consul.exporter_port", CT_INT, OFF(exporter_port), 1, 65535, "9107"},
     {"consul.exporter_interval_s", CT_INT, OFF(exporter_interval_s), 1, 3600, "15"},
     {"consul.watch", CT_BOOL, OFF(watch_enabled), 0, 0, "1"},
-    {"limits", CT_OBJ, 0, 0, 0, NULL},
-    {"limits.blocking_reads_per_user", CT_INT, OFF(blocking_reads_per_user), 1, 1024, "16"},
 };
 
 static void
@@ -156,6 +163,124 @@ urls_set(struct config *cfg, const char *const *list, size_t n, const char *name
     return CONFIG_OK;
 }
 
+static const char *
+json_type_name(const cJSON *j)
+{
+    if (cJSON_IsString(j)) {
+        return "a string";
+    } else if (cJSON_IsNumber(j)) {
+        return "a number";
+    } else if (cJSON_IsBool(j)) {
+        return "a boolean";
+    } else if (cJSON_IsArray(j)) {
+        return "an array";
+    } else if (cJSON_IsObject(j)) {
+        return "an object";
+    }
+    return "null";
+}
+
+static char ***
+field_list(struct config *cfg, const struct ckey *k)
+{
+    return (char ***)((char *)cfg + k->offset);
+}
+
+static void
+list_free(char ***list)
+{
+    for (size_t i = 0; *list && (*list)[i]; i++) {
+        free((*list)[i]);
+    }
+    free(*list);
+    *list = NULL;
+}
+
+/* A host name as allowed_hosts takes it: dot-separated labels of letters, digits and '-'
+ * (not at either end of a label), at most 253 characters; no port, no wildcard. */
+static int
+host_name_valid(const char *h)
+{
+    size_t len = strlen(h), label = 0;
+    if (len == 0 || len > 253) {
+        return 0;
+    }
+    for (size_t i = 0; i <= len; i++) {
+        char c = h[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || h[i - 1] == '-') {
+                return 0;
+            }
+            label = 0;
+            continue;
+        }
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '-' && label > 0)) {
+            return 0;
+        }
+        label++;
+    }
+    return 1;
+}
+
+/* Replaces the list of k (allowed_hosts: host names, stored in lower case; trusted_proxies:
+ * IPv4 or IPv6 addresses) with the strings of the JSON array it. */
+static int
+list_set(struct config *cfg, const struct ckey *k, const cJSON *it, struct config_error *err)
+{
+    int hosts = k->type == CT_HOSTS;
+    const char *what = hosts ? "host names" : "IP addresses";
+    if (!cJSON_IsArray(it)) {
+        set_err(err, "config: '%s' must be an array of %s, got %s", k->name, what,
+                json_type_name(it));
+        return CONFIG_INVALID;
+    }
+    int n = cJSON_GetArraySize(it);
+    if (n > 64) {
+        set_err(err, "config: '%s' lists more than 64 entries", k->name);
+        return CONFIG_INVALID;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, it)
+    {
+        if (!cJSON_IsString(e)) {
+            set_err(err, "config: '%s' must be an array of %s (strings), got %s", k->name, what,
+                    json_type_name(e));
+            return CONFIG_INVALID;
+        }
+        const char *v = e->valuestring;
+        if (hosts && !host_name_valid(v)) {
+            set_err(err,
+                    "config: '%s' has an invalid host name \"%.80s\" (letters, digits, '-' and "
+                    "'.', no port or wildcard)",
+                    k->name, v);
+            return CONFIG_INVALID;
+        }
+        if (!hosts && !ip_literal_valid(v)) {
+            set_err(err,
+                    "config: '%s' has \"%.80s\", which is not an IPv4 or IPv6 address (one "
+                    "address per entry, no port or prefix length)",
+                    k->name, v);
+            return CONFIG_INVALID;
+        }
+    }
+    char ***list = field_list(cfg, k);
+    list_free(list);
+    *list = xcalloc((size_t)n + 1, sizeof(char *));
+    int i = 0;
+    cJSON_ArrayForEach(e, it)
+    {
+        char *copy = xstrdup(e->valuestring);
+        for (char *p = copy; hosts && *p; p++) {
+            if (*p >= 'A' && *p <= 'Z') {
+                *p = (char)(*p - 'A' + 'a');
+            }
+        }
+        (*list)[i++] = copy;
+    }
+    return CONFIG_OK;
+}
+
 int
 config_split_listen(const char *listen, char *hostbuf, size_t hostlen, int *port)
 {
@@ -251,7 +376,9 @@ set_from_text(struct config *cfg, const struct ckey *k, const char *v, const cha
         return rc;
     }
     case CT_OBJ:
-        return CONFIG_OK;
+    case CT_HOSTS:
+    case CT_IPS:
+        return CONFIG_OK; /* lists have no default and no environment override */
     }
     return CONFIG_INVALID;
 }
@@ -279,23 +406,6 @@ key_find(const char *name)
         }
     }
     return NULL;
-}
-
-static const char *
-json_type_name(const cJSON *j)
-{
-    if (cJSON_IsString(j)) {
-        return "a string";
-    } else if (cJSON_IsNumber(j)) {
-        return "a number";
-    } else if (cJSON_IsBool(j)) {
-        return "a boolean";
-    } else if (cJSON_IsArray(j)) {
-        return "an array";
-    } else if (cJSON_IsObject(j)) {
-        return "an object";
-    }
-    return "null";
 }
 
 static int
@@ -373,6 +483,10 @@ load_object(struct config *cfg, const cJSON *obj, const char *prefix, struct con
             rc = urls_set(cfg, list, n, name, err);
             break;
         }
+        case CT_HOSTS:
+        case CT_IPS:
+            rc = list_set(cfg, k, it, err);
+            break;
         }
         if (rc != CONFIG_OK) {
             return rc;
@@ -460,7 +574,17 @@ config_free(struct config *cfg)
             }
             *f = NULL;
         }
+        if (keys[i].type == CT_HOSTS || keys[i].type == CT_IPS) {
+            list_free(field_list(cfg, &keys[i]));
+        }
     }
     urls_free(cfg);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+int
+ip_literal_valid(const char *s)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }

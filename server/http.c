@@ -9,12 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "audit.h"
 #include "config.h"
+#include "http_front.h"
+#include "json_body.h"
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
@@ -27,9 +31,10 @@ static const char security_headers[] =
 
 /* ---- counters ---- */
 
-static const int counted_statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405,
-                                       409, 413, 429, 500, 502, 503, 504};
+static const int counted_statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408,
+                                       409, 413, 421, 429, 431, 500, 502, 503, 504, 505};
 #define N_STATUS (ARRAY_LEN(counted_statuses) + 1)
+#define HTTP_MAX_FILES 65536
 #define N_ROUTE_SLOTS 96 /* routes, then "static", "healthz", "none" */
 static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t counters[N_ROUTE_SLOTS][N_STATUS];
@@ -304,31 +309,10 @@ http_query(struct req *r, const char *name, int *present)
 cJSON *
 http_json_body(struct req *r)
 {
-    if (!r->body || r->body_len == 0) {
-        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
-        return NULL;
-    }
-    if (!utf8_valid(r->body, r->body_len)) {
-        http_reply_error(r, 400, "invalid_json", "request body is not valid UTF-8");
-        return NULL;
-    }
     cJSON *j = NULL;
-    size_t at = 0;
-    int rc = json_parse(r->body, r->body_len, &j, &at);
-    if (rc == JSON_TOO_DEEP) {
-        http_reply_error(r, 400, "invalid_json",
-                         "request body nests arrays and objects more than %d deep (at byte %zu)",
-                         JSON_MAX_DEPTH, at);
-        return NULL;
-    }
-    if (rc != JSON_OK) {
-        http_reply_error(r, 400, "invalid_json", "request body is not valid JSON (at byte %zu)",
-                         at);
-        return NULL;
-    }
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        http_reply_error(r, 400, "invalid_json", "request body must be a JSON object");
+    char msg[200];
+    if (json_body_parse(r->body, r->body_len, &j, msg, sizeof(msg)) != JSON_BODY_OK) {
+        http_reply_error(r, 400, "invalid_json", "%s", msg);
         return NULL;
     }
     return j;
@@ -642,6 +626,23 @@ dispatch(struct req *r)
     return r->status;
 }
 
+/* The value of the last header called name, or NULL: a proxy appends its own line after
+ * whatever the client sent. */
+static const char *
+last_header(const struct mg_request_info *ri, const char *name)
+{
+    const char *v = NULL;
+    for (int i = 0; i < ri->num_headers; i++) {
+        if (strcasecmp(ri->http_headers[i].name, name) == 0) {
+            v = ri->http_headers[i].value;
+        }
+    }
+    return v;
+}
+
+/* Fills r from the connection. Behind a trusted proxy (trusted_proxies) the protocol and
+ * client address are those the proxy reports in X-Forwarded-Proto and X-Forwarded-For;
+ * from any other peer both headers are ignored. */
 static void
 req_init(struct req *r, struct mg_connection *conn)
 {
@@ -654,6 +655,10 @@ req_init(struct req *r, struct mg_connection *conn)
     r->query = r->ri->query_string;
     r->tls = r->ri->is_ssl;
     snprintf(r->ip, sizeof(r->ip), "%s", r->ri->remote_addr);
+    if (front_peer_trusted(r->ri->remote_addr, r->app->cfg->trusted_proxies)) {
+        front_forwarded(last_header(r->ri, "X-Forwarded-Proto"),
+                        last_header(r->ri, "X-Forwarded-For"), &r->tls, r->ip, sizeof(r->ip));
+    }
 }
 
 static void
@@ -810,12 +815,182 @@ log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* ---- before the handlers: Host check, connection timing, civetweb's own errors ---- */
+
+/* Every request, whatever its route: a Host header that does not name this console (DNS
+ * rebinding: a page on an attacker's name that now resolves to this address) is refused
+ * with 421, two Host headers with 400. No Host at all (HTTP/1.0 health checks) passes: a
+ * browser always sends one. Returns 0 to go on, or the status sent. */
+static int
+begin_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const struct app *app = ri->user_data;
+    const char *host = NULL;
+    int n = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        if (strcasecmp(ri->http_headers[i].name, "Host") == 0) {
+            host = ri->http_headers[i].value;
+            n++;
+        }
+    }
+    if (n == 0 || (n == 1 && front_host_allowed(host, app->cfg->allowed_hosts))) {
+        return 0;
+    }
+    struct req r;
+    req_init(&r, conn);
+    int status;
+    if (n > 1) {
+        status = http_reply_error(&r, 400, "invalid_host", "the request has %d Host headers", n);
+    } else {
+        status = http_reply_error(&r, 421, "invalid_host",
+                                  "Host \"%.100s\" is not a name this console answers to (use its "
+                                  "IP address, localhost, or a name listed in allowed_hosts)",
+                                  host);
+    }
+    count_request(N_ROUTE_SLOTS - 1, status);
+    return status;
+}
+
+/* civetweb keeps one pointer per connection for us: we store when the connection started
+ * waiting for its next request, in ms, shifted left by one, with the low bit set once a
+ * request has been served (then the wait is the keep-alive timeout, not the header one). */
+static uintptr_t
+wait_stamp(int served)
+{
+    return ((uintptr_t)time_mono_ms() << 1) | (uintptr_t)(served ? 1 : 0);
+}
+
+static int
+init_connection(const struct mg_connection *conn, void **data)
+{
+    (void)conn;
+    *data = (void *)wait_stamp(0);
+    return 0;
+}
+
+static void
+end_request(const struct mg_connection *conn, int status)
+{
+    (void)status;
+    mg_set_user_connection_data(conn, (void *)wait_stamp(1));
+}
+
+/* The status, code and message of an error civetweb found before any handler ran. civetweb
+ * 1.15 reports a header timeout, oversized headers, control characters and a request cut
+ * short all as 400 "Malformed message"; the timeout is told apart by the time the connection
+ * has waited (408). */
+static int
+civetweb_error(const struct mg_connection *conn, const struct config *cfg, int status,
+               const char *msg, const char **code, char *text, size_t tlen)
+{
+    if (status == 400 && strcmp(msg, "Malformed message") == 0) {
+        uintptr_t stamp = (uintptr_t)mg_get_user_connection_data(conn);
+        int limit_s = (stamp & 1) ? cfg->keep_alive_s : cfg->header_timeout_s;
+        if (stamp && time_mono_ms() - (int64_t)(stamp >> 1) >= (int64_t)limit_s * 1000 - 250) {
+            *code = "request_timeout";
+            snprintf(text, tlen, "the request line and headers did not arrive within %d s",
+                     limit_s);
+            return 408;
+        }
+        *code = "bad_request";
+        snprintf(text, tlen,
+                 "malformed request: control characters in the request line or headers, more "
+                 "than %d bytes of them, or a request that ended early",
+                 HTTP_MAX_HEAD);
+        return 400;
+    }
+    switch (status) {
+    case 400:
+        *code = "bad_request";
+        break;
+    case 404:
+        *code = "not_found";
+        break;
+    case 405:
+        *code = "method_not_allowed";
+        break;
+    case 505:
+        *code = "http_version_not_supported";
+        break;
+    default:
+        *code = status >= 500 ? "internal" : "bad_request";
+        break;
+    }
+    snprintf(text, tlen, "%s", msg && *msg ? msg : mg_get_response_code_text(conn, status));
+    return status;
+}
+
+/* civetweb's http_error callback: the errors civetweb writes itself (a bad request line,
+ * oversized headers, a header timeout, an unsupported HTTP version) get the security
+ * headers and a JSON body like every other reply, and close the connection. Returns 0
+ * (handled). */
+static int
+error_page(struct mg_connection *conn, int status, const char *msg)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const struct app *app = ri->user_data;
+    const char *code = "bad_request";
+    char text[512];
+    int out = civetweb_error(conn, app->cfg, status, msg ? msg : "", &code, text, sizeof(text));
+    cJSON *j = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", text);
+    char *body = json_print(j);
+    cJSON_Delete(j);
+    struct req r;
+    memset(&r, 0, sizeof(r));
+    r.conn = conn;
+    r.ri = ri;
+    r.tls = ri->is_ssl;
+    r.path = "/api/"; /* an error document: never stored (Cache-Control: no-store) */
+    struct buf b;
+    size_t len = strlen(body);
+    buf_init(&b, len + 8192);
+    http_head_build(&r, &b, out, "application/json; charset=utf-8", "Connection: close\r\n",
+                    (long long)len);
+    buf_append(&b, body, len);
+    mg_write(conn, b.data, b.len);
+    buf_free(&b);
+    free(body);
+    count_request(N_ROUTE_SLOTS - 1, out);
+    return 0;
+}
+
+/* Every connection a worker holds is a descriptor, and so is each worker's cached connection
+ * to Consul: with hundreds of threads the usual soft limit of 1024 open files is within
+ * reach. Raises it to the hard limit (at most HTTP_MAX_FILES). */
+static void
+raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = HTTP_MAX_FILES;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        want = rl.rlim_max;
+    }
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("http: cannot raise the open-file limit to %llu: %s", (unsigned long long)want,
+                     strerror(errno));
+        }
+    }
+}
+
 struct mg_context *
 http_start(struct app *app, int *port_out, char *err, size_t errlen)
 {
+    raise_file_limit();
     const struct config *cfg = app->cfg;
-    char threads[16];
+    char threads[16], header_ms[16], keep_alive_ms[16], max_head[16];
     snprintf(threads, sizeof(threads), "%d", cfg->threads);
+    snprintf(header_ms, sizeof(header_ms), "%d", cfg->header_timeout_s * 1000);
+    snprintf(keep_alive_ms, sizeof(keep_alive_ms), "%d", cfg->keep_alive_s * 1000);
+    snprintf(max_head, sizeof(max_head), "%d", HTTP_MAX_HEAD);
     int tls = cfg->tls_certificate != NULL;
     char ports_opt[300];
     snprintf(ports_opt, sizeof(ports_opt), "%s%s", cfg->listen, tls ? "s" : "");
@@ -824,16 +999,22 @@ http_start(struct app *app, int *port_out, char *err, size_t errlen)
                  strerror(errno));
         return NULL;
     }
+    /* civetweb 1.15 waits request_timeout_ms for the headers of a connection's first request
+     * (and uses it for every later read or write of the connection), and
+     * keep_alive_timeout_ms for the next request on a kept-alive one. */
+    /* clang-format off */
     const char *options[32] = {
         "listening_ports", ports_opt,
         "num_threads", threads,
         "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "30000",
-        "request_timeout_ms", "30000",
+        "keep_alive_timeout_ms", keep_alive_ms,
+        "request_timeout_ms", header_ms,
+        "max_request_size", max_head,
         "tcp_nodelay", "1",
         "decode_url", "no",
     };
-    size_t no = 14;
+    /* clang-format on */
+    size_t no = 16;
     if (tls) {
         options[no++] = "ssl_certificate";
         options[no++] = cfg->tls_certificate;
@@ -841,9 +1022,13 @@ http_start(struct app *app, int *port_out, char *err, size_t errlen)
         options[no++] = "4";
     }
     options[no] = NULL;
-    struct mg_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
-    cb.log_message = log_message;
+    struct mg_callbacks cb = {
+        .log_message = log_message,
+        .begin_request = begin_request,
+        .end_request = end_request,
+        .init_connection = init_connection,
+        .http_error = error_page,
+    };
     if (tls && !(mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS)) {
         snprintf(err, errlen, "TLS is not available (OpenSSL could not be loaded)");
         return NULL;
@@ -869,6 +1054,9 @@ http_start(struct app *app, int *port_out, char *err, size_t errlen)
     memset(ports, 0, sizeof(ports));
     int n = mg_get_server_ports(ctx, 4, ports);
     *port_out = n > 0 ? ports[0].port : 0;
+    if (front_tune_listeners(*port_out, cfg->header_timeout_s) == 0) {
+        log_warn("http: no listening socket found for port %d: TCP keepalive is off", *port_out);
+    }
     return ctx;
 }
 

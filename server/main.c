@@ -428,14 +428,22 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     struct app app = {.cfg = cfg, .started_at_ms = time_now_ms()};
     app.consul = consul_client_new(cfg);
     app.events = events_new(0);
-    /* blocking proxied reads: per user, and half the worker threads in all */
-    app.blocking_reads = slots_new(cfg->blocking_reads_per_user, cfg->threads / 2);
+    /* blocking proxied reads: per user, and a quarter of the worker threads in all */
+    app.blocking_reads = slots_new(cfg->blocking_reads_per_user, cfg->threads / 4);
+    /* every stream holds a worker thread: at most half of them, whatever limits.sse_streams */
+    int sse_total = cfg->sse_streams < cfg->threads / 2 ? cfg->sse_streams : cfg->threads / 2;
+    if (sse_total < cfg->sse_streams) {
+        log_info("limits.sse_streams is %d but threads is %d: at most %d live-update streams",
+                 cfg->sse_streams, cfg->threads, sse_total);
+    }
+    app.sse_slots = slots_new(cfg->sse_streams_per_user, sse_total);
     if (cfg->watch_enabled) {
         app.watch = watch_start(cfg, app.consul, app.events);
         if (!app.watch) {
             fprintf(stderr, "consulate: cannot start the Consul watchers\n");
             slots_free(app.blocking_reads);
             events_free(app.events);
+            slots_free(app.sse_slots);
             consul_client_free(app.consul);
             return 1;
         }
@@ -448,6 +456,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
         slots_free(app.blocking_reads);
         watch_stop(app.watch);
         events_free(app.events);
+        slots_free(app.sse_slots);
         consul_client_free(app.consul);
         return 1;
     }
@@ -473,6 +482,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     http_stop(ctx);
     watch_stop(app.watch);
     events_free(app.events);
+    slots_free(app.sse_slots);
     consul_client_free(app.consul);
     slots_free(app.blocking_reads);
     return 0;

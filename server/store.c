@@ -265,6 +265,17 @@ store_thread(const char *path)
     return s;
 }
 
+void
+store_thread_release(void)
+{
+    pthread_once(&thread_once, thread_key_make);
+    struct store *s = pthread_getspecific(thread_key);
+    if (s) {
+        pthread_setspecific(thread_key, NULL);
+        store_close(s);
+    }
+}
+
 /* ---- statements ---- */
 
 int

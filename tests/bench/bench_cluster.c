@@ -1,5 +1,5 @@
 /* bench_cluster: the cost of the live cluster model. Starts the simulator (4 servers, 3
- * clients) and consulate (160 worker threads), then measures:
+ * clients) and consulate (256 worker threads), then measures:
  *   - GET /api/cluster throughput against the trivial GET /healthz in the same binary, with
  *     wrk -t2 -c16 -d5s and a session cookie (target ratio >= 0.5);
  *   - upstream Consul requests per minute (simulator counters over 20 s, scaled) with 100
@@ -178,7 +178,11 @@ main(void)
         goto out;
     }
     char cfg[1600];
-    size_t o = (size_t)snprintf(cfg, sizeof(cfg), "\"threads\":160,\"consul\":{\"addresses\":[");
+    /* 100 streams from one user, over the default per-user cap (and the closed first stream
+     * may count for another second); threads/2 above 100 for the total cap */
+    size_t o = (size_t)snprintf(cfg, sizeof(cfg),
+                                "\"threads\":256,\"limits\":{\"sse_streams_per_user\":128},"
+                                "\"consul\":{\"addresses\":[");
     for (int i = 0; i < sim->n_servers; i++) {
         o += (size_t)snprintf(cfg + o, sizeof(cfg) - o, "%s\"%s\"", i ? "," : "",
                               sim->servers[i].http);

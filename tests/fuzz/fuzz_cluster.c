@@ -1,8 +1,5 @@
-/* libFuzzer entry for the pure cluster model and the Prometheus parser. Not built by
- * default:
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
- *     tests/fuzz/fuzz_cluster.c server/cluster.c server/prom.c server/util.c \
- *     $(pkg-config --cflags --libs libcjson libsodium) -lm -o build/fuzz_cluster
+/* libFuzzer entry for the pure cluster model and the Prometheus parser. Built and run by
+ * `make fuzz FUZZ_TARGET=cluster` (scripts/fuzz.sh).
  * The input is split on NUL bytes into up to five parts: raft, members, autopilot, health
  * and the leader address; the first byte chooses which parts are passed as NULL. The whole
  * input is also fed to prom_parse. */

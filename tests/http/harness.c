@@ -18,6 +18,8 @@
 
 #include "util.h"
 
+int srv_threads = 32;
+
 /* Servers that did not exit cleanly; at exit they turn the test binary's status into 1. */
 static int server_failures;
 
@@ -102,10 +104,12 @@ srv_start_in(const char *dir, const char *extra_config)
         free(s);
         return NULL;
     }
-    fprintf(f,
-            "{\"listen\":\"127.0.0.1:0\",\"database\":\"%s\",\"web_root\":\"%s/web\","
-            "\"threads\":32%s%s}\n",
-            s->db, src_root(), extra_config ? "," : "", extra_config ? extra_config : "");
+    char threads[32] = "";
+    if (srv_threads > 0) {
+        snprintf(threads, sizeof(threads), ",\"threads\":%d", srv_threads);
+    }
+    fprintf(f, "{\"listen\":\"127.0.0.1:0\",\"database\":\"%s\",\"web_root\":\"%s/web\"%s%s%s}\n",
+            s->db, src_root(), threads, extra_config ? "," : "", extra_config ? extra_config : "");
     fclose(f);
 
     int out[2];

@@ -21,8 +21,13 @@ struct srv {
     char ca_file[320];  /* CA the clients trust for an https base (set by the test) */
 };
 
+/* The "threads" srv_start writes into every config (32, since tests start many servers);
+ * 0 leaves the key out so the server's own default applies (the exhaustion tests). */
+extern int srv_threads;
+
 /* Starts `$CONSULATE_BIN serve` with a config of listen 127.0.0.1:0, a fresh database in a
- * temporary directory, web_root $CONSULATE_SRC/web, and extra_config (JSON members without
+ * temporary directory, web_root $CONSULATE_SRC/web, "threads" (see srv_threads), and
+ * extra_config (JSON members without
  * braces, e.g. "\"login\":{\"max_failures\":3}", or NULL). Waits for it to listen. NULL on
  * failure (message on stderr). */
 struct srv *srv_start(const char *extra_config);

@@ -33,6 +33,64 @@ test_defaults(void **state)
     config_free(&c);
 }
 
+/* The keys of limits, allowed_hosts and trusted_proxies: defaults, values, lists replaced
+ * (not appended) by a second load, host names kept in lower case. */
+static void
+test_limits_and_lists(void **state)
+{
+    (void)state;
+    struct config c;
+    struct config_error e;
+    config_defaults(&c);
+    assert_int_equal(c.threads, 512);
+    assert_int_equal(c.sse_streams, 128);
+    assert_int_equal(c.sse_streams_per_user, 8);
+    assert_int_equal(c.header_timeout_s, 10);
+    assert_int_equal(c.keep_alive_s, 5);
+    assert_null(c.allowed_hosts);
+    assert_null(c.trusted_proxies);
+    int rc = config_load_text(&c,
+                              "{\"limits\":{\"sse_streams\":40,\"sse_streams_per_user\":3,"
+                              "\"header_timeout_s\":4,\"keep_alive_s\":2},"
+                              "\"allowed_hosts\":[\"Consul.Example.com\",\"ops-1\"],"
+                              "\"trusted_proxies\":[\"10.0.0.5\",\"::1\"]}",
+                              "test", &e);
+    assert_int_equal(rc, CONFIG_OK);
+    assert_int_equal(c.sse_streams, 40);
+    assert_int_equal(c.sse_streams_per_user, 3);
+    assert_int_equal(c.header_timeout_s, 4);
+    assert_int_equal(c.keep_alive_s, 2);
+    assert_string_equal(c.allowed_hosts[0], "consul.example.com");
+    assert_string_equal(c.allowed_hosts[1], "ops-1");
+    assert_null(c.allowed_hosts[2]);
+    assert_string_equal(c.trusted_proxies[0], "10.0.0.5");
+    assert_string_equal(c.trusted_proxies[1], "::1");
+    assert_null(c.trusted_proxies[2]);
+    rc = config_load_text(&c, "{\"allowed_hosts\":[],\"trusted_proxies\":[\"10.0.0.6\"]}",
+                          "test", &e);
+    assert_int_equal(rc, CONFIG_OK);
+    assert_null(c.allowed_hosts[0]);
+    assert_string_equal(c.trusted_proxies[0], "10.0.0.6");
+    assert_null(c.trusted_proxies[1]);
+    /* a refused list names the key and the entry, and leaves the old list */
+    rc = config_load_text(&c, "{\"trusted_proxies\":[\"10.0.0.7\",\"10.0.0.0/8\"]}", "test",
+                          &e);
+    assert_int_equal(rc, CONFIG_INVALID);
+    assert_non_null(strstr(e.message, "'trusted_proxies'"));
+    assert_non_null(strstr(e.message, "10.0.0.0/8"));
+    assert_string_equal(c.trusted_proxies[0], "10.0.0.6");
+    rc = config_load_text(&c, "{\"allowed_hosts\":[\"a..b\"]}", "test", &e);
+    assert_int_equal(rc, CONFIG_INVALID);
+    assert_non_null(strstr(e.message, "'allowed_hosts'"));
+    rc = config_load_text(&c, "{\"allowed_hosts\":[\"-a.b\"]}", "test", &e);
+    assert_int_equal(rc, CONFIG_INVALID);
+    rc = config_load_text(&c, "{\"allowed_hosts\":[\"a-.b\"]}", "test", &e);
+    assert_int_equal(rc, CONFIG_INVALID);
+    config_free(&c);
+    assert_null(c.allowed_hosts);
+    assert_null(c.trusted_proxies);
+}
+
 static void
 test_values(void **state)
 {
@@ -145,6 +203,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_limits_and_lists),
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_not_json),
         cmocka_unit_test(test_env),
