@@ -79,7 +79,16 @@ static const struct {
 struct thread_curl {
     CURL *h;
     uint64_t client_id; /* 0 = not set up */
+    int keeps;          /* holds one of CONSUL_KEEPERS: may keep idle connections */
 };
+
+/* Each worker thread that talked to Consul would otherwise keep its idle connection: with
+ * hundreds of workers that passes Consul's own limit of connections per client address
+ * (limits.http_max_conns_per_client, 200 by default), after which the agent refuses
+ * consulate's connections, the watchers' included. The first CONSUL_KEEPERS threads keep
+ * theirs; every other thread closes its connection after each request. */
+#define CONSUL_KEEPERS 32
+static atomic_int keepers;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;
@@ -90,6 +99,9 @@ thread_curl_destroy(void *p)
 {
     struct thread_curl *t = p;
     curl_easy_cleanup(t->h);
+    if (t->keeps) {
+        atomic_fetch_sub(&keepers, 1);
+    }
     free(t);
 }
 
@@ -116,6 +128,11 @@ thread_handle(const struct consul_client *c)
         }
         t = xcalloc(1, sizeof(*t));
         t->h = h;
+        if (atomic_fetch_add(&keepers, 1) < CONSUL_KEEPERS) {
+            t->keeps = 1;
+        } else {
+            atomic_fetch_sub(&keepers, 1);
+        }
         pthread_setspecific(curl_key, t);
     }
     if (t->client_id != c->id) {
@@ -129,6 +146,7 @@ thread_handle(const struct consul_client *c)
         curl_opts_apply(t->h, &lim);
         curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(t->h, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(t->h, CURLOPT_FORBID_REUSE, t->keeps ? 0L : 1L);
         t->client_id = c->id;
     }
     return t->h;
