@@ -623,7 +623,7 @@ kv_write(struct areq *r)
     const char *acquire = put ? query_get(&r->q, "acquire") : NULL;
     const char *release = put ? query_get(&r->q, "release") : NULL;
     pthread_mutex_lock(&r->dc->mu);
-    if (!dc_agent_leader(r->dc, r->s)) {
+    if (!dc_hold_for_leader(r->dc, r->s)) {
         pthread_mutex_unlock(&r->dc->mu);
         free(body);
         return agent_text(r, 500, "No cluster leader");
