@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -75,9 +76,28 @@ target_of(const struct nodes *h, const struct nodes_node *n, const struct sshd_f
     };
 }
 
+/* One open connection per node, reused by rsh (an SSH handshake costs more than a command);
+ * dropped when a command fails on it, and by conn_drop_all at the end of a group. */
+static struct {
+    const struct nodes_node *node;
+    char fingerprint[64];
+    struct ssh_conn *c;
+} conns[2 * NODES_MAX];
+
+static void
+conn_drop_all(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(conns); i++) {
+        ssh_close(conns[i].c);
+        conns[i].c = NULL;
+        conns[i].node = NULL;
+    }
+}
+
 /* Runs argv (NULL-terminated; words in the safe alphabet are constants, anything else a
  * quoted value) on node n over SSH; returns the exit status (-1 on an SSH failure, with
- * *rc the ssh_rc). *out and *err (may be NULL) get the output, the caller frees. */
+ * *rc_out the ssh_rc; with rc_out a new connection is made for this command alone). *out
+ * and *err (may be NULL) get the output, the caller frees. */
 static int
 rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *argv,
          int timeout_ms, char **out, char **err, int *rc_out)
@@ -90,10 +110,24 @@ rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *a
         args[argc] = safe_word(argv[argc]) ? SH_W(argv[argc]) : SH_V(argv[argc]);
     }
     assert_int_equal(sh_cmd_add(&cmd, args, argc, NULL), SH_OK);
-    struct ssh_target t = target_of(h, n, NULL);
-    struct ssh_conn *c = NULL;
+    size_t slot = ARRAY_LEN(conns);
+    for (size_t i = 0; !rc_out && i < ARRAY_LEN(conns) && slot == ARRAY_LEN(conns); i++) {
+        if (conns[i].node == n && strcmp(conns[i].fingerprint, n->host_key.fingerprint) == 0) {
+            slot = i;
+        }
+    }
+    for (size_t i = 0; !rc_out && i < ARRAY_LEN(conns) && slot == ARRAY_LEN(conns); i++) {
+        if (!conns[i].node) {
+            slot = i;
+        }
+    }
+    struct ssh_conn *c = slot < ARRAY_LEN(conns) ? conns[slot].c : NULL;
     struct ssh_error e;
-    int rc = ssh_connect(&t, &c, &e);
+    int rc = SSH_OK;
+    if (!c) {
+        struct ssh_target t = target_of(h, n, NULL);
+        rc = ssh_connect(&t, &c, &e);
+    }
     int status = -1;
     struct out r;
     buf_init(&r.o, 1 << 20);
@@ -112,7 +146,18 @@ rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *a
     if (rc_out) {
         *rc_out = rc;
     }
-    ssh_close(c);
+    if (rc == SSH_OK && slot < ARRAY_LEN(conns)) {
+        conns[slot].node = n;
+        snprintf(conns[slot].fingerprint, sizeof(conns[slot].fingerprint), "%s",
+                 n->host_key.fingerprint);
+        conns[slot].c = c;
+    } else {
+        ssh_close(c);
+        if (slot < ARRAY_LEN(conns)) {
+            conns[slot].c = NULL;
+            conns[slot].node = NULL;
+        }
+    }
     sh_cmd_free(&cmd);
     if (out) {
         *out = xstrdup(r.o.data ? r.o.data : "");
@@ -241,6 +286,7 @@ static int
 teardown_a(void **state)
 {
     (void)state;
+    conn_drop_all();
     nodes_stop(A);
     A = NULL;
     return 0;
@@ -413,25 +459,44 @@ test_commands(void **state)
     free(err);
 }
 
-/* Polls list-peers on n until name is listed with want_voter (1, 0, or -1 = absent); returns
- * the ms it took or -1. */
+/* Waits until the simulator shows the server at address in raft with want_voter (1, 0, or
+ * -1 = not in raft), then checks that `consul operator raft list-peers` over SSH on n shows
+ * name the same way; returns the ms it took, or -1. (SSH round trips take a few hundred ms,
+ * so the polling is done in the simulator.) */
+static long long
+wait_peer_at(const struct nodes *h, const struct nodes_node *n, const char *address,
+             const char *name, int want_voter, int ms)
+{
+    long long t0 = sim_now_ms();
+    bool seen = false;
+    while (!seen && sim_now_ms() - t0 < ms) {
+        cJSON *s = sim_srv(h, address);
+        int v = !jbool(s, "in_raft") ? -1 : jbool(s, "voter");
+        cJSON_Delete(s);
+        seen = v == want_voter;
+        if (!seen) {
+            sim_sleep_ms(10);
+        }
+    }
+    char *out = NULL;
+    int voters, leaders, v = -2;
+    if (!seen || rsh(h, n, (const char *const[]){"docker", "exec", "consul", "consul",
+                                                   "operator", "raft", "list-peers", NULL},
+                     &out, NULL) != 0 ||
+        peers(out, &voters, &leaders, name, &v) < 0 || v != want_voter) {
+        free(out);
+        return -1;
+    }
+    free(out);
+    return sim_now_ms() - t0;
+}
+
 static long long
 wait_peer(const struct nodes_node *n, const char *name, int want_voter, int ms)
 {
-    long long t0 = sim_now_ms();
-    while (sim_now_ms() - t0 < ms) {
-        char *out = NULL;
-        int voters, leaders, v = -2;
-        if (RSH(A, n, &out, NULL, "docker", "exec", "consul", "consul", "operator", "raft",
-                "list-peers") == 0 &&
-            peers(out, &voters, &leaders, name, &v) >= 0 && v == want_voter) {
-            free(out);
-            return sim_now_ms() - t0;
-        }
-        free(out);
-        sim_sleep_ms(20);
-    }
-    return -1;
+    const struct nodes_node *target = nodes_get(A, name);
+    assert_non_null(target);
+    return wait_peer_at(A, n, target->address, name, want_voter, ms);
 }
 
 /* The seed's backslash trap: a plain scalar keeps the backslashes; the agent gets arguments
@@ -498,6 +563,106 @@ test_trap_edit_does_not_join(void **state)
     free(orig);
     free(trap);
     free(t2);
+}
+
+/* Waits until the simulator shows the server at address with that serf status. */
+static bool
+wait_serf(const struct nodes *h, const char *address, int status, int ms)
+{
+    long long t0 = sim_now_ms();
+    for (;;) {
+        cJSON *s = sim_srv(h, address);
+        bool ok = jint(s, "serf_status") == status && !jbool(s, "isolated");
+        cJSON_Delete(s);
+        if (ok) {
+            return true;
+        }
+        if (sim_now_ms() - t0 > ms) {
+            return false;
+        }
+        sim_sleep_ms(10);
+    }
+}
+
+/* Member status of name as node n's agent reports it (via `consul members` over SSH): "alive",
+ * "failed", "left", or "" when absent. */
+static void
+member_state(const struct nodes_node *n, const char *name, char *state, size_t len)
+{
+    char *out = NULL;
+    state[0] = '\0';
+    if (RSH(A, n, &out, NULL, "docker", "exec", "consul", "consul", "members") == 0) {
+        for (const char *p = out; p && *p;) {
+            char node[64], addr[64], st[16];
+            if (sscanf(p, "%63s %63s %15s", node, addr, st) == 3 && strcmp(node, name) == 0) {
+                snprintf(state, len, "%s", st);
+            }
+            p = strchr(p, '\n');
+            p = p ? p + 1 : NULL;
+        }
+    }
+    free(out);
+}
+
+/* Removing a server's -retry-join lines: restarted with its data dir it still rejoins (the
+ * serf snapshot in the data dir lists its peers, as on a real host); with an empty data dir
+ * (a reinstalled host) it runs alone and the others keep it failed. */
+static void
+test_retry_join_removed(void **state)
+{
+    (void)state;
+    struct nodes_node *n2 = &A->node[1];
+    char *orig = nodes_read_file(n2->compose_file);
+    char *none = nodes_compose_text(A, n2->address, NULL, 0);
+    assert_non_null(strstr(none, "-data-dir=/consul/data\"\n"));
+    assert_null(strstr(none, "retry-join"));
+    assert_int_equal(nodes_write_file(n2->compose_file, none), 0);
+    assert_int_equal(RSH(A, n2, NULL, NULL, "docker-compose", "-f", n2->compose_file, "down"), 0);
+    assert_int_equal(RSH(A, n2, NULL, NULL, "docker-compose", "-f", n2->compose_file, "up", "-d"),
+                     0);
+    char st[16];
+    assert_true(wait_serf(A, n2->address, 1, 3000));
+    member_state(&A->node[0], "consul-2", st, sizeof(st));
+    assert_string_equal(st, "alive");
+    /* the same with an empty data dir: not a member any more */
+    assert_int_equal(RSH(A, n2, NULL, NULL, "docker-compose", "-f", n2->compose_file, "down"), 0);
+    char *out = NULL;
+    char *err = NULL;
+    assert_int_equal(RSH(A, n2, NULL, NULL, "rm", "-rf", n2->data_dir), 0);
+    assert_int_equal(RSH(A, n2, NULL, NULL, "mkdir", "-p", n2->data_dir), 0);
+    assert_int_equal(RSH(A, n2, &out, &err, "docker-compose", "-f", n2->compose_file, "up", "-d"),
+                     0);
+    assert_string_equal(err, "Creating consul ... done\nCreating consul-exporter ... done\n");
+    free(out);
+    free(err);
+    sim_sleep_ms(300);
+    member_state(&A->node[0], "consul-2", st, sizeof(st));
+    assert_string_equal(st, "failed");
+    member_state(n2, "consul-2", st, sizeof(st));
+    assert_string_equal(st, "alive"); /* it sees only itself */
+    member_state(n2, "consul-1", st, sizeof(st));
+    assert_string_equal(st, "");
+    assert_int_equal(RSH(A, n2, &out, &err, "docker", "exec", "consul", "consul", "operator",
+                         "raft", "list-peers"),
+                     1);
+    assert_string_equal(err, "Error getting peers: Failed to retrieve raft configuration: "
+                             "Unexpected response code: 500 (No cluster leader)\n");
+    free(out);
+    free(err);
+    cJSON *s = sim_srv(A, n2->address);
+    assert_true(jbool(s, "running"));
+    assert_true(jbool(s, "isolated"));
+    cJSON_Delete(s);
+    /* the retry-join lines back: it joins */
+    assert_int_equal(nodes_write_file(n2->compose_file, orig), 0);
+    assert_int_equal(RSH(A, n2, NULL, NULL, "docker-compose", "-f", n2->compose_file, "up", "-d"),
+                     0);
+    assert_true(wait_serf(A, n2->address, 1, 3000));
+    member_state(&A->node[0], "consul-2", st, sizeof(st));
+    assert_string_equal(st, "alive");
+    assert_true(wait_peer(&A->node[0], "consul-2", 1, 5000) >= 0);
+    free(orig);
+    free(none);
 }
 
 /* A bind address that is not the host's: the agent cannot listen and exits. */
@@ -660,6 +825,416 @@ test_leave_restart_force_leave(void **state)
     free(err);
 }
 
+/* ---------------------------------------------------------------- group B: faults */
+
+static struct nodes *B;
+
+static int
+setup_b(void **state)
+{
+    (void)state;
+    struct nodes_opts o = {.servers = 3, .spares = 3, .speed = 20, .seed = 5,
+                           .ip_base = "127.0.0.41"};
+    B = nodes_start(&o);
+    return B ? 0 : -1;
+}
+
+static int
+teardown_b(void **state)
+{
+    (void)state;
+    conn_drop_all();
+    nodes_stop(B);
+    B = NULL;
+    return 0;
+}
+
+#define RSHB(n, out, err, ...) rsh(B, (n), (const char *const[]){__VA_ARGS__, NULL}, (out), (err))
+
+/* Writes the new server's compose file on spare n (every server and itself in -retry-join). */
+static void
+write_new_server_file(struct nodes_node *n)
+{
+    const char *join[] = {"127.0.0.41", "127.0.0.42", "127.0.0.43", n->address};
+    char *text = nodes_compose_text(B, n->address, join, 4);
+    assert_int_equal(nodes_write_file(n->compose_file, text), 0);
+    free(text);
+}
+
+/* Waits until the server's log in the simulator has needle, then checks that
+ * `docker logs --tail=100 consul` over SSH shows it. */
+static bool
+log_has(struct nodes_node *n, const char *needle, int ms)
+{
+    long long t0 = sim_now_ms();
+    char path[128];
+    snprintf(path, sizeof(path), "/sim/servers/%s/log?tail=100", n->address);
+    bool found = false;
+    while (!found && sim_now_ms() - t0 < ms) {
+        long st = 0;
+        char *body = NULL;
+        sim_ctl(B->sim, "GET", path, NULL, &st, &body);
+        found = body && strstr(body, needle) != NULL;
+        free(body);
+        if (!found) {
+            sim_sleep_ms(20);
+        }
+    }
+    char *out = NULL;
+    found = found && RSHB(n, &out, NULL, "docker", "logs", "--tail=100", "consul") == 0 &&
+            strstr(out, needle) != NULL;
+    free(out);
+    return found;
+}
+
+static void
+test_fault_sshd_stopped(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[3];
+    assert_int_equal(nodes_sshd_stop(n), 0);
+    int rc = 0;
+    assert_int_equal(rsh_full(B, n, (const char *const[]){"hostname", NULL}, 0, NULL, NULL, &rc),
+                     -1);
+    assert_int_equal(rc, SSH_ERR_CONNECT_REFUSED);
+    assert_int_equal(nodes_sshd_start(n), 0);
+    char *out = NULL;
+    assert_int_equal(RSHB(n, &out, NULL, "hostname"), 0);
+    assert_string_equal(out, "consul-4\n");
+    free(out);
+}
+
+static void
+test_fault_command_fails(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[0];
+    struct nodes_fault f = {.match = "docker-compose version",
+                            .exit_status = 3,
+                            .stderr_text = "docker-compose: boom\n",
+                            .times = 1};
+    assert_int_equal(nodes_fault_add(n, &f), 0);
+    char *out = NULL;
+    char *err = NULL;
+    assert_int_equal(RSHB(n, &out, &err, "docker-compose", "version", "--short"), 3);
+    assert_string_equal(out, "");
+    assert_string_equal(err, "docker-compose: boom\n");
+    free(out);
+    free(err);
+    assert_int_equal(RSHB(n, &out, &err, "docker-compose", "version", "--short"), 0); /* once */
+    assert_string_equal(out, "1.29.2\n");
+    free(out);
+    free(err);
+    /* a plain tool on the node fails too */
+    struct nodes_fault mv = {.match = "mv ", .exit_status = 1,
+                             .stderr_text = "mv: cannot move: Permission denied\n"};
+    assert_int_equal(nodes_fault_add(n, &mv), 0);
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/a", n->root);
+    snprintf(b, sizeof(b), "%s/b", n->root);
+    assert_int_equal(nodes_write_file(a, "x"), 0);
+    assert_int_equal(RSHB(n, &out, &err, "mv", a, b), 1);
+    assert_string_equal(err, "mv: cannot move: Permission denied\n");
+    assert_int_equal(access(a, F_OK), 0);
+    free(out);
+    free(err);
+    nodes_fault_clear(n);
+    assert_int_equal(RSHB(n, NULL, NULL, "mv", a, b), 0);
+    assert_int_equal(access(b, F_OK), 0);
+}
+
+/* The processes whose command line mentions text (ours excluded). */
+static int
+processes_with(const char *text)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || atoi(de->d_name) == getpid()) {
+            continue;
+        }
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            continue;
+        }
+        char buf[4096];
+        size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < got; i++) {
+            buf[i] = buf[i] ? buf[i] : ' ';
+        }
+        buf[got] = '\0';
+        n += strstr(buf, text) != NULL;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+static void
+test_fault_hang(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[1];
+    struct nodes_fault f = {.match = "docker logs", .hang = true};
+    assert_int_equal(nodes_fault_add(n, &f), 0);
+    int rc = 0;
+    long long t0 = sim_now_ms();
+    assert_int_equal(rsh_full(B, n, (const char *const[]){"docker", "logs", "consul", NULL}, 800,
+                              NULL, NULL, &rc),
+                     -1);
+    assert_int_equal(rc, SSH_ERR_COMMAND_TIMEOUT);
+    assert_true(sim_now_ms() - t0 >= 800);
+    /* the runner killed the remote process group: nothing hangs on */
+    char needle[600];
+    snprintf(needle, sizeof(needle), "--root %s docker logs", n->root);
+    long long deadline = sim_now_ms() + 3000;
+    while (processes_with(needle) > 0 && sim_now_ms() < deadline) {
+        sim_sleep_ms(50);
+    }
+    assert_int_equal(processes_with(needle), 0);
+    nodes_fault_clear(n);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker", "logs", "--tail=1", "consul"), 0);
+}
+
+static void
+test_fault_host_key_changed(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[2];
+    struct sshd_fp old = n->host_key;
+    assert_int_equal(nodes_hostkey_change(n, "ed25519"), 0);
+    assert_string_not_equal(old.fingerprint, n->host_key.fingerprint);
+    struct ssh_target t = target_of(B, n, &old);
+    struct ssh_conn *c = NULL;
+    struct ssh_error e;
+    assert_int_equal(ssh_connect(&t, &c, &e), SSH_ERR_HOST_KEY_CHANGED);
+    assert_null(c);
+    assert_string_equal(e.presented.fingerprint, n->host_key.fingerprint);
+    /* the inventory shows the new key */
+    char *text = nodes_inventory_json(B);
+    assert_non_null(strstr(text, n->host_key.fingerprint));
+    assert_null(strstr(text, old.fingerprint));
+    free(text);
+    assert_int_equal(RSHB(n, NULL, NULL, "hostname"), 0);
+}
+
+/* The seed's disaster 2: a new host whose hostname is already a member's name. */
+static void
+test_fault_duplicate_hostname(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[3];
+    assert_int_equal(nodes_set_hostname(n, "consul-2"), 0);
+    char *out = NULL;
+    assert_int_equal(RSHB(n, &out, NULL, "hostname"), 0);
+    assert_string_equal(out, "consul-2\n");
+    free(out);
+    write_new_server_file(n);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
+    assert_true(log_has(n, "Node name conflicts with another node at 127.0.0.42:8301. Names must "
+                           "be unique!",
+                        3000));
+    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul",
+                          "members"),
+                     0);
+    assert_int_equal(count_lines(out, " server "), 3);
+    assert_null(strstr(out, "127.0.0.44"));
+    free(out);
+    /* the fix the seed gives: rename the host, down and up */
+    assert_int_equal(RSHB(n, NULL, NULL, "hostname", "consul-4"), 0);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "down"), 0);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
+    assert_true(wait_serf(B, n->address, 1, 3000));
+    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul",
+                          "members"),
+                     0);
+    assert_non_null(strstr(out, "consul-4  127.0.0.44:8301  alive"));
+    free(out);
+}
+
+static void
+test_fault_missing_compose(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[2];
+    char *orig = nodes_read_file(n->compose_file);
+    assert_int_equal(nodes_remove_compose(n), 0);
+    char *out = NULL;
+    char *err = NULL;
+    assert_int_equal(RSHB(n, &out, &err, "docker-compose", "-f", n->compose_file, "down"), 1);
+    char want[700];
+    snprintf(want, sizeof(want),
+             "ERROR: .FileNotFoundError: [Errno 2] No such file or directory: '%s'\n",
+             n->compose_file);
+    assert_string_equal(err, want);
+    free(out);
+    free(err);
+    assert_int_equal(RSHB(n, NULL, NULL, "test", "-e", n->compose_file), 1);
+    cJSON *s = sim_srv(B, n->address);
+    assert_true(jbool(s, "running")); /* nothing was stopped */
+    cJSON_Delete(s);
+    assert_int_equal(nodes_write_file(n->compose_file, orig), 0);
+    free(orig);
+}
+
+static void
+test_fault_old_versions(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[4];
+    assert_int_equal(nodes_set_versions(B, n, "18.09.9", "1.25.0"), 0);
+    char *out = NULL;
+    assert_int_equal(RSHB(n, &out, NULL, "docker", "version", "--format", "{{.Server.Version}}"),
+                     0);
+    assert_string_equal(out, "18.09.9\n");
+    free(out);
+    assert_int_equal(RSHB(n, &out, NULL, "docker-compose", "version", "--short"), 0);
+    assert_string_equal(out, "1.25.0\n");
+    free(out);
+    assert_int_equal(nodes_set_versions(B, n, NULL, "1.29.2"), 0);
+    assert_int_equal(RSHB(n, &out, NULL, "docker", "version", "--format", "{{.Server.Version}}"),
+                     0);
+    assert_string_equal(out, "18.09.9\n");
+    free(out);
+}
+
+/* Raft state left in the data dir by an earlier membership: the server chases its old peers
+ * and never joins; emptied, it joins. */
+static void
+test_fault_dirty_data_dir(void **state)
+{
+    (void)state;
+    struct nodes_node *n = &B->node[5];
+    assert_int_equal(nodes_dirty_data_dir(n), 0);
+    char *out = NULL;
+    assert_int_equal(RSHB(n, &out, NULL, "ls", "-A", n->data_dir), 0);
+    assert_string_equal(out, "node-id\nraft\nserf\n");
+    free(out);
+    write_new_server_file(n);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
+    assert_true(log_has(n, "failed to make requestVote RPC", 3000));
+    assert_true(log_has(n, "127.0.99.1:8300", 100));
+    cJSON *s = sim_srv(B, n->address);
+    assert_true(jbool(s, "chasing_old_peers"));
+    assert_false(jbool(s, "joined"));
+    cJSON_Delete(s);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "down"), 0);
+    assert_int_equal(RSHB(n, NULL, NULL, "rm", "-rf", n->data_dir), 0);
+    assert_int_equal(RSHB(n, NULL, NULL, "mkdir", "-p", n->data_dir), 0);
+    assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
+    long long t0 = sim_now_ms();
+    bool joined = false;
+    while (!joined && sim_now_ms() - t0 < 3000) {
+        s = sim_srv(B, n->address);
+        joined = jbool(s, "joined") && !jbool(s, "chasing_old_peers");
+        cJSON_Delete(s);
+        sim_sleep_ms(20);
+    }
+    assert_true(joined);
+}
+
+/* ---------------------------------------------------------------- group C: clean-up */
+
+/* Ephemeral ports; after nodes_stop nothing runs and nothing is left on disk, even with a
+ * command hanging on a node. */
+static void
+test_stop_leaves_nothing(void **state)
+{
+    (void)state;
+    struct nodes_opts o = {.servers = 1, .spares = 1, .speed = 20, .ephemeral_ports = true,
+                           .ip_base = "127.0.0.61"};
+    struct nodes *h = nodes_start(&o);
+    assert_non_null(h);
+    assert_null(strstr(h->sim->servers[0].http, ":8500"));
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", h->dir);
+    pid_t sim_pid = h->sim->pid;
+    pid_t sshd_pid[2] = {h->node[0].sshd.pid, h->node[1].sshd.pid};
+    struct nodes_fault f = {.match = "docker ps", .hang = true};
+    assert_int_equal(nodes_fault_add(&h->node[0], &f), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        nodes_run(h, &h->node[0], "docker ps", NULL);
+        _exit(0);
+    }
+    sim_sleep_ms(500);
+    assert_true(processes_with(dir) > 0);
+    nodes_stop(h);
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_int_equal(kill(sim_pid, 0), -1);
+    assert_int_equal(kill(sshd_pid[0], 0), -1);
+    assert_int_equal(kill(sshd_pid[1], 0), -1);
+    long long deadline = sim_now_ms() + 3000;
+    while (processes_with(dir) > 0 && sim_now_ms() < deadline) {
+        sim_sleep_ms(50);
+    }
+    assert_int_equal(processes_with(dir), 0);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+}
+
+/* tests/nodes/harness.sh start|status|stop runs build/fake-nodes in the background. */
+static void
+test_harness_script(void **state)
+{
+    (void)state;
+    const char *src = getenv("CONSULATE_SRC") ? getenv("CONSULATE_SRC") : ".";
+    const char *simbin = getenv("CONSUL_SIM_BIN") ? getenv("CONSUL_SIM_BIN") : "build/consul-sim";
+    char bin[600];
+    snprintf(bin, sizeof(bin), "%.*s/fake-nodes",
+             strrchr(simbin, '/') ? (int)(strrchr(simbin, '/') - simbin) : 1,
+             strrchr(simbin, '/') ? simbin : ".");
+    char state_dir[] = "/tmp/consulate-fn-state-XXXXXX";
+    assert_non_null(mkdtemp(state_dir));
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "FAKE_NODES_BIN='%s' FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' start "
+             "--servers 2 --spares 1 --speed 20 --ephemeral-ports --ip-base 127.0.0.71 "
+             ">'%s/out.json'",
+             bin, state_dir, src, state_dir);
+    assert_int_equal(system(cmd), 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/out.json", state_dir);
+    char *text = nodes_read_file(path);
+    cJSON *inv = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    assert_non_null(inv);
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(inv, "nodes");
+    assert_int_equal(cJSON_GetArraySize(nodes), 3);
+    const cJSON *n3 = cJSON_GetArrayItem(nodes, 2);
+    assert_string_equal(json_get_str(n3, "server_state", ""), "spare");
+    struct ssh_host_key seen;
+    struct ssh_error e;
+    assert_int_equal(ssh_probe("127.0.0.73", (uint16_t)jint(n3, "ssh_port"), NULL, 5000, &seen,
+                               &e),
+                     SSH_OK);
+    assert_string_equal(seen.fingerprint,
+                        json_get_str(cJSON_GetObjectItemCaseSensitive(n3, "host_key"),
+                                     "fingerprint", ""));
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", json_get_str(inv, "dir", ""));
+    cJSON_Delete(inv);
+    assert_int_equal(access(dir, F_OK), 0);
+    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null",
+             state_dir, src);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' stop",
+             state_dir, src);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_int_equal(processes_with(dir), 0);
+    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null",
+             state_dir, src);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -667,9 +1242,27 @@ main(void)
         cmocka_unit_test(test_inventory),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_trap_edit_does_not_join),
+        cmocka_unit_test(test_retry_join_removed),
         cmocka_unit_test(test_wrong_bind),
         cmocka_unit_test(test_add_fifth_by_hand),
         cmocka_unit_test(test_leave_restart_force_leave),
     };
-    return cmocka_run_group_tests_name("servers", a, setup_a, teardown_a);
+    const struct CMUnitTest b[] = {
+        cmocka_unit_test(test_fault_sshd_stopped),
+        cmocka_unit_test(test_fault_command_fails),
+        cmocka_unit_test(test_fault_hang),
+        cmocka_unit_test(test_fault_host_key_changed),
+        cmocka_unit_test(test_fault_duplicate_hostname),
+        cmocka_unit_test(test_fault_missing_compose),
+        cmocka_unit_test(test_fault_old_versions),
+        cmocka_unit_test(test_fault_dirty_data_dir),
+    };
+    const struct CMUnitTest c[] = {
+        cmocka_unit_test(test_stop_leaves_nothing),
+        cmocka_unit_test(test_harness_script),
+    };
+    int failed = cmocka_run_group_tests_name("servers", a, setup_a, teardown_a);
+    failed += cmocka_run_group_tests_name("faults", b, setup_b, teardown_b);
+    failed += cmocka_run_group_tests_name("clean-up", c, NULL, NULL);
+    return failed;
 }

@@ -418,7 +418,8 @@ def _create(node, st, project, path, spec, adopt):
         except OSError:
             node_id = srv["node_id"] if srv else str(uuid.uuid4())
     cfg = {"retry_join": plan["retry_join"], "restart": spec["restart"], "name": plan["name"],
-           "data_cluster": marker[0] if marker else "", "old_peers": marker[1] if marker else []}
+           "data_cluster": marker[0] if marker else "", "old_peers": marker[1] if marker else [],
+           "serf_snapshot": os.path.exists(os.path.join(data, "serf", "local.snapshot"))}
     cfg["old_peers"] = [p for p in cfg["old_peers"] if re.match(r"^\d+\.\d+\.\d+\.\d+$", p)]
     if srv is None:
         body = dict(cfg, ip=node.ip)

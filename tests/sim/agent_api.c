@@ -150,7 +150,7 @@ h_status_peers(struct areq *r)
 {
     cJSON *a = cJSON_CreateArray();
     pthread_mutex_lock(&r->dc->mu);
-    for (size_t i = 0; r->s->joined && i < r->dc->n_servers; i++) {
+    for (size_t i = 0; server_in_cluster(r->s) && i < r->dc->n_servers; i++) {
         const struct server *s = r->dc->servers[i];
         if (s->in_raft) {
             char addr[32];

@@ -12,7 +12,7 @@
 static size_t
 view_nodes(const struct areq *r, struct node_ref **out)
 {
-    if (!r->s->joined) {
+    if (!server_in_cluster(r->s)) {
         *out = xcalloc(1, sizeof(**out));
         return 0;
     }
@@ -233,7 +233,7 @@ static cJSON *
 node_services(struct areq *r, const char *name, bool as_map)
 {
     struct node_ref n;
-    if (!r->s->joined || !dc_node_lookup(r->dc, name, &n)) {
+    if (!server_in_cluster(r->s) || !dc_node_lookup(r->dc, name, &n)) {
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
@@ -374,7 +374,7 @@ h_health_node(struct areq *r)
         return rc;
     }
     struct node_ref n;
-    cJSON *a = (r->s->joined && dc_node_lookup(r->dc, r->tail, &n)) ? render_node_checks(r->dc, &n)
+    cJSON *a = (server_in_cluster(r->s) && dc_node_lookup(r->dc, r->tail, &n)) ? render_node_checks(r->dc, &n)
                                                                     : cJSON_CreateArray();
     pthread_mutex_unlock(&r->dc->mu);
     return agent_json(r, 200, a);
@@ -462,7 +462,7 @@ kv_get(struct areq *r)
         return rc;
     }
     struct dc *dc = r->dc;
-    if (!r->s->joined) {
+    if (!server_in_cluster(r->s)) {
         pthread_mutex_unlock(&dc->mu);
         return agent_raw(r, 404, NULL, "", 0);
     }

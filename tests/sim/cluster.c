@@ -176,7 +176,7 @@ dc_bump(struct dc *dc, unsigned mask)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (server_up(s) && s->joined) {
+        if (server_in_cluster(s)) {
             s->last_index = dc->index;
         }
     }
@@ -235,7 +235,7 @@ log_members(struct dc *dc, const struct server *except, const char *level, const
 {
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *o = dc->servers[i];
-        if (o != except && server_up(o) && o->joined) {
+        if (o != except && server_in_cluster(o)) {
             dc_log(o, level, "%s", text);
         }
     }
@@ -247,10 +247,16 @@ server_up(const struct server *s)
     return s->running && s->host_up;
 }
 
+bool
+server_in_cluster(const struct server *s)
+{
+    return server_up(s) && s->joined && !s->isolated;
+}
+
 const struct server *
 dc_agent_leader(const struct dc *dc, const struct server *s)
 {
-    if (!s->joined || !server_up(s)) {
+    if (!server_in_cluster(s)) {
         return NULL;
     }
     if (dc->leader) {
@@ -262,7 +268,7 @@ dc_agent_leader(const struct dc *dc, const struct server *s)
 const struct server *
 dc_serving_leader(const struct dc *dc, const struct server *s)
 {
-    return s->joined && server_up(s) ? dc->leader : NULL;
+    return server_in_cluster(s) ? dc->leader : NULL;
 }
 
 bool
@@ -297,7 +303,7 @@ count_voters(const struct dc *dc, int *voters, int *up)
         const struct server *s = dc->servers[i];
         if (s->in_raft && s->voter) {
             (*voters)++;
-            if (server_up(s)) {
+            if (server_in_cluster(s)) {
                 (*up)++;
             }
         }
@@ -352,7 +358,7 @@ lose_leader(struct dc *dc)
     dc->leader_lost_mono = time_mono_ms();
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (s == old || !s->joined || !server_up(s)) {
+        if (s == old || !server_in_cluster(s)) {
             continue;
         }
         s->stale_leader = old;
@@ -382,7 +388,7 @@ forget_stale_leaders(struct dc *dc)
         }
         const struct server *old = s->stale_leader;
         s->stale_leader = NULL;
-        if (!server_up(s) || !s->joined) {
+        if (!server_in_cluster(s)) {
             continue;
         }
         dc_log(s, "WARN",
@@ -405,7 +411,8 @@ election_winner(const struct dc *dc)
     struct server *best = NULL;
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (s->in_raft && s->voter && server_up(s) && (!best || strcmp(s->name, best->name) < 0)) {
+        if (s->in_raft && s->voter && server_in_cluster(s) &&
+            (!best || strcmp(s->name, best->name) < 0)) {
             best = s;
         }
     }
@@ -428,7 +435,7 @@ dc_recompute(struct dc *dc)
     bool quorum = have_quorum(dc);
     struct server *cur = dc->leader;
     if (cur) {
-        if (quorum && server_up(cur) && cur->in_raft && cur->voter) {
+        if (quorum && server_in_cluster(cur) && cur->in_raft && cur->voter) {
             return;
         }
         lose_leader(dc);
@@ -475,6 +482,7 @@ server_new(struct dc *dc, const char *name, const char *ip, const struct strlist
     s->metrics_port = dc->opt.metrics_port;
     s->healthy_since_sim = -1;
     s->cluster_fd[0] = s->cluster_fd[1] = -1;
+    s->snapshot_cfg = true;
     pthread_mutex_init(&s->lmu, NULL);
     strlist_copy(&s->retry_join_cfg, retry_join);
     return s;
@@ -492,6 +500,9 @@ apply_start_config(struct dc *dc, struct server *s)
     s->next_name[0] = '\0';
     snprintf(s->data_cluster, sizeof(s->data_cluster), "%s", s->data_cluster_cfg);
     s->chasing = s->data_cluster[0] && strcmp(s->data_cluster, dc->cluster_id) != 0 && !s->joined;
+    /* A member restarted without its serf snapshot (a wiped data dir) does not rejoin by
+     * itself: the others keep it failed until a retry-join reaches them. */
+    s->isolated = s->joined && !s->snapshot_cfg;
     s->started_wall = time_now_ms();
     s->starts++;
     s->restart_at_mono = 0;
@@ -637,7 +648,7 @@ dc_server_start(struct dc *dc, struct server *s)
     apply_start_config(dc, s);
     log_startup(s);
     s->next_retry_sim = dc->sim_now;
-    if (s->joined) {
+    if (s->joined && !s->isolated) {
         /* A server that was a member rejoins from its serf snapshot. */
         s->serf_status = SERF_ALIVE;
         s->healthy_since_sim = dc->sim_now;
@@ -790,7 +801,7 @@ dc_transfer_leader(struct dc *dc, const char *id)
     struct server *best = NULL;
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (s == cur || !s->in_raft || !s->voter || !server_up(s)) {
+        if (s == cur || !s->in_raft || !s->voter || !server_in_cluster(s)) {
             continue;
         }
         if (id && *id) {
@@ -817,7 +828,7 @@ name_conflict(const struct dc *dc, const struct server *s)
 {
     for (size_t i = 0; i < dc->n_servers; i++) {
         const struct server *o = dc->servers[i];
-        if (o != s && o->joined && strcmp(o->name, s->name) == 0) {
+        if (o != s && o->joined && !o->isolated && strcmp(o->name, s->name) == 0) {
             return o->ip;
         }
     }
@@ -863,7 +874,7 @@ try_join(struct dc *dc, struct server *s)
     struct server *target = NULL;
     for (size_t i = 0; i < s->retry_join.n && !target; i++) {
         struct server *t = dc_find_server_ip(dc, s->retry_join.v[i]);
-        if (t && t != s && server_up(t) && t->joined) {
+        if (t && t != s && server_in_cluster(t)) {
             target = t;
         }
     }
@@ -908,6 +919,7 @@ try_join(struct dc *dc, struct server *s)
     }
     s->conflict = false;
     s->joined = true;
+    s->isolated = false;
     s->serf_status = SERF_ALIVE;
     s->last_index = dc->index;
     size_t members = 0;
@@ -937,7 +949,7 @@ reconcile_raft(struct dc *dc)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (!s->joined || !server_up(s) || s->in_raft) {
+        if (!server_in_cluster(s) || s->in_raft) {
             continue;
         }
         s->in_raft = true;
@@ -968,7 +980,7 @@ promote(struct dc *dc)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (!s->in_raft || s->voter || !server_up(s) || s->healthy_since_sim < 0) {
+        if (!s->in_raft || s->voter || !server_in_cluster(s) || s->healthy_since_sim < 0) {
             continue;
         }
         if (dc->sim_now - s->healthy_since_sim < dc->opt.stabilization_ms) {
@@ -1020,11 +1032,11 @@ dc_tick(struct dc *dc)
         }
         if (server_up(s) && !s->joined && s->chasing && dc->sim_now >= s->next_retry_sim) {
             chase_old_peers(dc, s);
-        } else if (server_up(s) && !s->joined && s->retry_join.n &&
+        } else if (server_up(s) && (!s->joined || s->isolated) && s->retry_join.n &&
                    dc->sim_now >= s->next_retry_sim) {
             try_join(dc, s);
         }
-        if (server_up(s) && s->in_raft && s->healthy_since_sim < 0) {
+        if (server_in_cluster(s) && s->in_raft && s->healthy_since_sim < 0) {
             s->healthy_since_sim = dc->sim_now;
         }
     }

@@ -116,6 +116,7 @@ struct server_cfg {
     char data_cluster[40];
     struct strlist old_peers;
     char node_id[37]; /* "" = not given */
+    int snapshot;     /* serf_snapshot: -1 = not given, 0 or 1 */
     int given;        /* how many keys were given */
 };
 
@@ -145,6 +146,7 @@ read_server_cfg(const cJSON *body, struct server_cfg *c)
 {
     memset(c, 0, sizeof(*c));
     c->restart = -1;
+    c->snapshot = -1;
     const cJSON *rj = cJSON_GetObjectItemCaseSensitive(body, "retry_join");
     if (rj) {
         c->has_retry_join = true;
@@ -182,6 +184,14 @@ read_server_cfg(const cJSON *body, struct server_cfg *c)
             return "old_peers: must be an array of IPv4 addresses";
         }
     }
+    const cJSON *snap = cJSON_GetObjectItemCaseSensitive(body, "serf_snapshot");
+    if (snap) {
+        c->given++;
+        if (!cJSON_IsBool(snap)) {
+            return "serf_snapshot: must be true or false";
+        }
+        c->snapshot = cJSON_IsTrue(snap);
+    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "node_id");
     if (id) {
         c->given++;
@@ -207,6 +217,9 @@ apply_server_cfg(struct server *s, const struct server_cfg *c)
     }
     if (c->restart >= 0) {
         s->restart = c->restart;
+    }
+    if (c->snapshot >= 0) {
+        s->snapshot_cfg = c->snapshot;
     }
     if (c->has_data) {
         snprintf(s->data_cluster_cfg, sizeof(s->data_cluster_cfg), "%s", c->data_cluster);
@@ -256,6 +269,7 @@ control_server_json(const struct dc *dc, const struct server *s)
     cJSON_AddStringToObject(o, "stopped_at", ts);
     cJSON_AddStringToObject(o, "data_cluster", s->data_cluster);
     cJSON_AddBoolToObject(o, "chasing_old_peers", s->chasing);
+    cJSON_AddBoolToObject(o, "isolated", s->isolated);
     const struct server *named = dc_agent_leader(dc, s);
     cJSON_AddStringToObject(o, "names_leader", named ? named->name : "");
     return o;

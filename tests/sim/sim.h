@@ -109,6 +109,8 @@ struct server {
     struct strlist old_peers;
     bool chasing;
     char next_name[SIM_NAME_MAX]; /* a new node name, applied on the next start ("" = none) */
+    bool snapshot_cfg; /* the data dir holds a serf snapshot (default): a member rejoins */
+    bool isolated;     /* restarted without one: running, failed to the others */
     int restart;                  /* enum restart_policy */
     int64_t restart_at_mono;      /* a pending restart after the agent exited (0 = none) */
     int64_t started_wall;         /* wall ms of the last start, for docker ps */
@@ -266,6 +268,9 @@ uint64_t dc_res_index(const struct dc *dc, unsigned res);
 void dc_log(struct server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool server_up(const struct server *s);
+/* Up, a member, and in contact with the others (not restarted without its serf snapshot):
+ * what counts for quorum, and the view an agent has of the cluster. */
+bool server_in_cluster(const struct server *s);
 /* The leader as this agent names it (in /v1/status/leader, X-Consul-KnownLeader), or NULL:
  * for a while after the leader is lost a follower still names it. */
 const struct server *dc_agent_leader(const struct dc *dc, const struct server *s);
