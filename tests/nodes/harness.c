@@ -387,8 +387,9 @@ sim_args(const struct nodes_opts *o, int servers, const char *base, char *out, s
         w += snprintf(out + w, len - (size_t)w, " --seed %llu", o->seed);
     }
     if (!o->ephemeral_ports) {
-        w += snprintf(out + w, len - (size_t)w,
-                      " --http-port 8500 --metrics-port 9107 --cluster-ports");
+        w += snprintf(out + w, len - (size_t)w, " --http-port %d --metrics-port %d --cluster-ports",
+                      o->http_port > 0 ? o->http_port : 8500,
+                      o->metrics_port > 0 ? o->metrics_port : 9107);
     }
     if (o->sim_args) {
         snprintf(out + w, len - (size_t)w, " %s", o->sim_args);

@@ -35,6 +35,8 @@ struct nodes_opts {
     bool ephemeral_ports;        /* agents and exporters on ephemeral ports and no 8300/8301
                                     listeners, instead of 8500/9107/8300/8301 as in production
                                     (those need the test's own network namespace) */
+    int http_port;               /* else the agents' port (0 = 8500) */
+    int metrics_port;            /* and the exporters' port (0 = 9107) */
     const char *sim_args;        /* more simulator flags, e.g. "--token s3cret --demo-data" */
     const char *image;           /* the compose files' image (default "consul:1.9.17") */
     const char *docker_version;  /* `docker version` (default "20.10.24+dfsg1") */

@@ -36,6 +36,8 @@ usage(FILE *f)
                "  --speed F             the simulator's speed factor (default 1)\n"
                "  --seed N              the simulator's seed\n"
                "  --ephemeral-ports     agents on ephemeral ports, not 8500/9107/8300/8301\n"
+               "  --http-port P         the agents' port instead of 8500\n"
+               "  --metrics-port P      the exporters' port instead of 9107\n"
                "  --sim-args \"...\"      more simulator flags (e.g. \"--demo-data --clients 3\")\n"
                "  --image IMAGE         the compose files' image (default consul:1.9.17)\n"
                "  --inventory FILE      write the inventory JSON there (default: stdout)\n"
@@ -66,6 +68,8 @@ main(int argc, char **argv)
         {"speed", required_argument, NULL, 'S'},
         {"seed", required_argument, NULL, 'R'},
         {"ephemeral-ports", no_argument, NULL, 'e'},
+        {"http-port", required_argument, NULL, 'p'},
+        {"metrics-port", required_argument, NULL, 'P'},
         {"sim-args", required_argument, NULL, 'a'},
         {"image", required_argument, NULL, 'I'},
         {"inventory", required_argument, NULL, 'o'},
@@ -96,6 +100,12 @@ main(int argc, char **argv)
             break;
         case 'e':
             o.ephemeral_ports = true;
+            break;
+        case 'p':
+            o.http_port = atoi(optarg);
+            break;
+        case 'P':
+            o.metrics_port = atoi(optarg);
             break;
         case 'a':
             o.sim_args = optarg;
