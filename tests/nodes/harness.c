@@ -324,12 +324,16 @@ make_node(struct nodes *h, struct nodes_node *n, const struct nodes_opts *o,
           const char *const *join, int n_join)
 {
     char path[PATH_MAX];
-    snprintf(n->root, sizeof(n->root), "%s/nodes/%s", h->dir, n->name);
-    snprintf(n->compose_dir, sizeof(n->compose_dir), "%s/%s", n->root, COMPOSE_SUBDIR);
-    snprintf(n->compose_file, sizeof(n->compose_file), "%s/docker-compose.yaml", n->compose_dir);
-    snprintf(n->data_dir, sizeof(n->data_dir), "%s/%s", n->root, DATA_SUBDIR);
-    snprintf(n->hostname_file, sizeof(n->hostname_file), "%s/etc/hostname", n->root);
-    snprintf(n->fake_dir, sizeof(n->fake_dir), "%s/.fake", n->root);
+    /* built in a local first: n lives inside h, and GCC cannot tell the buffers apart */
+    char root[sizeof(n->root)];
+    snprintf(root, sizeof(root), "%s/nodes/%s", h->dir, n->name);
+    memcpy(n->root, root, sizeof(root));
+    snprintf(n->compose_dir, sizeof(n->compose_dir), "%s/%s", root, COMPOSE_SUBDIR);
+    snprintf(n->compose_file, sizeof(n->compose_file), "%s/%s/docker-compose.yaml", root,
+             COMPOSE_SUBDIR);
+    snprintf(n->data_dir, sizeof(n->data_dir), "%s/%s", root, DATA_SUBDIR);
+    snprintf(n->hostname_file, sizeof(n->hostname_file), "%s/etc/hostname", root);
+    snprintf(n->fake_dir, sizeof(n->fake_dir), "%s/.fake", root);
     snprintf(path, sizeof(path), "%s/bin", n->root);
     if (mkdir_p(path) != 0 || mkdir_p(n->compose_dir) != 0 || mkdir_p(n->data_dir) != 0 ||
         mkdir_p(n->fake_dir) != 0) {
