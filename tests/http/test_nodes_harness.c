@@ -99,8 +99,8 @@ conn_drop_all(void)
  * *rc_out the ssh_rc; with rc_out a new connection is made for this command alone). *out
  * and *err (may be NULL) get the output, the caller frees. */
 static int
-rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *argv,
-         int timeout_ms, char **out, char **err, int *rc_out)
+rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *argv, int timeout_ms,
+         char **out, char **err, int *rc_out)
 {
     struct sh_cmd cmd;
     sh_cmd_init(&cmd);
@@ -133,9 +133,8 @@ rsh_full(const struct nodes *h, const struct nodes_node *n, const char *const *a
     buf_init(&r.o, 1 << 20);
     buf_init(&r.e, 1 << 20);
     if (rc == SSH_OK) {
-        struct ssh_exec_opts eo = {.timeout_ms = timeout_ms ? timeout_ms : 30000,
-                                   .on_line = on_line,
-                                   .arg = &r};
+        struct ssh_exec_opts eo = {
+            .timeout_ms = timeout_ms ? timeout_ms : 30000, .on_line = on_line, .arg = &r};
         struct ssh_exec_result res;
         rc = ssh_exec(c, &cmd, &eo, &res, &e);
         status = rc == SSH_OK ? res.exit_status : -1;
@@ -177,7 +176,7 @@ rsh(const struct nodes *h, const struct nodes_node *n, const char *const *argv, 
     return rsh_full(h, n, argv, 0, out, err, NULL);
 }
 
-#define RSH(h, n, out, err, ...)                                                                  \
+#define RSH(h, n, out, err, ...)                                                                   \
     rsh((h), (n), (const char *const[]){__VA_ARGS__, NULL}, (out), (err))
 
 /* The lines of text that contain needle. */
@@ -357,8 +356,7 @@ test_commands(void **state)
     const struct nodes_node *n5 = &A->node[4];
     char *out = NULL;
     char *err = NULL;
-    assert_int_equal(RSH(A, n1, &out, &err, "docker", "version", "--format",
-                         "{{.Server.Version}}"),
+    assert_int_equal(RSH(A, n1, &out, &err, "docker", "version", "--format", "{{.Server.Version}}"),
                      0);
     assert_string_equal(out, "20.10.24+dfsg1\n");
     free(out);
@@ -371,8 +369,8 @@ test_commands(void **state)
     assert_string_equal(out, "consul-1\n");
     free(out);
     free(err);
-    assert_int_equal(RSH(A, n1, &out, &err, "docker", "ps", "--filter", "name=^consul$",
-                         "--format", "{{.Names}} {{.Status}}"),
+    assert_int_equal(RSH(A, n1, &out, &err, "docker", "ps", "--filter", "name=^consul$", "--format",
+                         "{{.Names}} {{.Status}}"),
                      0);
     assert_int_equal(strncmp(out, "consul Up ", 10), 0);
     assert_int_equal(count_lines(out, "consul"), 1);
@@ -400,9 +398,8 @@ test_commands(void **state)
     assert_non_null(strstr(out, "  127.0.0.11:8300  leader    true   3\n"));
     free(out);
     free(err);
-    assert_int_equal(RSH(A, &A->node[2], &out, &err, "docker", "exec", "consul", "consul",
-                         "members"),
-                     0);
+    assert_int_equal(
+        RSH(A, &A->node[2], &out, &err, "docker", "exec", "consul", "consul", "members"), 0);
     assert_int_equal(count_lines(out, "  alive   server  "), 4);
     assert_int_equal(strncmp(out, "Node      Address          Status  Type    Build", 47), 0);
     free(out);
@@ -417,15 +414,12 @@ test_commands(void **state)
     assert_string_equal(out, "");
     free(out);
     free(err);
-    assert_int_equal(RSH(A, n5, NULL, NULL, "timeout", "3", "bash", "-c",
-                         "</dev/tcp/127.0.0.12/8300"),
-                     0);
-    assert_int_equal(RSH(A, n5, NULL, NULL, "timeout", "3", "bash", "-c",
-                         "</dev/tcp/127.0.0.13/8500"),
-                     0);
-    assert_int_equal(RSH(A, n1, NULL, NULL, "timeout", "3", "bash", "-c",
-                         "</dev/tcp/127.0.0.15/8500"),
-                     1);
+    assert_int_equal(
+        RSH(A, n5, NULL, NULL, "timeout", "3", "bash", "-c", "</dev/tcp/127.0.0.12/8300"), 0);
+    assert_int_equal(
+        RSH(A, n5, NULL, NULL, "timeout", "3", "bash", "-c", "</dev/tcp/127.0.0.13/8500"), 0);
+    assert_int_equal(
+        RSH(A, n1, NULL, NULL, "timeout", "3", "bash", "-c", "</dev/tcp/127.0.0.15/8500"), 1);
     /* errors, as the real tools give them */
     assert_int_equal(RSH(A, n5, &out, &err, "docker", "exec", "consul", "consul", "members"), 1);
     assert_string_equal(err, "Error: No such container: consul\n");
@@ -435,8 +429,8 @@ test_commands(void **state)
     assert_string_equal(err, "Error: No such container: consul\n");
     free(out);
     free(err);
-    assert_int_equal(RSH(A, n5, &out, &err, "docker", "ps", "--filter", "name=^consul$",
-                         "--format", "{{.Names}} {{.Status}}"),
+    assert_int_equal(RSH(A, n5, &out, &err, "docker", "ps", "--filter", "name=^consul$", "--format",
+                         "{{.Names}} {{.Status}}"),
                      0);
     assert_string_equal(out, "");
     free(out);
@@ -480,9 +474,11 @@ wait_peer_at(const struct nodes *h, const struct nodes_node *n, const char *addr
     }
     char *out = NULL;
     int voters, leaders, v = -2;
-    if (!seen || rsh(h, n, (const char *const[]){"docker", "exec", "consul", "consul",
-                                                   "operator", "raft", "list-peers", NULL},
-                     &out, NULL) != 0 ||
+    if (!seen ||
+        rsh(h, n,
+            (const char *const[]){"docker", "exec", "consul", "consul", "operator", "raft",
+                                  "list-peers", NULL},
+            &out, NULL) != 0 ||
         peers(out, &voters, &leaders, name, &v) < 0 || v != want_voter) {
         free(out);
         return -1;
@@ -512,15 +508,13 @@ test_trap_edit_does_not_join(void **state)
     assert_int_equal(nodes_write_file(n4->compose_file, t2), 0);
     char *out = NULL;
     char *err = NULL;
-    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "down"),
-                     0);
+    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "down"), 0);
     assert_string_equal(err, "Stopping consul-exporter ... done\nStopping consul          ... "
                              "done\nRemoving consul-exporter ... done\nRemoving consul          "
                              "... done\n");
     free(out);
     free(err);
-    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "up",
-                         "-d"),
+    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "up", "-d"),
                      0);
     assert_string_equal(err, "Creating consul ... done\nCreating consul-exporter ... done\n");
     free(out);
@@ -530,8 +524,8 @@ test_trap_edit_does_not_join(void **state)
     assert_false(jbool(s, "running"));
     assert_int_equal(jint(s, "serf_status"), 4);
     cJSON_Delete(s);
-    assert_int_equal(RSH(A, n4, &out, &err, "docker", "ps", "--filter", "name=^consul$",
-                         "--format", "{{.Names}} {{.Status}}"),
+    assert_int_equal(RSH(A, n4, &out, &err, "docker", "ps", "--filter", "name=^consul$", "--format",
+                         "{{.Names}} {{.Status}}"),
                      0);
     assert_int_equal(strncmp(out, "consul Restarting (1) ", 22), 0);
     free(out);
@@ -549,8 +543,7 @@ test_trap_edit_does_not_join(void **state)
     free(err);
     /* fixed: back in the cluster (from its serf snapshot) */
     assert_int_equal(nodes_write_file(n4->compose_file, orig), 0);
-    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "up",
-                         "-d"),
+    assert_int_equal(RSH(A, n4, &out, &err, "docker-compose", "-f", n4->compose_file, "up", "-d"),
                      0);
     assert_string_equal(err, "Recreating consul ... done\nRecreating consul-exporter ... done\n");
     free(out);
@@ -676,8 +669,7 @@ test_wrong_bind(void **state)
     assert_int_equal(nodes_write_file(n3->compose_file, bad), 0);
     char *out = NULL;
     char *err = NULL;
-    assert_int_equal(RSH(A, n3, &out, &err, "docker-compose", "-f", n3->compose_file, "up",
-                         "-d"),
+    assert_int_equal(RSH(A, n3, &out, &err, "docker-compose", "-f", n3->compose_file, "up", "-d"),
                      0);
     assert_non_null(strstr(err, "Recreating consul ... done"));
     free(out);
@@ -714,8 +706,7 @@ test_add_fifth_by_hand(void **state)
     char *out = NULL;
     char *err = NULL;
     long long t0 = sim_now_ms();
-    assert_int_equal(RSH(A, n5, &out, &err, "docker-compose", "-f", n5->compose_file, "up",
-                         "-d"),
+    assert_int_equal(RSH(A, n5, &out, &err, "docker-compose", "-f", n5->compose_file, "up", "-d"),
                      0);
     assert_string_equal(err, "Creating consul ... done\nCreating consul-exporter ... done\n");
     free(out);
@@ -833,8 +824,8 @@ static int
 setup_b(void **state)
 {
     (void)state;
-    struct nodes_opts o = {.servers = 3, .spares = 3, .speed = 20, .seed = 5,
-                           .ip_base = "127.0.0.41"};
+    struct nodes_opts o = {
+        .servers = 3, .spares = 3, .speed = 20, .seed = 5, .ip_base = "127.0.0.41"};
     B = nodes_start(&o);
     return B ? 0 : -1;
 }
@@ -926,8 +917,8 @@ test_fault_command_fails(void **state)
     free(out);
     free(err);
     /* a plain tool on the node fails too */
-    struct nodes_fault mv = {.match = "mv ", .exit_status = 1,
-                             .stderr_text = "mv: cannot move: Permission denied\n"};
+    struct nodes_fault mv = {
+        .match = "mv ", .exit_status = 1, .stderr_text = "mv: cannot move: Permission denied\n"};
     assert_int_equal(nodes_fault_add(n, &mv), 0);
     char a[600], b[600];
     snprintf(a, sizeof(a), "%s/a", n->root);
@@ -1036,11 +1027,11 @@ test_fault_duplicate_hostname(void **state)
     free(out);
     write_new_server_file(n);
     assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
-    assert_true(log_has(n, "Node name conflicts with another node at 127.0.0.42:8301. Names must "
-                           "be unique!",
+    assert_true(log_has(n,
+                        "Node name conflicts with another node at 127.0.0.42:8301. Names must "
+                        "be unique!",
                         3000));
-    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul",
-                          "members"),
+    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul", "members"),
                      0);
     assert_int_equal(count_lines(out, " server "), 3);
     assert_null(strstr(out, "127.0.0.44"));
@@ -1050,8 +1041,7 @@ test_fault_duplicate_hostname(void **state)
     assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "down"), 0);
     assert_int_equal(RSHB(n, NULL, NULL, "docker-compose", "-f", n->compose_file, "up", "-d"), 0);
     assert_true(wait_serf(B, n->address, 1, 3000));
-    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul",
-                          "members"),
+    assert_int_equal(RSHB(&B->node[0], &out, NULL, "docker", "exec", "consul", "consul", "members"),
                      0);
     assert_non_null(strstr(out, "consul-4  127.0.0.44:8301  alive"));
     free(out);
@@ -1146,8 +1136,8 @@ static void
 test_stop_leaves_nothing(void **state)
 {
     (void)state;
-    struct nodes_opts o = {.servers = 1, .spares = 1, .speed = 20, .ephemeral_ports = true,
-                           .ip_base = "127.0.0.61"};
+    struct nodes_opts o = {
+        .servers = 1, .spares = 1, .speed = 20, .ephemeral_ports = true, .ip_base = "127.0.0.61"};
     struct nodes *h = nodes_start(&o);
     assert_non_null(h);
     assert_null(strstr(h->sim->servers[0].http, ":8500"));
@@ -1210,26 +1200,25 @@ test_harness_script(void **state)
     assert_string_equal(json_get_str(n3, "server_state", ""), "spare");
     struct ssh_host_key seen;
     struct ssh_error e;
-    assert_int_equal(ssh_probe("127.0.0.73", (uint16_t)jint(n3, "ssh_port"), NULL, 5000, &seen,
-                               &e),
+    assert_int_equal(ssh_probe("127.0.0.73", (uint16_t)jint(n3, "ssh_port"), NULL, 5000, &seen, &e),
                      SSH_OK);
-    assert_string_equal(seen.fingerprint,
-                        json_get_str(cJSON_GetObjectItemCaseSensitive(n3, "host_key"),
-                                     "fingerprint", ""));
+    assert_string_equal(
+        seen.fingerprint,
+        json_get_str(cJSON_GetObjectItemCaseSensitive(n3, "host_key"), "fingerprint", ""));
     char dir[256];
     snprintf(dir, sizeof(dir), "%s", json_get_str(inv, "dir", ""));
     cJSON_Delete(inv);
     assert_int_equal(access(dir, F_OK), 0);
-    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null",
-             state_dir, src);
+    snprintf(cmd, sizeof(cmd),
+             "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null", state_dir, src);
     assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' stop",
-             state_dir, src);
+    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' stop", state_dir,
+             src);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(access(dir, F_OK), -1);
     assert_int_equal(processes_with(dir), 0);
-    snprintf(cmd, sizeof(cmd), "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null",
-             state_dir, src);
+    snprintf(cmd, sizeof(cmd),
+             "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null", state_dir, src);
     assert_int_not_equal(system(cmd), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
     assert_int_equal(system(cmd), 0);

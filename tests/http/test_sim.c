@@ -1269,7 +1269,6 @@ test_exporter_and_control(void **state)
     assert_int_equal(sim_stop_rc(sim), 0);
 }
 
-
 /* ------------------------------------------------------------ Consul's timing */
 
 /* Milliseconds until the agent at http stops naming `from` and names a leader other than
@@ -1344,7 +1343,7 @@ test_election_timing(void **state)
     (void)named_old; /* checked at speed 2 in test_stale_leader */
     /* heartbeat timeout 1-2 s / 20 (a follower may also learn the new leader directly) */
     assert_true(forgot == -1 || (forgot >= 45 && forgot <= took));
-    assert_true(took >= 45 && took <= 200);      /* election timeout 1-3 s / 20, + ticks */
+    assert_true(took >= 45 && took <= 200); /* election timeout 1-3 s / 20, + ticks */
     assert_true(wait_leader(h2, "127.0.0.142:8300", 10));
     assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 1);
     assert_true(drawn[0] >= 1000 && drawn[0] < 3000);
@@ -1368,8 +1367,8 @@ test_election_timing(void **state)
     free(body);
     free(headers);
     assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 2);
-    print_message("read during the election answered after %lld ms (timeout drawn %lld ms)\n",
-                  took, drawn[1]);
+    print_message("read during the election answered after %lld ms (timeout drawn %lld ms)\n", took,
+                  drawn[1]);
     assert_true(took >= drawn[1] / 20 - 10 && took <= drawn[1] / 20 + 80);
     assert_true(wait_leader(h3, "127.0.0.143:8300", 10));
 
@@ -1594,8 +1593,8 @@ test_server_config(void **state)
     assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(err, "error")->valuestring, "name"));
     cJSON_Delete(err);
     cJSON_Delete(ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{}", 400));
-    cJSON_Delete(ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{\"restart\":\"often\"}",
-                     400));
+    cJSON_Delete(
+        ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{\"restart\":\"often\"}", 400));
 
     /* log ranges: ?since=N gives the lines after line N */
     cJSON *lg = ctl(sim, "GET", "/sim/servers/127.0.0.184/log", NULL, 200);

@@ -427,8 +427,8 @@ adopt_servers(struct nodes *h)
         char *out = NULL;
         int st = collect(pid[i], fd[i], &out);
         if (st != 0) {
-            fprintf(stderr, "nodes: docker-compose up -d on %s failed (%d):\n%s\n",
-                    h->node[i].name, st, out ? out : "");
+            fprintf(stderr, "nodes: docker-compose up -d on %s failed (%d):\n%s\n", h->node[i].name,
+                    st, out ? out : "");
             rc = -1;
         }
         free(out);
@@ -677,7 +677,8 @@ nodes_set_versions(const struct nodes *h, struct nodes_node *n, const char *dock
     char *text = nodes_read_file(path);
     cJSON *o = text ? cJSON_Parse(text) : NULL;
     free(text);
-    const char *d = docker ? docker : cJSON_GetStringValue(cJSON_GetObjectItem(o, "docker_version"));
+    const char *d =
+        docker ? docker : cJSON_GetStringValue(cJSON_GetObjectItem(o, "docker_version"));
     const char *c =
         compose ? compose : cJSON_GetStringValue(cJSON_GetObjectItem(o, "compose_version"));
     int rc = o && d && c ? write_node_json(h, n, d, c) : -1;

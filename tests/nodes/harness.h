@@ -45,10 +45,10 @@ struct nodes_opts {
 };
 
 struct nodes_node {
-    char name[64];     /* inventory name and initial hostname: consul-<i> */
-    char address[16];  /* 127.0.0.x */
-    bool server;       /* ran a Consul server at start (else a spare host) */
-    char root[384];    /* the node's "/" */
+    char name[64];    /* inventory name and initial hostname: consul-<i> */
+    char address[16]; /* 127.0.0.x */
+    bool server;      /* ran a Consul server at start (else a spare host) */
+    char root[384];   /* the node's "/" */
     char compose_dir[448];
     char compose_file[480];
     char data_dir[448];
@@ -99,8 +99,7 @@ char *nodes_read_file(const char *path);
 /* Runs a shell command on the node without SSH, as its sessions would (the node's PATH, cwd
  * its root), for setup and for harness.sh. Returns the exit status (-1 when it could not
  * run); *out gets stdout and stderr together (may be NULL; the caller frees). */
-int nodes_run(const struct nodes *h, const struct nodes_node *n, const char *command,
-              char **out);
+int nodes_run(const struct nodes *h, const struct nodes_node *n, const char *command, char **out);
 
 /* ---- faults ---- */
 

@@ -374,8 +374,9 @@ h_health_node(struct areq *r)
         return rc;
     }
     struct node_ref n;
-    cJSON *a = (server_in_cluster(r->s) && dc_node_lookup(r->dc, r->tail, &n)) ? render_node_checks(r->dc, &n)
-                                                                    : cJSON_CreateArray();
+    cJSON *a = (server_in_cluster(r->s) && dc_node_lookup(r->dc, r->tail, &n))
+                   ? render_node_checks(r->dc, &n)
+                   : cJSON_CreateArray();
     pthread_mutex_unlock(&r->dc->mu);
     return agent_json(r, 200, a);
 }

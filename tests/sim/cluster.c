@@ -338,8 +338,7 @@ elect(struct dc *dc, struct server *l)
     dc_log(l, "INFO", "agent.server.raft: election won: term=%llu tally=%d",
            (unsigned long long)dc->term, 1);
     dc_log(l, "INFO",
-           "agent.server.raft: entering leader state: leader=\"Node at %s:8300 [Leader]\"",
-           l->ip);
+           "agent.server.raft: entering leader state: leader=\"Node at %s:8300 [Leader]\"", l->ip);
     dc_log(l, "INFO", "agent.server: cluster leadership acquired");
     char text[256];
     snprintf(text, sizeof(text), "agent.server: New leader elected: payload=%s", l->name);

@@ -263,8 +263,7 @@ control_server_json(const struct dc *dc, const struct server *s)
     cJSON_AddStringToObject(o, "started_at", ts);
     ts[0] = '\0';
     if (!server_up(s) && s->down_since_mono) {
-        time_format_rfc3339(time_now_ms() - (time_mono_ms() - s->down_since_mono), ts,
-                            sizeof(ts));
+        time_format_rfc3339(time_now_ms() - (time_mono_ms() - s->down_since_mono), ts, sizeof(ts));
     }
     cJSON_AddStringToObject(o, "stopped_at", ts);
     cJSON_AddStringToObject(o, "data_cluster", s->data_cluster);

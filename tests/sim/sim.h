@@ -109,14 +109,14 @@ struct server {
     struct strlist old_peers;
     bool chasing;
     char next_name[SIM_NAME_MAX]; /* a new node name, applied on the next start ("" = none) */
-    bool snapshot_cfg; /* the data dir holds a serf snapshot (default): a member rejoins */
-    bool isolated;     /* restarted without one: running, failed to the others */
-    int restart;                  /* enum restart_policy */
-    int64_t restart_at_mono;      /* a pending restart after the agent exited (0 = none) */
-    int64_t started_wall;         /* wall ms of the last start, for docker ps */
+    bool snapshot_cfg;       /* the data dir holds a serf snapshot (default): a member rejoins */
+    bool isolated;           /* restarted without one: running, failed to the others */
+    int restart;             /* enum restart_policy */
+    int64_t restart_at_mono; /* a pending restart after the agent exited (0 = none) */
+    int64_t started_wall;    /* wall ms of the last start, for docker ps */
     uint64_t starts;
     int cluster_fd[2]; /* with --cluster-ports: listeners on 8300 and 8301 (-1 = closed) */
-    char **log;                    /* ring of SIM_LOG_MAX lines */
+    char **log;        /* ring of SIM_LOG_MAX lines */
     size_t log_head;
     size_t log_n;
     uint64_t log_total;
