@@ -84,6 +84,10 @@ $(BUILD)/lib/libssl.so: compat/libssl_compat.c | deps
 $(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# tests/nodes/harness.sh: the fake-node harness as a program (make demo, by hand).
+$(BUILD)/fake-nodes: $(BUILD)/obj/tests/nodes/main/fake_nodes.o $(patsubst %.c,$(BUILD)/obj/%.o,$(HTTP_HELP)) $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -97,7 +101,7 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # tests/http/test_bench runs bench_audit (on a small database) to check its verdicts.
-test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
 e2e: test-deps all
@@ -106,7 +110,7 @@ e2e: test-deps all
 unit-test: all $(UNIT_BINS)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
 
-http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit
+http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
 bench: test-deps all $(BENCH_BINS)
@@ -119,7 +123,7 @@ fuzz: deps
 run: all
 	$(BUILD)/consulate serve $(if $(CONFIG),--config $(CONFIG))
 
-demo: all
+demo: all $(BUILD)/fake-nodes
 	@BUILD=$(BUILD) ./scripts/demo.sh
 
 clean:

@@ -1269,6 +1269,389 @@ test_exporter_and_control(void **state)
     assert_int_equal(sim_stop_rc(sim), 0);
 }
 
+/* ------------------------------------------------------------ Consul's timing */
+
+/* Milliseconds until the agent at http stops naming `from` and names a leader other than
+ * `from` (sets *forgot to the ms at which it named nobody, -1 if never seen); -1 when not
+ * within limit_ms. Polls every 2 ms. */
+static long long
+time_to_new_leader(const char *http, const char *from, long long t0, int limit_ms,
+                   long long *forgot, bool *named_old_first)
+{
+    *forgot = -1;
+    *named_old_first = false;
+    bool first = true;
+    while (sim_now_ms() - t0 < limit_ms) {
+        char *l = leader_of(http);
+        if (l && first) {
+            *named_old_first = strcmp(l, from) == 0;
+        }
+        first = false;
+        if (l && !*l && *forgot < 0) {
+            *forgot = sim_now_ms() - t0;
+        }
+        bool done = l && *l && strcmp(l, from) != 0;
+        free(l);
+        if (done) {
+            return sim_now_ms() - t0;
+        }
+        sim_sleep_ms(2);
+    }
+    return -1;
+}
+
+/* The election timeouts the simulator drew so far (from /sim/state), into out; returns how
+ * many. */
+static int
+election_timeouts(struct sim *sim, long long *out, int max)
+{
+    cJSON *st = sim_state(sim);
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(st, "election_timeouts_ms"))
+    {
+        if (n < max) {
+            out[n++] = (long long)e->valuedouble;
+        }
+    }
+    cJSON_Delete(st);
+    return n;
+}
+
+/* After the leader stops: followers name it for a while, there is no leader for an election
+ * timeout (1-3 s, here / 20), reads wait for the new leader instead of failing, and without
+ * quorum they fail after rpc_hold_timeout (7 s / 20). */
+static void
+test_election_timing(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 5 --speed 20 --seed 7 --ip-base 127.0.0.141");
+    assert_non_null(sim);
+    const char *h2 = sim->servers[1].http;
+    const char *h3 = sim->servers[2].http;
+    assert_true(wait_leader(h2, "127.0.0.141:8300", 100)); /* formed at start, no election */
+    long long drawn[SIM_MAX_SERVERS];
+    assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 0);
+
+    long long t0 = sim_now_ms();
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    long long forgot = -1;
+    bool named_old = false;
+    long long took = time_to_new_leader(h2, "127.0.0.141:8300", t0, 2000, &forgot, &named_old);
+    print_message("leader stopped: follower forgot it after %lld ms, new leader after %lld ms\n",
+                  forgot, took);
+    (void)named_old; /* checked at speed 2 in test_stale_leader */
+    /* heartbeat timeout 1-2 s / 20 (a follower may also learn the new leader directly) */
+    assert_true(forgot == -1 || (forgot >= 45 && forgot <= took));
+    assert_true(took >= 45 && took <= 200); /* election timeout 1-3 s / 20, + ticks */
+    assert_true(wait_leader(h2, "127.0.0.142:8300", 10));
+    assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 1);
+    assert_true(drawn[0] >= 1000 && drawn[0] < 3000);
+    /* the measured window is the drawn timeout at speed 20 (ticks every 5 ms) */
+    assert_true(took >= drawn[0] / 20 - 5 && took <= drawn[0] / 20 + 60);
+    cJSON *st = sim_state(sim);
+    double leaderless = cJSON_GetObjectItemCaseSensitive(st, "leaderless_ms")->valuedouble;
+    assert_true(leaderless >= drawn[0] - 100 && leaderless <= drawn[0] + 1200);
+    cJSON_Delete(st);
+
+    /* A read during the election is held and answered once the new leader is there. */
+    t0 = sim_now_ms();
+    ctl_ok(sim, "POST", "/sim/servers/consul-2/stop", NULL);
+    char *body = NULL;
+    char *headers = NULL;
+    assert_int_equal(get(h3, "/v1/catalog/nodes", &body, &headers), 200);
+    took = sim_now_ms() - t0;
+    char *kl = sim_header(headers, "X-Consul-KnownLeader");
+    assert_string_equal(kl, "true");
+    free(kl);
+    free(body);
+    free(headers);
+    assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 2);
+    print_message("read during the election answered after %lld ms (timeout drawn %lld ms)\n", took,
+                  drawn[1]);
+    assert_true(took >= drawn[1] / 20 - 10 && took <= drawn[1] / 20 + 80);
+    assert_true(wait_leader(h3, "127.0.0.143:8300", 10));
+
+    /* Without quorum: held for rpc_hold_timeout, then 500. Writes too. */
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/stop", NULL);
+    const char *h4 = sim->servers[3].http;
+    t0 = sim_now_ms();
+    assert_int_equal(get(h4, "/v1/operator/raft/configuration", &body, NULL), 500);
+    took = sim_now_ms() - t0;
+    assert_string_equal(body, "No cluster leader");
+    free(body);
+    print_message("no quorum: 500 after %lld ms (rpc_hold_timeout 7 s / 20)\n", took);
+    assert_true(took >= 340 && took <= 1000);
+    t0 = sim_now_ms();
+    assert_int_equal(req("PUT", h4, "/v1/kv/x", "1", NULL), 500);
+    assert_true(sim_now_ms() - t0 >= 340);
+    /* local endpoints and ?stale answer at once */
+    t0 = sim_now_ms();
+    assert_int_equal(get(h4, "/v1/status/leader", NULL, NULL), 200);
+    assert_int_equal(get(h4, "/v1/catalog/nodes?stale", NULL, NULL), 200);
+    assert_true(sim_now_ms() - t0 < 200);
+    /* no election is pending without quorum; quorum back: a leader after one timeout */
+    st = sim_state(sim);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "election_pending")));
+    cJSON_Delete(st);
+    t0 = sim_now_ms();
+    ctl_ok(sim, "POST", "/sim/servers/consul-3/start", NULL);
+    took = time_to_new_leader(h4, "", t0, 2000, &forgot, &named_old);
+    assert_int_equal(election_timeouts(sim, drawn, SIM_MAX_SERVERS), 3);
+    assert_true(took >= drawn[2] / 20 - 5 && took <= drawn[2] / 20 + 60);
+    assert_true(wait_leader(h4, "127.0.0.143:8300", 10));
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* For a heartbeat timeout after the leader stops, followers still name it (status/leader,
+ * X-Consul-KnownLeader, ?stale raft configuration), then nobody, then the new leader. At speed
+ * 2 the windows are wide enough to see each phase. */
+static void
+test_stale_leader(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --speed 2 --seed 21 --ip-base 127.0.0.211");
+    assert_non_null(sim);
+    const char *h3 = sim->servers[2].http;
+    long long t0 = sim_now_ms();
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    char *l = leader_of(h3);
+    assert_string_equal(l, "127.0.0.211:8300");
+    free(l);
+    char *headers = NULL;
+    char *body = NULL;
+    assert_int_equal(get(h3, "/v1/operator/raft/configuration?stale", &body, &headers), 200);
+    char *kl = sim_header(headers, "X-Consul-KnownLeader");
+    assert_string_equal(kl, "true");
+    free(kl);
+    cJSON *cfg = cJSON_Parse(body);
+    const cJSON *e1 = find_by(cJSON_GetObjectItemCaseSensitive(cfg, "Servers"), "Node", "consul-1");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e1, "Leader")));
+    cJSON_Delete(cfg);
+    free(body);
+    free(headers);
+    /* the exporter of a follower still reports a leader */
+    assert_int_equal(get(sim->servers[2].metrics, "/metrics", &body, NULL), 200);
+    assert_non_null(strstr(body, "\nconsul_raft_leader 1\n"));
+    free(body);
+    assert_true(sim_now_ms() - t0 < 500); /* all within the heartbeat timeout (>= 500 ms) */
+    long long forgot = -1;
+    bool named_old = false;
+    long long took = time_to_new_leader(h3, "127.0.0.211:8300", t0, 3000, &forgot, &named_old);
+    print_message("speed 2: forgot after %lld ms, new leader after %lld ms\n", forgot, took);
+    assert_true(forgot >= 450 && forgot < took);
+    assert_true(took >= 500 && took <= 1600);
+    assert_true(wait_leader(h3, "127.0.0.212:8300", 10));
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* Stops the leader n times in a row (each time waiting for the next one) and returns the
+ * election timeouts drawn. */
+static int
+elections_with_seed(const char *args, long long *out, int max)
+{
+    struct sim *sim = sim_start(args);
+    assert_non_null(sim);
+    for (int i = 0; i < 2; i++) {
+        cJSON *st = sim_state(sim);
+        char path[128];
+        snprintf(path, sizeof(path), "/sim/servers/%s/stop",
+                 cJSON_GetObjectItemCaseSensitive(st, "leader")->valuestring);
+        cJSON_Delete(st);
+        ctl_ok(sim, "POST", path, NULL);
+        long long deadline = sim_now_ms() + 2000;
+        bool led = false;
+        while (!led && sim_now_ms() < deadline) {
+            sim_sleep_ms(5);
+            st = sim_state(sim);
+            led = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(st, "leader"));
+            cJSON_Delete(st);
+        }
+        assert_true(led);
+    }
+    int n = election_timeouts(sim, out, max);
+    assert_int_equal(sim_stop_rc(sim), 0);
+    return n;
+}
+
+static void
+test_seed_reproducible(void **state)
+{
+    (void)state;
+    long long a[8];
+    long long b[8];
+    long long c[8];
+    int na = elections_with_seed("--servers 5 --speed 50 --seed 99 --ip-base 127.0.0.201", a, 8);
+    int nb = elections_with_seed("--servers 5 --speed 50 --seed 99 --ip-base 127.0.0.156", b, 8);
+    int nc = elections_with_seed("--servers 5 --speed 50 --seed 100 --ip-base 127.0.0.151", c, 8);
+    assert_int_equal(na, 2);
+    assert_int_equal(nb, 2);
+    assert_int_equal(nc, 2);
+    print_message("seed 99: %lld %lld ms; seed 100: %lld %lld ms\n", a[0], a[1], c[0], c[1]);
+    assert_true(a[0] == b[0] && a[1] == b[1]);
+    assert_true(a[0] != c[0] || a[1] != c[1]);
+    /* the seed is in the ready line's state */
+    struct sim *sim = sim_start("--servers 1 --seed 12345 --ip-base 127.0.0.161");
+    assert_non_null(sim);
+    cJSON *st = sim_state(sim);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(st, "seed")->valuestring, "12345");
+    cJSON_Delete(st);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* Autopilot composes with elections: a server that joins while there is no leader waits
+ * for one, is a non-voter first and a voter only stabilization-ms / speed after joining. */
+static void
+test_join_during_election(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --speed 20 --seed 3 --ip-base 127.0.0.171");
+    assert_non_null(sim);
+    const char *h2 = sim->servers[1].http;
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    long long t0 = sim_now_ms();
+    cJSON_Delete(ctl(sim, "POST", "/sim/servers",
+                     "{\"name\":\"consul-4\",\"ip\":\"127.0.0.174\","
+                     "\"retry_join\":[\"127.0.0.172\"]}",
+                     201));
+    long long joined = 0;
+    long long promoted = 0;
+    bool nonvoter = false;
+    while (sim_now_ms() - t0 < 3000 && !promoted) {
+        cJSON *s4 = ctl(sim, "GET", "/sim/servers/127.0.0.174", NULL, 200);
+        bool in_raft = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s4, "in_raft"));
+        bool voter = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s4, "voter"));
+        cJSON_Delete(s4);
+        if (in_raft && !joined) {
+            joined = sim_now_ms();
+        }
+        nonvoter = nonvoter || (in_raft && !voter);
+        if (voter) {
+            promoted = sim_now_ms();
+        }
+        sim_sleep_ms(5);
+    }
+    long long drawn[4];
+    assert_int_equal(election_timeouts(sim, drawn, 4), 1);
+    print_message("joined %lld ms after the leader stopped (election %lld ms / 20), voter "
+                  "%lld ms after joining\n",
+                  joined - t0, drawn[0], promoted - joined);
+    assert_true(nonvoter);
+    assert_true(joined - t0 >= drawn[0] / 20 - 10);
+    assert_true(promoted - joined >= 480 && promoted - joined <= 900);
+    assert_true(wait_leader(h2, "127.0.0.172:8300", 10));
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* The control API for the docker stand-ins: raft state from another cluster in the data
+ * dir, the container's restart policy after a leave, renaming, the node id, log ranges. */
+static void
+test_server_config(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 3 --speed 20 --seed 5 --ip-base 127.0.0.181");
+    assert_non_null(sim);
+    const char *h1 = sim->servers[0].http;
+    cJSON *st = sim_state(sim);
+    char cluster[64];
+    snprintf(cluster, sizeof(cluster), "%s",
+             cJSON_GetObjectItemCaseSensitive(st, "cluster_id")->valuestring);
+    cJSON_Delete(st);
+    assert_int_equal(strlen(cluster), 36);
+
+    /* another cluster's raft state: it chases its old peers and never joins */
+    cJSON *s4 = ctl(sim, "POST", "/sim/servers",
+                    "{\"name\":\"consul-4\",\"ip\":\"127.0.0.184\",\"retry_join\":"
+                    "[\"127.0.0.181\"],\"restart\":\"always\",\"node_id\":"
+                    "\"0b9c6c3e-1111-2222-3333-444455556666\",\"data_cluster\":"
+                    "\"11111111-2222-3333-4444-555555555555\",\"old_peers\":[\"127.0.9.1\"]}",
+                    201);
+    char h4[128];
+    snprintf(h4, sizeof(h4), "%s", cJSON_GetObjectItemCaseSensitive(s4, "http")->valuestring);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s4, "node_id")->valuestring,
+                        "0b9c6c3e-1111-2222-3333-444455556666");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s4, "chasing_old_peers")));
+    cJSON_Delete(s4);
+    sim_sleep_ms(300);
+    assert_int_equal(member_status(h1, "consul-4"), -1);
+    assert_true(log_contains(sim, "consul-4", "failed to make requestVote RPC"));
+    assert_true(log_contains(sim, "consul-4", "127.0.9.1:8300"));
+    assert_false(log_contains(sim, "consul-4", "Join cluster completed"));
+    /* renaming a server that never joined is applied on the next start */
+    char body[256];
+    snprintf(body, sizeof(body), "{\"data_cluster\":\"%s\",\"name\":\"consul-four\"}", cluster);
+    ctl_ok(sim, "POST", "/sim/servers/127.0.0.184/config", body);
+    ctl_ok(sim, "POST", "/sim/servers/127.0.0.184/stop", NULL);
+    ctl_ok(sim, "POST", "/sim/servers/127.0.0.184/start", NULL);
+    long long deadline = sim_now_ms() + 2000;
+    while (member_status(h1, "consul-four") != 1 && sim_now_ms() < deadline) {
+        sim_sleep_ms(10);
+    }
+    assert_int_equal(member_status(h1, "consul-four"), 1);
+    /* a member cannot be renamed */
+    cJSON *err = ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{\"name\":\"x\"}", 409);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(err, "error")->valuestring, "name"));
+    cJSON_Delete(err);
+    cJSON_Delete(ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{}", 400));
+    cJSON_Delete(
+        ctl(sim, "POST", "/sim/servers/127.0.0.184/config", "{\"restart\":\"often\"}", 400));
+
+    /* log ranges: ?since=N gives the lines after line N */
+    cJSON *lg = ctl(sim, "GET", "/sim/servers/127.0.0.184/log", NULL, 200);
+    int last = cJSON_GetObjectItemCaseSensitive(lg, "last")->valueint;
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(lg, "lines")), last);
+    cJSON_Delete(lg);
+
+    /* restart: always: after a leave the agent exits and docker starts it again; it
+     * retry-joins */
+    assert_int_equal(req("PUT", h4, "/v1/agent/leave", NULL, NULL), 200);
+    long long t0 = sim_now_ms();
+    bool left = false;
+    bool back = false;
+    while (sim_now_ms() - t0 < 3000 && !back) {
+        int stv = member_status(h1, "consul-four");
+        left = left || stv == 3;
+        back = left && stv == 1;
+        sim_sleep_ms(5);
+    }
+    assert_true(left);
+    assert_true(back);
+    snprintf(body, sizeof(body), "/sim/servers/127.0.0.184/log?since=%d", last);
+    lg = ctl(sim, "GET", body, NULL, 200);
+    const cJSON *lines = cJSON_GetObjectItemCaseSensitive(lg, "lines");
+    assert_true(cJSON_GetArraySize(lines) > 0);
+    assert_non_null(strstr(cJSON_GetArrayItem(lines, 0)->valuestring, "Gracefully shutting"));
+    cJSON_Delete(lg);
+    s4 = ctl(sim, "GET", "/sim/servers/127.0.0.184", NULL, 200);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(s4, "starts")->valueint, 3);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(s4, "restart")->valuestring, "always");
+    cJSON_Delete(s4);
+    /* a stop through the control API is a manual stop: no restart */
+    ctl_ok(sim, "POST", "/sim/servers/127.0.0.184/config", "{\"restart\":\"no\"}");
+    assert_int_equal(req("PUT", h4, "/v1/agent/leave", NULL, NULL), 200);
+    sim_sleep_ms(300);
+    assert_int_equal(member_status(h1, "consul-four"), 3);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
+/* --cluster-ports: 8300 and 8301 accept connections while the agent runs. */
+static void
+test_cluster_ports(void **state)
+{
+    (void)state;
+    struct sim *sim = sim_start("--servers 1 --cluster-ports --ip-base 127.0.0.191");
+    assert_non_null(sim);
+    assert_int_equal(sim_refused("http://127.0.0.191:8300"), 0);
+    for (int i = 0; i < 100; i++) { /* more than the listen backlog: they are drained */
+        assert_int_equal(sim_refused("http://127.0.0.191:8301"), 0);
+    }
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    assert_int_equal(sim_refused("http://127.0.0.191:8300"), 1);
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/start", NULL);
+    assert_int_equal(sim_refused("http://127.0.0.191:8301"), 0);
+    assert_int_equal(sim_stop_rc(sim), 0);
+}
+
 int
 main(void)
 {
@@ -1283,6 +1666,12 @@ main(void)
         cmocka_unit_test(test_errors_and_kv),
         cmocka_unit_test(test_go_http_front),
         cmocka_unit_test(test_exporter_and_control),
+        cmocka_unit_test(test_election_timing),
+        cmocka_unit_test(test_stale_leader),
+        cmocka_unit_test(test_seed_reproducible),
+        cmocka_unit_test(test_join_during_election),
+        cmocka_unit_test(test_server_config),
+        cmocka_unit_test(test_cluster_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,7 +66,7 @@ static int64_t
 last_contact(const struct areq *r)
 {
     const struct dc *dc = r->dc;
-    const struct server *l = dc_agent_leader(dc, r->s);
+    const struct server *l = dc_serving_leader(dc, r->s);
     if (!l) {
         return time_mono_ms() - dc->leader_lost_mono;
     }
@@ -83,7 +83,9 @@ agent_begin_read(struct areq *r, unsigned res, bool needs_leader)
     struct dc *dc = r->dc;
     bool stale = r->mode == MODE_STALE;
     pthread_mutex_lock(&dc->mu);
-    if (needs_leader && !stale && !dc_agent_leader(dc, r->s)) {
+    /* Without a leader the server holds the request for rpc_hold_timeout, as Consul's RPC
+     * forwarding does, and answers as soon as one is elected. */
+    if (needs_leader && !stale && !dc_hold_for_leader(dc, r->s)) {
         goto noleader;
     }
     if (res && r->min_index > 0) {
@@ -109,7 +111,7 @@ agent_begin_read(struct areq *r, unsigned res, bool needs_leader)
                 break;
             }
         }
-        if (needs_leader && !stale && !dc_agent_leader(dc, r->s)) {
+        if (needs_leader && !stale && !dc_hold_for_leader(dc, r->s)) {
             goto noleader;
         }
     }
@@ -148,7 +150,7 @@ h_status_peers(struct areq *r)
 {
     cJSON *a = cJSON_CreateArray();
     pthread_mutex_lock(&r->dc->mu);
-    for (size_t i = 0; r->s->joined && i < r->dc->n_servers; i++) {
+    for (size_t i = 0; server_in_cluster(r->s) && i < r->dc->n_servers; i++) {
         const struct server *s = r->dc->servers[i];
         if (s->in_raft) {
             char addr[32];
@@ -185,7 +187,7 @@ h_raft_peer_delete(struct areq *r)
                           "with IP:port of peer to remove");
     }
     pthread_mutex_lock(&r->dc->mu);
-    if (!dc_agent_leader(r->dc, r->s)) {
+    if (!dc_hold_for_leader(r->dc, r->s)) {
         pthread_mutex_unlock(&r->dc->mu);
         return agent_text(r, 500, "No cluster leader");
     }
@@ -209,7 +211,7 @@ h_transfer_leader(struct areq *r)
 {
     const char *id = query_get(&r->q, "id");
     pthread_mutex_lock(&r->dc->mu);
-    if (!dc_agent_leader(r->dc, r->s)) {
+    if (!dc_hold_for_leader(r->dc, r->s)) {
         pthread_mutex_unlock(&r->dc->mu);
         return agent_text(r, 500, "No cluster leader");
     }

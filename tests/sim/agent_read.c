@@ -12,7 +12,7 @@
 static size_t
 view_nodes(const struct areq *r, struct node_ref **out)
 {
-    if (!r->s->joined) {
+    if (!server_in_cluster(r->s)) {
         *out = xcalloc(1, sizeof(**out));
         return 0;
     }
@@ -233,7 +233,7 @@ static cJSON *
 node_services(struct areq *r, const char *name, bool as_map)
 {
     struct node_ref n;
-    if (!r->s->joined || !dc_node_lookup(r->dc, name, &n)) {
+    if (!server_in_cluster(r->s) || !dc_node_lookup(r->dc, name, &n)) {
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
@@ -374,8 +374,9 @@ h_health_node(struct areq *r)
         return rc;
     }
     struct node_ref n;
-    cJSON *a = (r->s->joined && dc_node_lookup(r->dc, r->tail, &n)) ? render_node_checks(r->dc, &n)
-                                                                    : cJSON_CreateArray();
+    cJSON *a = (server_in_cluster(r->s) && dc_node_lookup(r->dc, r->tail, &n))
+                   ? render_node_checks(r->dc, &n)
+                   : cJSON_CreateArray();
     pthread_mutex_unlock(&r->dc->mu);
     return agent_json(r, 200, a);
 }
@@ -462,7 +463,7 @@ kv_get(struct areq *r)
         return rc;
     }
     struct dc *dc = r->dc;
-    if (!r->s->joined) {
+    if (!server_in_cluster(r->s)) {
         pthread_mutex_unlock(&dc->mu);
         return agent_raw(r, 404, NULL, "", 0);
     }
@@ -623,7 +624,7 @@ kv_write(struct areq *r)
     const char *acquire = put ? query_get(&r->q, "acquire") : NULL;
     const char *release = put ? query_get(&r->q, "release") : NULL;
     pthread_mutex_lock(&r->dc->mu);
-    if (!dc_agent_leader(r->dc, r->s)) {
+    if (!dc_hold_for_leader(r->dc, r->s)) {
         pthread_mutex_unlock(&r->dc->mu);
         free(body);
         return agent_text(r, 500, "No cluster leader");

@@ -3,6 +3,7 @@
  * function expects dc->mu held unless its comment says otherwise. */
 #include "sim.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,47 @@ dc_init(struct dc *dc, const struct dc_options *opt)
     dc->idx_kv = dc->idx_catalog = dc->idx_raft = 1;
     dc->last_tick_mono = time_mono_ms();
     dc->leader_lost_mono = dc->last_tick_mono;
+    dc->rng = opt->seed;
+    dc->election_at_sim = -1;
+    char seed[96];
+    snprintf(seed, sizeof(seed), "cluster/%s/%llu", opt->name, (unsigned long long)opt->seed);
+    deterministic_uuid(seed, dc->cluster_id);
+}
+
+/* splitmix64: the next pseudo-random number of the simulator's seeded sequence. */
+static uint64_t
+rng_next(struct dc *dc)
+{
+    uint64_t z = (dc->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A uniformly drawn value in [lo, hi). */
+static int64_t
+rng_range(struct dc *dc, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(rng_next(dc) % (uint64_t)(hi - lo));
+}
+
+int
+restart_policy_parse(const char *name)
+{
+    static const char *const names[] = {"no", "always", "unless-stopped", "on-failure"};
+    for (size_t i = 0; name && i < ARRAY_LEN(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+const char *
+restart_policy_name(int policy)
+{
+    static const char *const names[] = {"no", "always", "unless-stopped", "on-failure"};
+    return policy >= 0 && policy < (int)ARRAY_LEN(names) ? names[policy] : "no";
 }
 
 void
@@ -82,6 +124,7 @@ server_free(struct server *s)
 {
     strlist_free(&s->retry_join);
     strlist_free(&s->retry_join_cfg);
+    strlist_free(&s->old_peers);
     for (size_t i = 0; i < s->log_n; i++) {
         free(s->log[(s->log_head + i) % SIM_LOG_MAX]);
     }
@@ -133,7 +176,7 @@ dc_bump(struct dc *dc, unsigned mask)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (server_up(s) && s->joined) {
+        if (server_in_cluster(s)) {
             s->last_index = dc->index;
         }
     }
@@ -192,7 +235,7 @@ log_members(struct dc *dc, const struct server *except, const char *level, const
 {
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *o = dc->servers[i];
-        if (o != except && server_up(o) && o->joined) {
+        if (o != except && server_in_cluster(o)) {
             dc_log(o, level, "%s", text);
         }
     }
@@ -204,13 +247,51 @@ server_up(const struct server *s)
     return s->running && s->host_up;
 }
 
-struct server *
+bool
+server_in_cluster(const struct server *s)
+{
+    return server_up(s) && s->joined && !s->isolated;
+}
+
+const struct server *
 dc_agent_leader(const struct dc *dc, const struct server *s)
 {
-    if (!s->joined || !server_up(s)) {
+    if (!server_in_cluster(s)) {
         return NULL;
     }
-    return dc->leader;
+    if (dc->leader) {
+        return dc->leader;
+    }
+    return dc_sim_time(dc) < s->forget_leader_sim ? s->stale_leader : NULL;
+}
+
+const struct server *
+dc_serving_leader(const struct dc *dc, const struct server *s)
+{
+    return server_in_cluster(s) ? dc->leader : NULL;
+}
+
+bool
+dc_hold_for_leader(struct dc *dc, const struct server *s)
+{
+    if (dc_serving_leader(dc, s)) {
+        return true;
+    }
+    int64_t hold = (int64_t)((double)SIM_RPC_HOLD_MS / dc->speed);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += hold / 1000;
+    ts.tv_nsec += (long)(hold % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!dc_serving_leader(dc, s) && !atomic_load(&dc->shutdown) && server_up(s)) {
+        if (pthread_cond_timedwait(&dc->cond, &dc->mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    return dc_serving_leader(dc, s) != NULL;
 }
 
 /* Number of raft voters, and of those the ones that are up. */
@@ -222,71 +303,168 @@ count_voters(const struct dc *dc, int *voters, int *up)
         const struct server *s = dc->servers[i];
         if (s->in_raft && s->voter) {
             (*voters)++;
-            if (server_up(s)) {
+            if (server_in_cluster(s)) {
                 (*up)++;
             }
         }
     }
 }
 
-/* Sets the leader to l (may be NULL), logging and bumping when it changes. */
-static void
-set_leader(struct dc *dc, struct server *l)
+/* Draws the next election timeout and remembers it (for /sim/state). */
+static int64_t
+draw_election_timeout(struct dc *dc)
 {
-    struct server *old = dc->leader;
-    if (old == l) {
-        return;
+    int64_t e = rng_range(dc, SIM_ELECTION_MIN_MS, SIM_ELECTION_MAX_MS);
+    if (dc->n_election_timeouts == SIM_ELECTION_HISTORY) {
+        memmove(dc->election_timeouts, dc->election_timeouts + 1,
+                (SIM_ELECTION_HISTORY - 1) * sizeof(dc->election_timeouts[0]));
+        dc->n_election_timeouts--;
     }
+    dc->election_timeouts[dc->n_election_timeouts++] = e;
+    return e;
+}
+
+/* A new leader l: every member learns it at once (its first heartbeat). */
+static void
+elect(struct dc *dc, struct server *l)
+{
     dc->leader = l;
     dc->term++;
-    char text[256];
-    if (l) {
-        dc_log(l, "INFO",
-               "agent.server.raft: entering leader state: leader=\"Node at %s:8300 "
-               "[Leader]\"",
-               l->ip);
-        dc_log(l, "INFO", "agent.server: cluster leadership acquired");
-        snprintf(text, sizeof(text), "agent.server: New leader elected: payload=%s", l->name);
-        log_members(dc, NULL, "INFO", text);
-    } else {
-        dc->leader_lost_mono = time_mono_ms();
-        snprintf(text, sizeof(text),
-                 "agent.server.raft: heartbeat timeout reached, starting "
-                 "election: last-leader-addr=%s:8300 last-leader-id=%s",
-                 old ? old->ip : "", old ? old->node_id : "");
-        log_members(dc, NULL, "WARN", text);
-        log_members(dc, NULL, "ERROR",
-                    "agent: Coordinate update error: error=\"No cluster "
-                    "leader\"");
+    dc->election_at_sim = -1;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        dc->servers[i]->stale_leader = NULL;
+        dc->servers[i]->forget_leader_sim = 0;
     }
-    if (old && server_up(old) && l) {
+    dc_log(l, "INFO", "agent.server.raft: election won: term=%llu tally=%d",
+           (unsigned long long)dc->term, 1);
+    dc_log(l, "INFO",
+           "agent.server.raft: entering leader state: leader=\"Node at %s:8300 [Leader]\"", l->ip);
+    dc_log(l, "INFO", "agent.server: cluster leadership acquired");
+    char text[256];
+    snprintf(text, sizeof(text), "agent.server: New leader elected: payload=%s", l->name);
+    log_members(dc, NULL, "INFO", text);
+    dc_bump(dc, RES_RAFT | RES_CATALOG);
+}
+
+/* The leader is gone (stopped, left, or without quorum). Followers keep naming it until
+ * their heartbeat timeout; the old leader, if it still runs, steps down at once. */
+static void
+lose_leader(struct dc *dc)
+{
+    struct server *old = dc->leader;
+    dc->leader = NULL;
+    dc->term++;
+    dc->leader_lost_mono = time_mono_ms();
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (s == old || !server_in_cluster(s)) {
+            continue;
+        }
+        s->stale_leader = old;
+        s->forget_leader_sim =
+            dc->sim_now + rng_range(dc, SIM_HEARTBEAT_MIN_MS, SIM_HEARTBEAT_MAX_MS);
+    }
+    if (server_up(old)) {
+        dc_log(old, "WARN", "agent.server.raft: failed to contact quorum of nodes, stepping down");
+        dc_log(old, "INFO",
+               "agent.server.raft: entering follower state: follower=\"Node at %s:8300 "
+               "[Follower]\" leader-address= leader-id=",
+               old->ip);
         dc_log(old, "INFO", "agent.server: cluster leadership lost");
     }
     dc_bump(dc, RES_RAFT | RES_CATALOG);
 }
 
-void
-dc_recompute(struct dc *dc)
+/* Followers whose heartbeat timeout passed stop naming the old leader and stand for
+ * election (logged as Consul does). */
+static void
+forget_stale_leaders(struct dc *dc)
+{
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (!s->stale_leader || dc->sim_now < s->forget_leader_sim) {
+            continue;
+        }
+        const struct server *old = s->stale_leader;
+        s->stale_leader = NULL;
+        if (!server_in_cluster(s)) {
+            continue;
+        }
+        dc_log(s, "WARN",
+               "agent.server.raft: heartbeat timeout reached, starting election: "
+               "last-leader-addr=%s:8300 last-leader-id=%s",
+               old->ip, old->node_id);
+        dc_log(s, "INFO",
+               "agent.server.raft: entering candidate state: node=\"Node at %s:8300 "
+               "[Candidate]\" term=%llu",
+               s->ip, (unsigned long long)dc->term + 1);
+        dc_log(s, "ERROR", "agent: Coordinate update error: error=\"No cluster leader\"");
+        dc_bump(dc, RES_RAFT);
+    }
+}
+
+/* The voter that wins an election: the running voter with the lowest name. */
+static struct server *
+election_winner(const struct dc *dc)
+{
+    struct server *best = NULL;
+    for (size_t i = 0; i < dc->n_servers; i++) {
+        struct server *s = dc->servers[i];
+        if (s->in_raft && s->voter && server_in_cluster(s) &&
+            (!best || strcmp(s->name, best->name) < 0)) {
+            best = s;
+        }
+    }
+    return best;
+}
+
+static bool
+have_quorum(const struct dc *dc)
 {
     int voters;
     int up;
     count_voters(dc, &voters, &up);
-    if (voters == 0 || up < voters / 2 + 1) {
-        set_leader(dc, NULL);
-        return;
-    }
+    return voters > 0 && up >= voters / 2 + 1;
+}
+
+void
+dc_recompute(struct dc *dc)
+{
+    dc_clock(dc);
+    bool quorum = have_quorum(dc);
     struct server *cur = dc->leader;
-    if (cur && server_up(cur) && cur->in_raft && cur->voter) {
+    if (cur) {
+        if (quorum && server_in_cluster(cur) && cur->in_raft && cur->voter) {
+            return;
+        }
+        lose_leader(dc);
+    }
+    if (!quorum) {
+        dc->election_at_sim = -1;
         return;
     }
-    struct server *best = NULL;
-    for (size_t i = 0; i < dc->n_servers; i++) {
-        struct server *s = dc->servers[i];
-        if (s->in_raft && s->voter && server_up(s) && (!best || strcmp(s->name, best->name) < 0)) {
-            best = s;
+    if (dc->election_at_sim < 0) {
+        dc->election_at_sim = dc->sim_now + draw_election_timeout(dc);
+        /* the winner is the candidate whose own timeout started the election: it stopped
+         * naming the old leader by then (others may learn the new leader directly) */
+        struct server *w = election_winner(dc);
+        if (w && w->stale_leader && w->forget_leader_sim > dc->election_at_sim) {
+            w->forget_leader_sim = dc->election_at_sim;
         }
+        return;
     }
-    set_leader(dc, best);
+    if (dc->sim_now >= dc->election_at_sim) {
+        elect(dc, election_winner(dc));
+    }
+}
+
+void
+dc_elect_now(struct dc *dc)
+{
+    if (!dc->leader && have_quorum(dc)) {
+        elect(dc, election_winner(dc));
+    }
+    dc->n_election_timeouts = 0; /* what the initial servers armed did not happen */
 }
 
 struct server *
@@ -302,9 +480,31 @@ server_new(struct dc *dc, const char *name, const char *ip, const struct strlist
     s->http_port = dc->opt.http_port;
     s->metrics_port = dc->opt.metrics_port;
     s->healthy_since_sim = -1;
+    s->cluster_fd[0] = s->cluster_fd[1] = -1;
+    s->snapshot_cfg = true;
     pthread_mutex_init(&s->lmu, NULL);
     strlist_copy(&s->retry_join_cfg, retry_join);
     return s;
+}
+
+/* What a start takes from the "compose file" and the data dir: the retry-join list, a new
+ * node name, the raft state found in the data dir. */
+static void
+apply_start_config(struct dc *dc, struct server *s)
+{
+    strlist_copy(&s->retry_join, &s->retry_join_cfg);
+    if (s->next_name[0] && !s->joined) {
+        snprintf(s->name, sizeof(s->name), "%s", s->next_name);
+    }
+    s->next_name[0] = '\0';
+    snprintf(s->data_cluster, sizeof(s->data_cluster), "%s", s->data_cluster_cfg);
+    s->chasing = s->data_cluster[0] && strcmp(s->data_cluster, dc->cluster_id) != 0 && !s->joined;
+    /* A member restarted without its serf snapshot (a wiped data dir) does not rejoin by
+     * itself: the others keep it failed until a retry-join reaches them. */
+    s->isolated = s->joined && !s->snapshot_cfg;
+    s->started_wall = time_now_ms();
+    s->starts++;
+    s->restart_at_mono = 0;
 }
 
 static void
@@ -346,7 +546,7 @@ dc_server_add(struct dc *dc, struct server *s, bool bootstrap)
     dc->servers[dc->n_servers++] = s;
     s->running = true;
     s->host_up = true;
-    strlist_copy(&s->retry_join, &s->retry_join_cfg);
+    apply_start_config(dc, s);
     s->create_index = dc->index + 1;
     log_startup(s);
     if (bootstrap) {
@@ -414,6 +614,7 @@ mark_failed(struct dc *dc, struct server *s)
 void
 dc_server_stop(struct dc *dc, struct server *s, const char *why)
 {
+    s->restart_at_mono = 0; /* a manual stop: the restart policy does not apply */
     if (!s->running) {
         return;
     }
@@ -443,10 +644,10 @@ dc_server_start(struct dc *dc, struct server *s)
     if (!s->host_up) {
         return; /* it will come up with the host */
     }
-    strlist_copy(&s->retry_join, &s->retry_join_cfg);
+    apply_start_config(dc, s);
     log_startup(s);
     s->next_retry_sim = dc->sim_now;
-    if (s->joined) {
+    if (s->joined && !s->isolated) {
         /* A server that was a member rejoins from its serf snapshot. */
         s->serf_status = SERF_ALIVE;
         s->healthy_since_sim = dc->sim_now;
@@ -481,6 +682,10 @@ dc_server_leave(struct dc *dc, struct server *s)
     }
     dc_log(s, "INFO", "agent: Graceful leave complete");
     dc_log(s, "INFO", "agent: shutdown complete");
+    /* The agent exits with status 0: docker restarts it under `always` or `unless-stopped`. */
+    if (s->restart == RESTART_ALWAYS || s->restart == RESTART_UNLESS_STOPPED) {
+        s->restart_at_mono = time_mono_ms() + SIM_DOCKER_RESTART_MS;
+    }
     s->joined = false;
     s->in_raft = false;
     s->voter = false;
@@ -595,7 +800,7 @@ dc_transfer_leader(struct dc *dc, const char *id)
     struct server *best = NULL;
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (s == cur || !s->in_raft || !s->voter || !server_up(s)) {
+        if (s == cur || !s->in_raft || !s->voter || !server_in_cluster(s)) {
             continue;
         }
         if (id && *id) {
@@ -611,7 +816,8 @@ dc_transfer_leader(struct dc *dc, const char *id)
     }
     dc_log(cur, "INFO", "agent.server.raft: starting leadership transfer: id=%s address=%s:8300",
            best->node_id, best->ip);
-    set_leader(dc, best);
+    dc_log(cur, "INFO", "agent.server: cluster leadership lost");
+    elect(dc, best);
     return 0;
 }
 
@@ -621,7 +827,7 @@ name_conflict(const struct dc *dc, const struct server *s)
 {
     for (size_t i = 0; i < dc->n_servers; i++) {
         const struct server *o = dc->servers[i];
-        if (o != s && o->joined && strcmp(o->name, s->name) == 0) {
+        if (o != s && o->joined && !o->isolated && strcmp(o->name, s->name) == 0) {
             return o->ip;
         }
     }
@@ -632,6 +838,34 @@ name_conflict(const struct dc *dc, const struct server *s)
     return NULL;
 }
 
+/* A server with another cluster's raft state: it stands for election among its old peers,
+ * which never answer, and does not join (logged as Consul does, once per retry interval). */
+static void
+chase_old_peers(struct dc *dc, struct server *s)
+{
+    s->next_retry_sim = dc->sim_now + SIM_RETRY_MS;
+    dc_log(s, "WARN",
+           "agent.server.raft: heartbeat timeout reached, starting election: last-leader-addr= "
+           "last-leader-id=");
+    dc_log(s, "INFO",
+           "agent.server.raft: entering candidate state: node=\"Node at %s:8300 [Candidate]\" "
+           "term=%llu",
+           s->ip, (unsigned long long)(s->starts + dc->sim_now / SIM_RETRY_MS));
+    for (size_t i = 0; i < s->old_peers.n; i++) {
+        char seed[128];
+        char id[37];
+        snprintf(seed, sizeof(seed), "%s/%s", s->data_cluster, s->old_peers.v[i]);
+        deterministic_uuid(seed, id);
+        dc_log(s, "ERROR",
+               "agent.server.raft: failed to make requestVote RPC: target=\"{Voter %s "
+               "%s:8300}\" error=\"dial tcp <nil>->%s:8300: connect: connection refused\" "
+               "term=%llu",
+               id, s->old_peers.v[i], s->old_peers.v[i],
+               (unsigned long long)(s->starts + dc->sim_now / SIM_RETRY_MS));
+    }
+    dc_log(s, "ERROR", "agent: Coordinate update error: error=\"No cluster leader\"");
+}
+
 /* One retry-join attempt of server s. */
 static void
 try_join(struct dc *dc, struct server *s)
@@ -639,7 +873,7 @@ try_join(struct dc *dc, struct server *s)
     struct server *target = NULL;
     for (size_t i = 0; i < s->retry_join.n && !target; i++) {
         struct server *t = dc_find_server_ip(dc, s->retry_join.v[i]);
-        if (t && t != s && server_up(t) && t->joined) {
+        if (t && t != s && server_in_cluster(t)) {
             target = t;
         }
     }
@@ -684,6 +918,7 @@ try_join(struct dc *dc, struct server *s)
     }
     s->conflict = false;
     s->joined = true;
+    s->isolated = false;
     s->serf_status = SERF_ALIVE;
     s->last_index = dc->index;
     size_t members = 0;
@@ -713,7 +948,7 @@ reconcile_raft(struct dc *dc)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (!s->joined || !server_up(s) || s->in_raft) {
+        if (!server_in_cluster(s) || s->in_raft) {
             continue;
         }
         s->in_raft = true;
@@ -744,7 +979,7 @@ promote(struct dc *dc)
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (!s->in_raft || s->voter || !server_up(s) || s->healthy_since_sim < 0) {
+        if (!s->in_raft || s->voter || !server_in_cluster(s) || s->healthy_since_sim < 0) {
             continue;
         }
         if (dc->sim_now - s->healthy_since_sim < dc->opt.stabilization_ms) {
@@ -764,21 +999,47 @@ promote(struct dc *dc)
     }
 }
 
+int64_t
+dc_sim_time(const struct dc *dc)
+{
+    return dc->sim_now + (int64_t)((double)(time_mono_ms() - dc->last_tick_mono) * dc->speed);
+}
+
+void
+dc_clock(struct dc *dc)
+{
+    int64_t now = time_mono_ms();
+    double exact = (double)(now - dc->last_tick_mono) * dc->speed + dc->sim_frac;
+    int64_t step = (int64_t)exact;
+    dc->sim_frac = exact - (double)step; /* kept, so slow speeds do not lose time */
+    dc->last_tick_mono = now;
+    dc->sim_now += step;
+    if (!dc->leader) {
+        dc->leaderless_sim_ms += step;
+    }
+}
+
 void
 dc_tick(struct dc *dc)
 {
     int64_t now = time_mono_ms();
-    dc->sim_now += (int64_t)((double)(now - dc->last_tick_mono) * dc->speed);
-    dc->last_tick_mono = now;
+    dc_clock(dc);
     for (size_t i = 0; i < dc->n_servers; i++) {
         struct server *s = dc->servers[i];
-        if (server_up(s) && !s->joined && s->retry_join.n && dc->sim_now >= s->next_retry_sim) {
+        if (s->restart_at_mono && now >= s->restart_at_mono && !s->running) {
+            dc_server_start(dc, s);
+        }
+        if (server_up(s) && !s->joined && s->chasing && dc->sim_now >= s->next_retry_sim) {
+            chase_old_peers(dc, s);
+        } else if (server_up(s) && (!s->joined || s->isolated) && s->retry_join.n &&
+                   dc->sim_now >= s->next_retry_sim) {
             try_join(dc, s);
         }
-        if (server_up(s) && s->in_raft && s->healthy_since_sim < 0) {
+        if (server_in_cluster(s) && s->in_raft && s->healthy_since_sim < 0) {
             s->healthy_since_sim = dc->sim_now;
         }
     }
+    forget_stale_leaders(dc);
     dc_recompute(dc);
     reconcile_raft(dc);
     promote(dc);

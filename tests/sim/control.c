@@ -104,6 +104,129 @@ read_ip_list(const cJSON *arr, struct strlist *out)
     return true;
 }
 
+/* What POST /sim/servers and POST /sim/servers/{name}/config may set: the "compose file"
+ * (retry_join, restart policy, node name) and the data dir (node_id, raft state). */
+struct server_cfg {
+    bool has_retry_join;
+    struct strlist retry_join;
+    bool has_name;
+    char name[SIM_NAME_MAX];
+    int restart; /* -1 = not given */
+    bool has_data;
+    char data_cluster[40];
+    struct strlist old_peers;
+    char node_id[37]; /* "" = not given */
+    int snapshot;     /* serf_snapshot: -1 = not given, 0 or 1 */
+    int given;        /* how many keys were given */
+};
+
+static void
+server_cfg_free(struct server_cfg *c)
+{
+    strlist_free(&c->retry_join);
+    strlist_free(&c->old_peers);
+}
+
+static bool
+valid_token(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    for (const char *p = s; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-') {
+            return false;
+        }
+    }
+    return n < max;
+}
+
+/* Reads the optional keys of a server configuration; returns NULL, or the message naming
+ * the bad field (the caller answers 400). */
+static const char *
+read_server_cfg(const cJSON *body, struct server_cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->restart = -1;
+    c->snapshot = -1;
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(body, "retry_join");
+    if (rj) {
+        c->has_retry_join = true;
+        c->given++;
+        if (!read_ip_list(rj, &c->retry_join)) {
+            return "retry_join: must be an array of IPv4 addresses";
+        }
+    }
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
+    if (name) {
+        c->has_name = true;
+        c->given++;
+        if (!cJSON_IsString(name) || !valid_name(name->valuestring)) {
+            return "name: required, 1-63 characters of [A-Za-z0-9._-]";
+        }
+        snprintf(c->name, sizeof(c->name), "%s", name->valuestring);
+    }
+    const cJSON *restart = cJSON_GetObjectItemCaseSensitive(body, "restart");
+    if (restart) {
+        c->given++;
+        c->restart = cJSON_IsString(restart) ? restart_policy_parse(restart->valuestring) : -1;
+        if (c->restart < 0) {
+            return "restart: must be no, always, unless-stopped or on-failure";
+        }
+    }
+    const cJSON *dcl = cJSON_GetObjectItemCaseSensitive(body, "data_cluster");
+    if (dcl) {
+        c->has_data = true;
+        c->given++;
+        if (!cJSON_IsString(dcl) || !valid_token(dcl->valuestring, sizeof(c->data_cluster))) {
+            return "data_cluster: must be a cluster id (letters, digits, '-'), or \"\"";
+        }
+        snprintf(c->data_cluster, sizeof(c->data_cluster), "%s", dcl->valuestring);
+        if (!read_ip_list(cJSON_GetObjectItemCaseSensitive(body, "old_peers"), &c->old_peers)) {
+            return "old_peers: must be an array of IPv4 addresses";
+        }
+    }
+    const cJSON *snap = cJSON_GetObjectItemCaseSensitive(body, "serf_snapshot");
+    if (snap) {
+        c->given++;
+        if (!cJSON_IsBool(snap)) {
+            return "serf_snapshot: must be true or false";
+        }
+        c->snapshot = cJSON_IsTrue(snap);
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "node_id");
+    if (id) {
+        c->given++;
+        if (!cJSON_IsString(id) || strlen(id->valuestring) != 36 ||
+            !valid_token(id->valuestring, sizeof(c->node_id))) {
+            return "node_id: must be a UUID";
+        }
+        snprintf(c->node_id, sizeof(c->node_id), "%s", id->valuestring);
+    }
+    return NULL;
+}
+
+/* Applies a configuration to s (dc->mu held); it takes effect on the next start. */
+static void
+apply_server_cfg(struct server *s, const struct server_cfg *c)
+{
+    if (c->has_retry_join) {
+        strlist_copy(&s->retry_join_cfg, &c->retry_join);
+    }
+    if (c->has_name) {
+        snprintf(s->next_name, sizeof(s->next_name), "%s",
+                 strcmp(c->name, s->name) == 0 ? "" : c->name);
+    }
+    if (c->restart >= 0) {
+        s->restart = c->restart;
+    }
+    if (c->snapshot >= 0) {
+        s->snapshot_cfg = c->snapshot;
+    }
+    if (c->has_data) {
+        snprintf(s->data_cluster_cfg, sizeof(s->data_cluster_cfg), "%s", c->data_cluster);
+        strlist_copy(&s->old_peers, &c->old_peers);
+    }
+}
+
 cJSON *
 control_server_json(const struct dc *dc, const struct server *s)
 {
@@ -130,6 +253,24 @@ control_server_json(const struct dc *dc, const struct server *s)
     }
     cJSON_AddNumberToObject(o, "log_lines", (double)s->log_total);
     cJSON_AddNumberToObject(o, "requests_total", (double)s->requests);
+    cJSON_AddStringToObject(o, "restart", restart_policy_name(s->restart));
+    cJSON_AddBoolToObject(o, "restart_pending", s->restart_at_mono != 0);
+    cJSON_AddNumberToObject(o, "starts", (double)s->starts);
+    char ts[40] = "";
+    if (s->started_wall) {
+        time_format_rfc3339(s->started_wall, ts, sizeof(ts));
+    }
+    cJSON_AddStringToObject(o, "started_at", ts);
+    ts[0] = '\0';
+    if (!server_up(s) && s->down_since_mono) {
+        time_format_rfc3339(time_now_ms() - (time_mono_ms() - s->down_since_mono), ts, sizeof(ts));
+    }
+    cJSON_AddStringToObject(o, "stopped_at", ts);
+    cJSON_AddStringToObject(o, "data_cluster", s->data_cluster);
+    cJSON_AddBoolToObject(o, "chasing_old_peers", s->chasing);
+    cJSON_AddBoolToObject(o, "isolated", s->isolated);
+    const struct server *named = dc_agent_leader(dc, s);
+    cJSON_AddStringToObject(o, "names_leader", named ? named->name : "");
     return o;
 }
 
@@ -163,6 +304,17 @@ get_state(struct creq *r)
     cJSON_AddNumberToObject(o, "speed", dc->speed);
     cJSON_AddNumberToObject(o, "latency_ms", atomic_load(&dc->latency_ms));
     cJSON_AddNumberToObject(o, "stabilization_ms", (double)dc->opt.stabilization_ms);
+    char seed[24];
+    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)dc->opt.seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    cJSON_AddStringToObject(o, "cluster_id", dc->cluster_id);
+    cJSON_AddBoolToObject(o, "election_pending", dc->election_at_sim >= 0);
+    cJSON *et = cJSON_AddArrayToObject(o, "election_timeouts_ms");
+    for (size_t i = 0; i < dc->n_election_timeouts; i++) {
+        cJSON_AddItemToArray(et, cJSON_CreateNumber((double)dc->election_timeouts[i]));
+    }
+    cJSON_AddNumberToObject(o, "leaderless_ms", (double)dc->leaderless_sim_ms);
+    cJSON_AddNumberToObject(o, "sim_ms", (double)dc->sim_now);
     cJSON_AddNumberToObject(o, "kv_entries", (double)dc->n_kv);
     cJSON *counters = cJSON_AddObjectToObject(o, "counters");
     cJSON_AddNumberToObject(counters, "requests_total", (double)dc->requests_total);
@@ -171,14 +323,15 @@ get_state(struct creq *r)
     return ok_json(r, 200, o);
 }
 
-/* POST /sim/servers {"name","ip","retry_join":[...]}: a new agent that retry-joins. */
+/* POST /sim/servers {"name","ip","retry_join":[...],"restart","node_id","data_cluster",
+ * "old_peers"}: a new agent that retry-joins. */
 static int
 add_server(struct creq *r)
 {
     struct dc *dc = r->dc;
     const char *name = json_get_str(r->body, "name", NULL);
     const char *ip = json_get_str(r->body, "ip", NULL);
-    struct strlist rj = {0};
+    struct server_cfg cfg;
     char err[256] = "";
     if (!valid_name(name)) {
         return err_json(r, 400, "name: required, 1-63 characters of [A-Za-z0-9._-]");
@@ -186,9 +339,10 @@ add_server(struct creq *r)
     if (!valid_ip(ip, true)) {
         return err_json(r, 400, "ip: required, an IPv4 address in 127.0.0.0/8");
     }
-    if (!read_ip_list(cJSON_GetObjectItemCaseSensitive(r->body, "retry_join"), &rj)) {
-        strlist_free(&rj);
-        return err_json(r, 400, "retry_join: must be an array of IPv4 addresses");
+    const char *bad = read_server_cfg(r->body, &cfg);
+    if (bad) {
+        server_cfg_free(&cfg);
+        return err_json(r, 400, "%s", bad);
     }
     pthread_mutex_lock(&dc->mu);
     const struct server *other = dc_find_server_ip(dc, ip);
@@ -198,11 +352,16 @@ add_server(struct creq *r)
     }
     pthread_mutex_unlock(&dc->mu);
     if (other_name[0]) {
-        strlist_free(&rj);
+        server_cfg_free(&cfg);
         return err_json(r, 400, "ip: %s is already used by server %s", ip, other_name);
     }
-    struct server *s = server_new(dc, name, ip, &rj);
-    strlist_free(&rj);
+    struct server *s = server_new(dc, name, ip, &cfg.retry_join);
+    apply_server_cfg(s, &cfg);
+    s->next_name[0] = '\0';
+    if (cfg.node_id[0]) {
+        snprintf(s->node_id, sizeof(s->node_id), "%s", cfg.node_id);
+    }
+    server_cfg_free(&cfg);
     s->running = true;
     s->host_up = true;
     if (listener_sync(s, err, sizeof(err)) != 0) {
@@ -231,14 +390,23 @@ server_action(struct creq *r)
     }
     if (strcmp(r->method, "GET") == 0 && strcmp(action, "log") == 0) {
         uint64_t tail = SIM_LOG_MAX;
+        uint64_t since = 0;
         const char *t = query_get(&r->q, "tail");
-        if (t && parse_u64(t, &tail) != 0) {
+        const char *sn = query_get(&r->q, "since");
+        if ((t && parse_u64(t, &tail) != 0) || (sn && parse_u64(sn, &since) != 0)) {
             pthread_mutex_unlock(&dc->mu);
-            return err_json(r, 400, "tail: must be a non-negative integer");
+            return err_json(r, 400, "%s: must be a non-negative integer", t ? "tail" : "since");
         }
         cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "last", (double)s->log_total);
         cJSON *lines = cJSON_AddArrayToObject(o, "lines");
+        /* line k (1-based, counted since the server was created) is at ring position
+         * k - (log_total - log_n) - 1 */
+        uint64_t first = s->log_total - s->log_n + 1;
         size_t start = s->log_n > tail ? s->log_n - (size_t)tail : 0;
+        if (since >= first && since - first + 1 > start) {
+            start = since - first + 1 > s->log_n ? s->log_n : (size_t)(since - first + 1);
+        }
         for (size_t i = start; i < s->log_n; i++) {
             cJSON_AddItemToArray(lines,
                                  cJSON_CreateString(s->log[(s->log_head + i) % SIM_LOG_MAX]));
@@ -256,6 +424,7 @@ server_action(struct creq *r)
         return err_json(r, 405, "method %s not allowed", r->method);
     }
     int rc = 0;
+    const char *bad = NULL;
     if (strcmp(action, "stop") == 0) {
         dc_server_stop(dc, s, "terminated");
     } else if (strcmp(action, "start") == 0) {
@@ -271,20 +440,28 @@ server_action(struct creq *r)
     } else if (strcmp(action, "host-up") == 0) {
         dc_host_up(dc, s);
     } else if (strcmp(action, "config") == 0) {
-        struct strlist rj = {0};
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(r->body, "retry_join");
-        if (!arr || !read_ip_list(arr, &rj)) {
-            rc = 400;
-        } else {
-            strlist_copy(&s->retry_join_cfg, &rj);
+        struct server_cfg cfg;
+        bad = read_server_cfg(r->body, &cfg);
+        if (!bad && (cfg.given == 0 || cfg.node_id[0])) {
+            bad = cfg.node_id[0] ? "node_id: set only when the server is created"
+                                 : "retry_join, name, restart or data_cluster: give at least one";
         }
-        strlist_free(&rj);
+        if (!bad && cfg.has_name && strcmp(cfg.name, s->name) != 0 && s->joined) {
+            rc = 409;
+            bad = "name: renaming a server that is a cluster member is not simulated";
+        }
+        if (!bad) {
+            apply_server_cfg(s, &cfg);
+        } else if (rc == 0) {
+            rc = 400;
+        }
+        server_cfg_free(&cfg);
     } else {
         rc = 404;
     }
     pthread_mutex_unlock(&dc->mu);
-    if (rc == 400) {
-        return err_json(r, 400, "retry_join: required, an array of IPv4 addresses");
+    if (bad) {
+        return err_json(r, rc, "%s", bad);
     }
     if (rc == 404) {
         return err_json(r, 404, "unknown action %s", action);
@@ -494,7 +671,7 @@ set_speed(struct creq *r)
         return err_json(r, 400, "factor: required, a number > 0 and <= 10000");
     }
     pthread_mutex_lock(&r->dc->mu);
-    dc_tick(r->dc); /* account the time elapsed at the old speed */
+    dc_clock(r->dc); /* account the time elapsed at the old speed */
     r->dc->speed = f->valuedouble;
     pthread_mutex_unlock(&r->dc->mu);
     cJSON *j = cJSON_CreateObject();

@@ -89,7 +89,7 @@ render(struct buf *b, struct dc *dc, struct server *s)
     }
     buf_puts(b, "consul_up 1\n");
     size_t peers = 0;
-    for (size_t i = 0; s->joined && i < dc->n_servers; i++) {
+    for (size_t i = 0; server_in_cluster(s) && i < dc->n_servers; i++) {
         peers += dc->servers[i]->in_raft;
     }
     help(b, "consul_raft_peers", "How many peers (servers) are in the Raft cluster.");
@@ -108,7 +108,7 @@ render(struct buf *b, struct dc *dc, struct server *s)
     }
     cJSON_Delete(members);
     struct node_ref *nodes = NULL;
-    size_t n = s->joined ? dc_nodes(dc, &nodes) : 0;
+    size_t n = server_in_cluster(s) ? dc_nodes(dc, &nodes) : 0;
     help(b, "consul_exporter_build_info",
          "A metric with a constant '1' value labeled by "
          "version, revision, branch and goversion from which consul_exporter was built.");
@@ -124,12 +124,12 @@ render(struct buf *b, struct dc *dc, struct server *s)
     }
     help(b, "consul_serf_wan_members", "How many members are in the WAN pool.");
     size_t wan = 0;
-    for (size_t i = 0; s->joined && i < dc->n_servers; i++) {
+    for (size_t i = 0; server_in_cluster(s) && i < dc->n_servers; i++) {
         wan += dc->servers[i]->joined;
     }
-    buf_printf(b, "consul_serf_wan_members %zu\n", s->joined ? wan : 1);
+    buf_printf(b, "consul_serf_wan_members %zu\n", server_in_cluster(s) ? wan : 1);
     help(b, "consul_catalog_services", "How many services are in the cluster.");
-    buf_printf(b, "consul_catalog_services %zu\n", s->joined ? services : 0);
+    buf_printf(b, "consul_catalog_services %zu\n", server_in_cluster(s) ? services : 0);
     help(b, "consul_catalog_service_node_healthy",
          "Is this service healthy on this node? 1 when all its checks pass.");
     for (size_t i = 0; i < n; i++) {

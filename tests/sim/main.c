@@ -29,6 +29,8 @@ usage(FILE *f)
                "  --control IP:PORT      control API address (default 127.0.0.1:0)\n"
                "  --dc NAME              datacenter (default dc1)\n"
                "  --speed F              divides every simulated delay (default 1)\n"
+               "  --seed N               seed of the random timeouts (default: from the clock)\n"
+               "  --cluster-ports        also listen on 8300 and 8301 on every running server\n"
                "  --stabilization-ms MS  autopilot server stabilization time (default 10000)\n"
                "  --token SECRET         require this ACL token on every agent request\n"
                "  --demo-data            register a few services (one failing) and KV keys\n"
@@ -63,6 +65,8 @@ parse_args(int argc, char **argv, struct dc_options *opt)
         {"dc", required_argument, NULL, 'd'},
         {"speed", required_argument, NULL, 'S'},
         {"stabilization-ms", required_argument, NULL, 'T'},
+        {"seed", required_argument, NULL, 'R'},
+        {"cluster-ports", no_argument, NULL, 'P'},
         {"token", required_argument, NULL, 't'},
         {"demo-data", no_argument, NULL, 'D'},
         {"exit-on-stdin-eof", no_argument, NULL, 'E'},
@@ -79,6 +83,7 @@ parse_args(int argc, char **argv, struct dc_options *opt)
     snprintf(opt->name, sizeof(opt->name), "dc1");
     opt->speed = 1;
     opt->stabilization_ms = 10000;
+    opt->seed = (uint64_t)time_now_ms() ^ ((uint64_t)getpid() << 32);
     int c;
     long v;
     char *end;
@@ -136,6 +141,17 @@ parse_args(int argc, char **argv, struct dc_options *opt)
                 return -1;
             }
             opt->stabilization_ms = v;
+            break;
+        case 'R':
+            errno = 0;
+            opt->seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || *optarg == '-') {
+                fprintf(stderr, "consul-sim: --seed must be a non-negative integer\n");
+                return -1;
+            }
+            break;
+        case 'P':
+            opt->cluster_ports = true;
             break;
         case 't':
             free(opt->token);
@@ -207,8 +223,26 @@ create_servers(struct dc *dc)
     return rc;
 }
 
+/* The model's clock: every 5 ms, timeouts, joins, elections and promotions. It never waits
+ * for a listener, so simulated time keeps its pace while one stops. */
 static void *
 ticker_main(void *arg)
+{
+    struct dc *dc = arg;
+    while (!atomic_load(&dc->shutdown)) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&dc->mu);
+        dc_tick(dc);
+        pthread_mutex_unlock(&dc->mu);
+    }
+    return NULL;
+}
+
+/* Starts and stops listeners to match the model (a civetweb stop can take a few hundred
+ * ms), and drains the cluster-port listeners. */
+static void *
+syncer_main(void *arg)
 {
     struct dc *dc = arg;
     char err[256];
@@ -216,13 +250,15 @@ ticker_main(void *arg)
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&dc->mu);
-        dc_tick(dc);
         size_t n = dc->n_servers;
         struct server **copy = xcalloc(n + 1, sizeof(*copy));
         memcpy(copy, dc->servers, n * sizeof(*copy));
         pthread_mutex_unlock(&dc->mu);
         for (size_t i = 0; i < n && !atomic_load(&dc->shutdown); i++) {
             listener_sync(copy[i], err, sizeof(err));
+            pthread_mutex_lock(&copy[i]->lmu);
+            cluster_ports_drain(copy[i]);
+            pthread_mutex_unlock(&copy[i]->lmu);
         }
         free(copy);
     }
@@ -238,6 +274,9 @@ print_ready(struct dc *dc)
              (int)(strrchr(dc->opt.control, ':') - dc->opt.control), dc->opt.control,
              dc->control_port);
     cJSON_AddStringToObject(o, "control", url);
+    char seed[24];
+    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)dc->opt.seed);
+    cJSON_AddStringToObject(o, "seed", seed);
     cJSON *a = cJSON_AddArrayToObject(o, "servers");
     pthread_mutex_lock(&dc->mu);
     for (size_t i = 0; i < dc->n_servers; i++) {
@@ -356,6 +395,7 @@ main(int argc, char **argv)
         goto out;
     }
     pthread_mutex_lock(&dc.mu);
+    dc_elect_now(&dc); /* the initial cluster starts formed, with a leader */
     for (int i = 0; i < opt.clients; i++) {
         char name[32];
         char ip[16];
@@ -387,6 +427,11 @@ main(int argc, char **argv)
         goto out;
     }
     dc.ticker_started = true;
+    if (pthread_create(&dc.syncer, NULL, syncer_main, &dc) != 0) {
+        fprintf(stderr, "consul-sim: cannot start the listener thread\n");
+        goto out;
+    }
+    dc.syncer_started = true;
     print_ready(&dc);
     wait_for_exit(sig_pipe[0], opt.exit_on_stdin_eof);
     rc = 0;
@@ -397,6 +442,9 @@ out:
     pthread_mutex_unlock(&dc.mu);
     if (dc.ticker_started) {
         pthread_join(dc.ticker, NULL);
+    }
+    if (dc.syncer_started) {
+        pthread_join(dc.syncer, NULL);
     }
     stop_all(&dc);
     dc_free(&dc);

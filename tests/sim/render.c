@@ -117,8 +117,10 @@ cJSON *
 render_members(const struct dc *dc, const struct server *viewer, bool wan)
 {
     cJSON *a = cJSON_CreateArray();
-    if (!viewer->joined) {
-        cJSON_AddItemToArray(a, render_member(dc, viewer, NULL, wan));
+    if (!server_in_cluster(viewer)) {
+        cJSON *self = render_member(dc, viewer, NULL, wan);
+        cJSON_ReplaceItemInObject(self, "Status", cJSON_CreateNumber(SERF_ALIVE)); /* to itself */
+        cJSON_AddItemToArray(a, self);
         return a;
     }
     for (size_t i = 0; i < dc->n_servers; i++) {
@@ -313,7 +315,7 @@ render_raft_config(const struct dc *dc, const struct server *viewer)
     cJSON *o = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(o, "Servers");
     const struct server *leader = dc_agent_leader(dc, viewer);
-    for (size_t i = 0; viewer->joined && i < dc->n_servers; i++) {
+    for (size_t i = 0; server_in_cluster(viewer) && i < dc->n_servers; i++) {
         const struct server *s = dc->servers[i];
         if (!s->in_raft) {
             continue;

@@ -30,6 +30,18 @@ struct mg_connection;
 #define SIM_MAX_PATHS 4096
 #define SIM_MAX_METHODS 16
 #define SIM_RETRY_MS 1000
+/* Consul's timing, in simulated milliseconds (divided by the speed factor). A follower notices
+ * that the leader is gone after its heartbeat timeout and stops naming it; a new leader is
+ * elected an election timeout after the leader was lost (or quorum came back); requests that
+ * need a leader wait up to rpc_hold_timeout for one. */
+#define SIM_HEARTBEAT_MIN_MS 1000
+#define SIM_HEARTBEAT_MAX_MS 2000
+#define SIM_ELECTION_MIN_MS 1000
+#define SIM_ELECTION_MAX_MS 3000
+#define SIM_RPC_HOLD_MS 7000
+/* Docker's first restart delay for a container whose process ended (real milliseconds). */
+#define SIM_DOCKER_RESTART_MS 100
+#define SIM_ELECTION_HISTORY 64
 
 /* serf.MemberStatus values, as /v1/agent/members reports them. */
 enum serf_status {
@@ -51,6 +63,15 @@ enum res {
 struct strlist {
     char **v;
     size_t n;
+};
+
+/* The container's restart policy (docker-compose `restart:`), applied when the agent exits by
+ * itself (after a leave). A stop through the control API is a manual stop: no restart. */
+enum restart_policy {
+    RESTART_NO = 0,
+    RESTART_ALWAYS,
+    RESTART_UNLESS_STOPPED,
+    RESTART_ON_FAILURE,
 };
 
 struct dc;
@@ -78,7 +99,24 @@ struct server {
     uint64_t create_index;
     struct strlist retry_join;     /* active list */
     struct strlist retry_join_cfg; /* the "compose file" list, copied on start */
-    char **log;                    /* ring of SIM_LOG_MAX lines */
+    /* Leader loss as this follower sees it: it names stale_leader until forget_leader_sim. */
+    const struct server *stale_leader;
+    int64_t forget_leader_sim;
+    /* Raft state found in the data dir at start: the cluster id it belongs to ("" = none). A
+     * server started with another cluster's state chases its old peers and never joins. */
+    char data_cluster[40];
+    char data_cluster_cfg[40]; /* applied on the next start */
+    struct strlist old_peers;
+    bool chasing;
+    char next_name[SIM_NAME_MAX]; /* a new node name, applied on the next start ("" = none) */
+    bool snapshot_cfg;       /* the data dir holds a serf snapshot (default): a member rejoins */
+    bool isolated;           /* restarted without one: running, failed to the others */
+    int restart;             /* enum restart_policy */
+    int64_t restart_at_mono; /* a pending restart after the agent exited (0 = none) */
+    int64_t started_wall;    /* wall ms of the last start, for docker ps */
+    uint64_t starts;
+    int cluster_fd[2]; /* with --cluster-ports: listeners on 8300 and 8301 (-1 = closed) */
+    char **log;        /* ring of SIM_LOG_MAX lines */
     size_t log_head;
     size_t log_n;
     uint64_t log_total;
@@ -163,6 +201,8 @@ struct dc_options {
     char name[32];
     double speed;
     int64_t stabilization_ms;
+    uint64_t seed;      /* for the random timeouts */
+    bool cluster_ports; /* also listen on 8300 (server RPC) and 8301 (serf LAN) */
     bool demo_data;
     bool quiet;
     bool exit_on_stdin_eof;
@@ -191,16 +231,25 @@ struct dc {
     uint64_t idx_kv;
     uint64_t idx_catalog;
     uint64_t idx_raft;
-    int64_t sim_now; /* simulated ms, advanced by the ticker at `speed` */
+    int64_t sim_now; /* simulated ms, advanced by dc_clock at `speed` */
+    double sim_frac; /* the fraction of a simulated ms not yet counted */
     int64_t last_tick_mono;
     int64_t leader_lost_mono;
+    uint64_t rng;            /* splitmix64 state, from opt.seed */
+    int64_t election_at_sim; /* when the pending election ends (-1 = none pending) */
+    int64_t election_timeouts[SIM_ELECTION_HISTORY]; /* the last timeouts drawn, oldest first */
+    size_t n_election_timeouts;
+    int64_t leaderless_sim_ms; /* simulated ms without a leader since the start */
+    char cluster_id[37];       /* written into a server's data dir by the docker stand-in */
     uint64_t requests_total;
     uint64_t requests_without_token;
     struct counts by_path;   /* agent API requests per decoded path */
     struct counts by_method; /* ... and per HTTP method */
     atomic_bool shutdown;
-    pthread_t ticker;
+    pthread_t ticker; /* the model's clock (dc_tick every 5 ms) */
     bool ticker_started;
+    pthread_t syncer; /* listener starts and stops */
+    bool syncer_started;
     struct mg_context *control_ctx;
     char control_ip[64];
     int control_port;
@@ -219,10 +268,26 @@ uint64_t dc_res_index(const struct dc *dc, unsigned res);
 void dc_log(struct server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool server_up(const struct server *s);
-/* The leader as this agent knows it, or NULL. */
-struct server *dc_agent_leader(const struct dc *dc, const struct server *s);
-/* Recomputes the raft leader from the voters that are up. */
+/* Up, a member, and in contact with the others (not restarted without its serf snapshot):
+ * what counts for quorum, and the view an agent has of the cluster. */
+bool server_in_cluster(const struct server *s);
+/* The leader as this agent names it (in /v1/status/leader, X-Consul-KnownLeader), or NULL:
+ * for a while after the leader is lost a follower still names it. */
+const struct server *dc_agent_leader(const struct dc *dc, const struct server *s);
+/* The leader that can answer this agent's forwarded requests now, or NULL. */
+const struct server *dc_serving_leader(const struct dc *dc, const struct server *s);
+/* Waits (dc->mu held) until s has a serving leader, at most rpc_hold_timeout / speed.
+ * Returns true when it has one. */
+bool dc_hold_for_leader(struct dc *dc, const struct server *s);
+/* Recomputes leadership: keeps a leader with quorum, loses one without, and elects one an
+ * election timeout after quorum is there without a leader. */
 void dc_recompute(struct dc *dc);
+/* Elects a leader at once when quorum holds (the initial cluster, already formed). */
+void dc_elect_now(struct dc *dc);
+/* Applies a restart policy name ("no", "always", "unless-stopped", "on-failure"); -1 when
+ * the name is unknown. */
+int restart_policy_parse(const char *name);
+const char *restart_policy_name(int policy);
 /* Creates a server (not yet in dc, no listeners). retry_join may be NULL. */
 struct server *server_new(struct dc *dc, const char *name, const char *ip,
                           const struct strlist *retry_join);
@@ -244,7 +309,12 @@ int dc_force_leave(struct dc *dc, const char *node, bool prune);
 int dc_raft_remove(struct dc *dc, const char *id, const char *address);
 /* Moves leadership to the voter with that id (or any other up voter); -1 when impossible. */
 int dc_transfer_leader(struct dc *dc, const char *id);
-/* One ticker step: retry joins, raft reconcile, autopilot promotion. */
+/* Advances the simulated clock to now (elapsed real time × speed). */
+void dc_clock(struct dc *dc);
+/* The simulated time now, without advancing the clock. */
+int64_t dc_sim_time(const struct dc *dc);
+/* One ticker step: the clock, restarts, retry joins, forgotten leaders, elections, raft
+ * reconcile, autopilot promotion. */
 void dc_tick(struct dc *dc);
 int dc_client_add(struct dc *dc, const char *name, const char *ip);
 void dc_client_set_status(struct dc *dc, struct client *c, int serf_status);
@@ -342,6 +412,12 @@ void web_stop(struct mg_context *ctx, const char *ip);
 int listener_sync(struct server *s, char *err, size_t errlen);
 /* Stops both listeners (shutdown). */
 void listener_stop_all(struct server *s);
+
+/* ---- ports.c: plain TCP listeners on 8300 and 8301 (--cluster-ports), for port checks ---- */
+/* Opens or closes them to match want (s->lmu held). */
+void cluster_ports_sync(struct server *s, bool want);
+/* Accepts and closes what connected (s->lmu held). */
+void cluster_ports_drain(struct server *s);
 
 /* ---- agent_api.c / agent_read.c ---- */
 int agent_handler(struct mg_connection *conn, void *cbdata);

@@ -398,7 +398,9 @@ listener_sync(struct server *s, char *err, size_t errlen)
     bool want_metrics = s->host_up && !down;
     int port = s->http_port;
     int mport = s->metrics_port;
+    bool want_cluster = want_agent && dc->opt.cluster_ports;
     pthread_mutex_unlock(&dc->mu);
+    cluster_ports_sync(s, want_cluster);
     if (!want_agent && s->agent_ctx) {
         web_stop(s->agent_ctx, s->ip);
         s->agent_ctx = NULL;
@@ -451,5 +453,6 @@ listener_stop_all(struct server *s)
     web_stop(s->metrics_ctx, s->ip);
     s->agent_ctx = NULL;
     s->metrics_ctx = NULL;
+    cluster_ports_sync(s, false);
     pthread_mutex_unlock(&s->lmu);
 }
