@@ -58,4 +58,14 @@ void api_kv_add_value(cJSON *obj, const void *data, size_t len);
  * owns the result. */
 cJSON *api_kv_value_json(const struct consul_kv *kv);
 
+/* api_nodes.c: the inventory (reads: viewer; changes, host keys, import: admin) */
+int api_nodes_list(struct req *r);
+int api_nodes_get(struct req *r);
+int api_nodes_create(struct req *r);
+int api_nodes_update(struct req *r);
+int api_nodes_delete(struct req *r);
+int api_nodes_hostkey(struct req *r);
+int api_nodes_trust(struct req *r);
+int api_nodes_import(struct req *r);
+
 #endif

@@ -21,6 +21,7 @@
 #include "consul.h"
 #include "events.h"
 #include "http.h"
+#include "inventory.h"
 #include "slots.h"
 #include "store.h"
 #include "util.h"
@@ -439,6 +440,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
             consul_client_free(app.consul);
             return 1;
         }
+        inventory_publish_expected(s, app.watch);
     }
     char err[512];
     int port = 0;
