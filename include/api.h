@@ -68,4 +68,14 @@ int api_nodes_hostkey(struct req *r);
 int api_nodes_trust(struct req *r);
 int api_nodes_import(struct req *r);
 
+/* api_jobs.c: jobs (request: operator; reads: viewer; approve/reject: approver; cancel: the
+ * requester or an approver) */
+int api_jobs_create(struct req *r);
+int api_jobs_list(struct req *r);
+int api_jobs_get(struct req *r);
+int api_jobs_log(struct req *r);
+int api_jobs_approve(struct req *r);
+int api_jobs_reject(struct req *r);
+int api_jobs_cancel(struct req *r);
+
 #endif

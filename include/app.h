@@ -11,6 +11,7 @@ struct consul_client;
 struct watch;
 struct events;
 struct slots;
+struct jobs;
 
 struct app {
     struct config *cfg;
@@ -18,6 +19,7 @@ struct app {
     struct watch *watch;
     struct events *events;
     struct slots *blocking_reads; /* blocking proxied reads per user (NULL = unlimited) */
+    struct jobs *jobs;            /* the job engine (NULL in commands other than serve) */
     int64_t started_at_ms;
 };
 

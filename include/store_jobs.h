@@ -140,6 +140,11 @@ int store_job_next_queued(struct store *s, int diagnose, int64_t *id);
  * or 0. */
 int store_job_rollback_of(struct store *s, int64_t target, int64_t *id);
 
+/* Adds an involved node to a job (once). */
+int store_job_add_node(struct store *s, int64_t job, const char *node);
+/* The number of undo records of kind (NULL: any) of a job. */
+int store_job_undo_count(struct store *s, int64_t job, const char *kind, int64_t *n);
+
 /* The involved node names of a job in name order (cb gets each, borrowed). */
 typedef int (*store_text_cb)(const char *text, void *ctx);
 int store_job_nodes(struct store *s, int64_t job, store_text_cb cb, void *ctx);

@@ -1444,10 +1444,9 @@ prep_rollback(struct prep *st)
         pc_add(st, "target", NULL, 0, 1, "there is no job %lld", (long long)st->req->target);
         return;
     }
-    if (strcmp(t.state, "failed") != 0 && strcmp(t.state, "interrupted") != 0 &&
-        strcmp(t.state, "cancelled") != 0) {
+    if (strcmp(t.state, "failed") != 0 && strcmp(t.state, "interrupted") != 0) {
         pc_add(st, "target", NULL, 0, 1,
-               "job %lld is %s: only a failed, interrupted or cancelled job is rolled back",
+               "job %lld is %s: only a failed or interrupted job is rolled back",
                (long long)t.id, t.state);
     } else if (strcmp(t.type, "diagnose") == 0 || strcmp(t.type, "rollback") == 0) {
         pc_add(st, "target", NULL, 0, 1, "job %lld is a %s: it has nothing to roll back",

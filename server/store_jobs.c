@@ -350,8 +350,7 @@ store_job_insert(struct store *s, const struct store_job *j, const char *const *
     }
     int64_t id = sqlite3_last_insert_rowid(store_sqlite(s));
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-        rc = exec_b(s, 0, "INSERT OR IGNORE INTO job_nodes (node, job_id) VALUES (?1, ?2)", "ti",
-                    nodes[i], id);
+        rc = store_job_add_node(s, id, nodes[i]);
     }
     if (rc == STORE_OK && id_out) {
         *id_out = id;
@@ -506,6 +505,35 @@ store_job_rollback_of(struct store *s, int64_t target, int64_t *id)
     int rc = STORE_ERROR;
     if (sqlite3_step(st) == SQLITE_ROW) {
         *id = sqlite3_column_int64(st, 0);
+        rc = STORE_OK;
+    }
+    store_finish(s, st);
+    return rc;
+}
+
+int
+store_job_add_node(struct store *s, int64_t job, const char *node)
+{
+    return exec_b(s, 0, "INSERT OR IGNORE INTO job_nodes (node, job_id) VALUES (?1, ?2)", "ti",
+                  node, job);
+}
+
+int
+store_job_undo_count(struct store *s, int64_t job, const char *kind, int64_t *n)
+{
+    sqlite3_stmt *st;
+    *n = 0;
+    if (store_prepare(s,
+                      "SELECT count(*) FROM job_undo WHERE job_id = ?1 AND (?2 IS NULL OR kind = "
+                      "?2)",
+                      &st)) {
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, job);
+    store_bind_text(st, 2, kind);
+    int rc = STORE_ERROR;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *n = sqlite3_column_int64(st, 0);
         rc = STORE_OK;
     }
     store_finish(s, st);
