@@ -332,7 +332,7 @@ standin(const char *name, int argc, char **argv)
 
 struct node {
     char name[16];
-    char ip[16];
+    char ip[32];
     struct sshd_node sshd;
     struct sshd_fp fp;
     char root[300]; /* stands in for / on this node */
@@ -389,35 +389,43 @@ write_text(const char *path, const char *text)
     return 0;
 }
 
+/* Starts node i's sshd; dir, bin, key and control are the fixture's (copied by the caller so
+ * that nothing here aliases the node). */
 static int
-node_start(struct ctx *c, struct node *n, int i)
+node_start(const char *dir, const char *bin, const char *key, const char *control, struct node *n,
+           unsigned i)
 {
-    snprintf(n->name, sizeof(n->name), i < N_SERVERS ? "consul-%d" : "spare-%d", i + 1);
-    snprintf(n->ip, sizeof(n->ip), "127.0.0.%d", 101 + i);
-    snprintf(n->root, sizeof(n->root), "%s/%s", c->dir, n->name);
+    char root[300], name[16], ip[32];
+    snprintf(name, sizeof(name), i < N_SERVERS ? "consul-%u" : "spare-%u", (i + 1) % 100);
+    snprintf(ip, sizeof(ip), "127.0.0.%u", 101 + i % 100);
+    snprintf(root, sizeof(root), "%s/%s", dir, name);
+    memcpy(n->name, name, sizeof(name));
+    memcpy(n->ip, ip, sizeof(ip));
+    memcpy(n->root, root, sizeof(root));
     char extra[2048], pub[300];
-    snprintf(pub, sizeof(pub), "%s.pub", c->key);
+    snprintf(pub, sizeof(pub), "%s.pub", key);
     snprintf(extra, sizeof(extra),
              "SetEnv PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin NODE_DIR=%s NODE_IP=%s NODE_NAME=%s "
              "SIM_CONTROL=%s ASAN_OPTIONS=detect_leaks=0",
-             c->bin, n->root, n->ip, n->name, c->sim->control);
-    struct sshd_opts o = {.addr = n->ip, .authorized_key = pub, .extra_config = extra};
+             bin, root, ip, name, control);
+    struct sshd_opts o = {.addr = ip, .authorized_key = pub, .extra_config = extra};
     if (sshd_start(&n->sshd, &o) || sshd_fingerprint(n->sshd.host_key_pub, &n->fp)) {
         return -1;
     }
-    char d[400];
-    snprintf(d, sizeof(d), "%s%s", n->root, DATA_REL);
+    char d[400], compose[400];
+    snprintf(d, sizeof(d), "%s%s", root, DATA_REL);
     if (mkdirs(d)) {
         return -1;
     }
-    snprintf(n->compose, sizeof(n->compose), "%s%s/docker-compose.yaml", n->root, COMPOSE_REL);
+    snprintf(compose, sizeof(compose), "%s%s/docker-compose.yaml", root, COMPOSE_REL);
+    memcpy(n->compose, compose, sizeof(compose));
     if (i < N_SERVERS) {
-        snprintf(d, sizeof(d), "%s%s", n->root, COMPOSE_REL);
-        char *t = server_compose(n->ip);
-        int rc = mkdirs(d) || write_text(n->compose, t);
+        snprintf(d, sizeof(d), "%s%s", root, COMPOSE_REL);
+        char *t = server_compose(ip);
+        int rc = mkdirs(d) || write_text(compose, t);
         free(t);
         char run[400];
-        snprintf(run, sizeof(run), "%s/running", n->root);
+        snprintf(run, sizeof(run), "%s/running", root);
         if (rc || write_text(run, "")) {
             return -1;
         }
@@ -543,8 +551,13 @@ group_setup(void **state)
     if (!c->sim) {
         return -1;
     }
-    for (int i = 0; i < N_NODES; i++) {
-        if (node_start(c, &c->nodes[i], i)) {
+    char dir[128], bin[200], key[256], control[96];
+    snprintf(dir, sizeof(dir), "%s", c->dir);
+    snprintf(bin, sizeof(bin), "%s", c->bin);
+    snprintf(key, sizeof(key), "%s", c->key);
+    snprintf(control, sizeof(control), "%s", c->sim->control);
+    for (unsigned i = 0; i < N_NODES; i++) {
+        if (node_start(dir, bin, key, control, &c->nodes[i], i)) {
             return -1;
         }
     }
