@@ -1235,6 +1235,28 @@ test_approval_not_required(void **state)
     assert_state(job, "succeeded");
     cJSON_Delete(job);
     assert_true(sim_voters(c, 4, 5000));
+    /* and out again the seed's way: every server stops; the leaderless time is measured */
+    r = client_req(c->op, "POST", "/api/jobs",
+                   "{\"type\":\"node-remove\",\"node\":\"spare-4\",\"strategy\":"
+                   "\"full-restart\",\"reason\":\"the seed's way\"}");
+    assert_int_equal(r.status, 201);
+    id = job_id(&r);
+    resp_free(&r);
+    job = job_wait(c, id, NULL, 120000);
+    assert_state(job, "succeeded");
+    const cJSON *ls = cJSON_GetObjectItem(cJSON_GetObjectItem(job, "result"), "leaderless_s");
+    assert_true(cJSON_IsNumber(ls));
+    assert_true(ls->valuedouble > 0);
+    int downs = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(job, "steps"))
+    {
+        downs += strstr(json_get_str(s, "command", ""), " down") != NULL;
+    }
+    assert_int_equal(downs, 4);
+    cJSON_Delete(job);
+    assert_files(c);
+    assert_true(sim_voters(c, 3, 10000));
 }
 
 int
