@@ -52,8 +52,8 @@ struct jobs_user {
 
 /* A request (borrowed). target: the job a rollback undoes. */
 struct jobs_request {
-    const char *type; /* node-add, node-remove, rollback, diagnose */
-    const char *node; /* the inventory node (NULL for a rollback: the target's node) */
+    const char *type;     /* node-add, node-remove, rollback, diagnose */
+    const char *node;     /* the inventory node (NULL for a rollback: the target's node) */
     const char *strategy; /* rolling (default) or full-restart; NULL for the others */
     const char *reason;
     int fix_trap;

@@ -37,7 +37,10 @@ struct store_log_line;
 /* The file every server's membership lives in, under its compose_dir. */
 #define PROC_COMPOSE_FILE "docker-compose.yaml"
 /* Ports tested from a new node to every server (HTTP API, exporter, raft, serf LAN). */
-#define PROC_PORTS {8500, 9107, 8300, 8301}
+#define PROC_PORTS                                                                                 \
+    {                                                                                              \
+        8500, 9107, 8300, 8301                                                                     \
+    }
 #define PROC_RAFT_PORT 8300
 /* The oldest docker and docker-compose the seed document accepts on a new node. */
 #define PROC_DOCKER_MIN "19.03"
@@ -105,11 +108,11 @@ struct proc_ctx {
     int64_t job_id;
     const struct proc_runner *run;
     struct proc_limits lim;
-    const atomic_int *abort;  /* PROC_ABORT_CANCEL: a person cancelled (stop, then roll back);
-                                 PROC_ABORT_STOP: consulate is shutting down (stop, the job is
-                                 left interrupted); 0: carry on. Raising it also ends a
-                                 running remote command. May be NULL. */
-    const char *secret;       /* a value never to appear in a log line (the Consul token) */
+    const atomic_int *abort; /* PROC_ABORT_CANCEL: a person cancelled (stop, then roll back);
+                                PROC_ABORT_STOP: consulate is shutting down (stop, the job is
+                                left interrupted); 0: carry on. Raising it also ends a
+                                running remote command. May be NULL. */
+    const char *secret;      /* a value never to appear in a log line (the Consul token) */
     void (*on_log)(void *arg, const struct store_log_line *l);
     void (*on_change)(void *arg);
     void *arg;
@@ -118,7 +121,7 @@ struct proc_ctx {
 
 /* What is asked. node is the inventory name; for a rollback, target is the job to undo. */
 struct proc_request {
-    const char *type;     /* "node-add", "node-remove", "rollback", "diagnose" */
+    const char *type; /* "node-add", "node-remove", "rollback", "diagnose" */
     const char *node;
     const char *strategy; /* "rolling" or "full-restart" (NULL = rolling) */
     int fix_trap;         /* the backslash trap is fixed as part of the change */

@@ -27,18 +27,18 @@ enum pstep_kind {
 
 struct pstep {
     enum pstep_kind kind;
-    int group;                    /* > 0: runs in parallel with the neighbours of its group */
+    int group;                     /* > 0: runs in parallel with the neighbours of its group */
     const struct store_node *node; /* borrowed from the plan's inventory; NULL: no node */
     char *title;
     int has_cmd;
     struct sh_cmd cmd;
-    int any_exit;      /* PS_CMD: every exit status is accepted */
-    int readonly;      /* changes nothing: no attempt entry before it, no rollback after it */
+    int any_exit;        /* PS_CMD: every exit status is accepted */
+    int readonly;        /* changes nothing: no attempt entry before it, no rollback after it */
     struct buf *capture; /* when set, the output lines (or the file read) are kept here */
-    int starts_outage; /* full-restart: the leaderless window starts here */
+    int starts_outage;   /* full-restart: the leaderless window starts here */
     char *path, *path2;
     char *path3; /* PS_UNDO_MOVE: where what now occupies path is moved first */
-    char *data; /* PS_WRITE: the new content; PS_RESTORE_FILE: the old one */
+    char *data;  /* PS_WRITE: the new content; PS_RESTORE_FILE: the old one */
     size_t len;
     int existed; /* PS_WRITE / PS_RESTORE_FILE: the file existed before */
     char *orig;  /* PS_WRITE: the content read by prepare (checked again before writing) */
@@ -93,7 +93,7 @@ int cmd_compose_up(struct sh_cmd *cmd, const char *file);
 int cmd_compose_down(struct sh_cmd *cmd, const char *file);
 int cmd_hostname(struct sh_cmd *cmd);
 int cmd_test(struct sh_cmd *cmd, const char *flag, const char *path); /* test -d|-e path */
-int cmd_ls(struct sh_cmd *cmd, const char *path);                   /* ls -A path */
+int cmd_ls(struct sh_cmd *cmd, const char *path);                     /* ls -A path */
 int cmd_mv(struct sh_cmd *cmd, const char *from, const char *to);
 int cmd_cp(struct sh_cmd *cmd, const char *from, const char *to); /* cp -p */
 int cmd_mkdir(struct sh_cmd *cmd, const char *dir);               /* mkdir -p */

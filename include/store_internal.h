@@ -24,8 +24,7 @@ int store_step_done(struct store *s, sqlite3_stmt *st);
 /* Runs a constant statement that returns no rows. types names the arguments in ap, one letter
  * each: 't' text (NULL binds NULL), 'i' int64_t, 'n' int. With must_change, a statement that
  * changed no row returns STORE_NOT_FOUND; a constraint violation is STORE_CONFLICT. */
-int store_exec_v(struct store *s, int must_change, const char *sql, const char *types,
-                 va_list ap);
+int store_exec_v(struct store *s, int must_change, const char *sql, const char *types, va_list ap);
 /* One-row one-integer query with an optional text parameter ?1. */
 int store_query_int(struct store *s, const char *sql, const char *param, int64_t *n);
 /* One-row one-text query with ?1 bound to tparam (text) or, when it is NULL, to iparam.

@@ -53,8 +53,7 @@ int store_node_insert(struct store *s, const struct store_node *n, int64_t now);
  * (address taken). */
 int store_node_update(struct store *s, const struct store_node *n, int unpin, int64_t now);
 int store_node_delete(struct store *s, const char *name);
-int store_node_set_server_state(struct store *s, const char *name, const char *state,
-                                int64_t now);
+int store_node_set_server_state(struct store *s, const char *name, const char *state, int64_t now);
 /* Pins the host key (type, bits, fingerprint) as confirmed by user at now. */
 int store_node_pin(struct store *s, const char *name, const char *type, int bits,
                    const char *fingerprint, const char *user, int64_t now);
@@ -66,7 +65,7 @@ int store_node_busy(struct store *s, const char *node, int64_t *job_id);
 
 struct store_job {
     int64_t id;
-    char type[16];     /* node-add, node-remove, rollback, diagnose */
+    char type[16]; /* node-add, node-remove, rollback, diagnose */
     char *node;
     char strategy[16]; /* rolling, full-restart, "" = none */
     char state[24];
@@ -95,8 +94,8 @@ void store_job_clear(struct store_job *j);
 /* Inserts j (type, node, strategy, state, reason, options, target_job, requested_by,
  * requested_at, plan, prechecks, result; NULL JSON texts take their defaults) with the n
  * involved node names; *id_out gets the new id. */
-int store_job_insert(struct store *s, const struct store_job *j, const char *const *nodes,
-                     size_t n, int64_t *id_out);
+int store_job_insert(struct store *s, const struct store_job *j, const char *const *nodes, size_t n,
+                     int64_t *id_out);
 int store_job_get(struct store *s, int64_t id, struct store_job *out);
 
 /* A change of some columns. NULL strings and 0 times leave a column as it is;
@@ -177,7 +176,7 @@ struct store_log_line {
     int64_t job_id;
     int64_t line;
     int64_t ts;
-    const char *node; /* "" = not about one node */
+    const char *node;   /* "" = not about one node */
     const char *stream; /* info, stdout, stderr, error */
     const char *text;
 };

@@ -38,7 +38,7 @@ struct watch_snap {
     char *health; /* the /api/health document */
     size_t health_len;
     int reachable;
-    uint64_t version; /* 1, 2, … per rebuild that changed a text */
+    uint64_t version;                  /* 1, 2, … per rebuild that changed a text */
     const struct cluster_model *model; /* the parsed model the texts were rendered from
                                           (owned by the snapshot, read-only); the job
                                           prechecks and the gate read it */

@@ -157,8 +157,8 @@ blank(const char *s)
 static int
 request_read(struct req *r, const cJSON *in, struct jobs_request *req)
 {
-    static const char *const allowed[] = {"type", "node", "strategy", "reason", "options", "job",
-                                          NULL};
+    static const char *const allowed[] = {"type",    "node", "strategy", "reason",
+                                          "options", "job",  NULL};
     memset(req, 0, sizeof(*req));
     if (check_fields(r, in, allowed)) {
         return -1;
@@ -192,8 +192,8 @@ request_read(struct req *r, const cJSON *in, struct jobs_request *req)
         }
         req->target = (int64_t)v;
     } else {
-        const char *p = cJSON_IsString(node) ? inventory_name_problem(node->valuestring)
-                                             : "is required";
+        const char *p =
+            cJSON_IsString(node) ? inventory_name_problem(node->valuestring) : "is required";
         if (p) {
             http_reply_error(r, 400, "invalid_field", "field 'node' %s", p);
             return -1;
@@ -209,8 +209,9 @@ request_read(struct req *r, const cJSON *in, struct jobs_request *req)
     if (strategy && !cJSON_IsNull(strategy)) {
         const char *s = cJSON_IsString(strategy) ? strategy->valuestring : "";
         if (!add_remove) {
-            http_reply_error(r, 400, "invalid_field", "field 'strategy' is only for node-add and "
-                                                      "node-remove");
+            http_reply_error(r, 400, "invalid_field",
+                             "field 'strategy' is only for node-add and "
+                             "node-remove");
             return -1;
         }
         if (strcmp(s, "rolling") != 0 && strcmp(s, "full-restart") != 0) {
@@ -320,10 +321,9 @@ out:
 static int
 valid_state(const char *s)
 {
-    static const char *const states[] = {"awaiting_approval", "queued",      "running",
-                                         "succeeded",         "failed",      "cancelled",
-                                         "rolled_back",       "rejected",    "interrupted",
-                                         NULL};
+    static const char *const states[] = {
+        "awaiting_approval", "queued",      "running",  "succeeded",   "failed",
+        "cancelled",         "rolled_back", "rejected", "interrupted", NULL};
     for (const char *const *p = states; *p; p++) {
         if (strcmp(s, *p) == 0) {
             return 1;
@@ -344,8 +344,8 @@ static int
 list_cb(const struct store_job *job, void *ctx)
 {
     struct list_ctx *l = ctx;
-    cJSON_AddItemToArray(l->arr, jobs_json(l->r->db, job, JOBS_VIEW_LIST, &l->u,
-                                           l->r->app->cfg->approval_required));
+    cJSON_AddItemToArray(
+        l->arr, jobs_json(l->r->db, job, JOBS_VIEW_LIST, &l->u, l->r->app->cfg->approval_required));
     l->n++;
     l->last = job->id;
     return 0;
@@ -400,8 +400,8 @@ api_jobs_list(struct req *r)
         goto out;
     }
     if (node && *node && inventory_name_problem(node)) {
-        status = http_reply_error(r, 400, "invalid_parameter",
-                                  "parameter 'node' must be a node name");
+        status =
+            http_reply_error(r, 400, "invalid_parameter", "parameter 'node' must be a node name");
         goto out;
     }
     if (query_int(r, "before_id", 1, INT64_MAX, &before) ||
@@ -486,16 +486,17 @@ api_jobs_log(struct req *r)
     int json = format && strcmp(format, "json") == 0;
     if (format && !json && strcmp(format, "text") != 0) {
         free(format);
-        return http_reply_error(r, 400, "invalid_parameter", "parameter 'format' must be json "
-                                                             "or text");
+        return http_reply_error(r, 400, "invalid_parameter",
+                                "parameter 'format' must be json "
+                                "or text");
     }
     free(format);
     struct store_job job;
     int rc = store_job_get(r->db, id, &job);
     if (rc != STORE_OK) {
-        return rc == STORE_NOT_FOUND ? http_reply_error(r, 404, "not_found", "no job %lld",
-                                                        (long long)id)
-                                     : http_reply_error(r, 500, "internal", "database error");
+        return rc == STORE_NOT_FOUND
+                   ? http_reply_error(r, 404, "not_found", "no job %lld", (long long)id)
+                   : http_reply_error(r, 500, "internal", "database error");
     }
     store_job_clear(&job);
     struct log_ctx c = {.last = after};
@@ -515,8 +516,8 @@ api_jobs_log(struct req *r)
     } else {
         char hdr[64];
         snprintf(hdr, sizeof(hdr), "X-Log-Last-Line: %lld\r\n", (long long)c.last);
-        status = http_reply(r, 200, "text/plain; charset=utf-8", hdr, c.text.data ? c.text.data : "",
-                            c.text.len);
+        status = http_reply(r, 200, "text/plain; charset=utf-8", hdr,
+                            c.text.data ? c.text.data : "", c.text.len);
     }
     buf_free(&c.text);
     return status;

@@ -203,9 +203,9 @@ refresh_expected(struct req *r)
 int
 api_nodes_create(struct req *r)
 {
-    static const char *const allowed[] = {"name",        "address",  "ssh_port",     "ssh_user",
-                                          "ssh_key_path", "compose_dir", "data_dir",
-                                          "server_state", NULL};
+    static const char *const allowed[] = {"name",     "address",      "ssh_port",
+                                          "ssh_user", "ssh_key_path", "compose_dir",
+                                          "data_dir", "server_state", NULL};
     cJSON *in = http_json_body(r);
     if (!in) {
         return r->status;
@@ -227,8 +227,8 @@ api_nodes_create(struct req *r)
     const char *have[] = {ni.address, ni.ssh_user, ni.ssh_key_path};
     for (size_t i = 0; i < ARRAY_LEN(required); i++) {
         if (!have[i]) {
-            status = http_reply_error(r, 400, "invalid_field", "field '%s' is required",
-                                      required[i]);
+            status =
+                http_reply_error(r, 400, "invalid_field", "field '%s' is required", required[i]);
             goto out;
         }
     }
@@ -251,8 +251,8 @@ api_nodes_create(struct req *r)
         store_rollback(r->db);
         struct store_node other;
         if (store_node_get(r->db, name, &other) == STORE_OK) {
-            status = http_reply_error(r, 409, "node_exists", "a node named '%s' already exists",
-                                      name);
+            status =
+                http_reply_error(r, 409, "node_exists", "a node named '%s' already exists", name);
             store_node_clear(&other);
         } else {
             status = http_reply_error(r, 409, "node_exists",
@@ -469,8 +469,9 @@ probe(struct req *r, const struct store_node *n, const char *type, struct ssh_ho
     int rc = ssh_probe(n->address, (uint16_t)n->ssh_port, type,
                        r->app->cfg->jobs_ssh_connect_timeout_ms, k, &err);
     if (rc != SSH_OK) {
-        http_reply_error(r, 502, "ssh_unreachable", "cannot read the host key of %s at %s port %d: %s",
-                         n->name, n->address, n->ssh_port, err.message);
+        http_reply_error(r, 502, "ssh_unreachable",
+                         "cannot read the host key of %s at %s port %d: %s", n->name, n->address,
+                         n->ssh_port, err.message);
         return -1;
     }
     return 0;
@@ -501,8 +502,8 @@ api_nodes_hostkey(struct req *r)
     } else {
         cJSON_AddNullToObject(j, "pinned");
     }
-    cJSON_AddBoolToObject(j, "matches", n.host_key_fingerprint &&
-                                            strcmp(n.host_key_fingerprint, k.fingerprint) == 0);
+    cJSON_AddBoolToObject(
+        j, "matches", n.host_key_fingerprint && strcmp(n.host_key_fingerprint, k.fingerprint) == 0);
     status = http_reply_json(r, 200, j);
 out:
     store_node_clear(&n);
@@ -611,7 +612,8 @@ api_nodes_trust(struct req *r)
     }
     store_node_clear(&now);
     if (store_node_get(r->db, name, &now) != STORE_OK) {
-        status = http_reply_error(r, 500, "internal", "key pinned but the node cannot be read back");
+        status =
+            http_reply_error(r, 500, "internal", "key pinned but the node cannot be read back");
         goto out;
     }
     status = reply_node(r, 200, &now);
@@ -639,8 +641,8 @@ skip(struct import_ctx *ic, const char *name, const char *why)
 int
 api_nodes_import(struct req *r)
 {
-    static const char *const allowed[] = {"ssh_user", "ssh_key_path", "ssh_port", "compose_dir",
-                                          "data_dir", NULL};
+    static const char *const allowed[] = {"ssh_user",    "ssh_key_path", "ssh_port",
+                                          "compose_dir", "data_dir",     NULL};
     cJSON *in = http_json_body(r);
     if (!in) {
         return r->status;

@@ -72,8 +72,7 @@ gate_check_model(const struct cluster_model *m, const struct gate_expect *e, cha
         for (k = 0; k < e->n && !cluster_host_equal(s->address, e->addrs[k]); k++) {
         }
         if (k == e->n) {
-            snprintf(why, whylen, "%s (%s) is in raft but not expected there", s->node,
-                     s->address);
+            snprintf(why, whylen, "%s (%s) is in raft but not expected there", s->node, s->address);
             return 0;
         }
     }
@@ -97,15 +96,15 @@ fields(char *line, char **f, size_t max)
 {
     size_t n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(line, " \t\r", &save); t && n < max; t = strtok_r(NULL, " \t\r", &save)) {
+    for (char *t = strtok_r(line, " \t\r", &save); t && n < max;
+         t = strtok_r(NULL, " \t\r", &save)) {
         f[n++] = t;
     }
     return n;
 }
 
 int
-gate_parse_list_peers(const char *text, struct gate_peer **out, size_t *n, char *why,
-                      size_t whylen)
+gate_parse_list_peers(const char *text, struct gate_peer **out, size_t *n, char *why, size_t whylen)
 {
     *out = NULL;
     *n = 0;
@@ -124,8 +123,9 @@ gate_parse_list_peers(const char *text, struct gate_peer **out, size_t *n, char 
             if (nf < 5 || strcmp(f[0], "Node") != 0 || strcmp(f[1], "ID") != 0 ||
                 strcmp(f[2], "Address") != 0 || strcmp(f[3], "State") != 0 ||
                 strcmp(f[4], "Voter") != 0) {
-                snprintf(why, whylen, "list-peers printed no 'Node ID Address State Voter' "
-                                      "header");
+                snprintf(why, whylen,
+                         "list-peers printed no 'Node ID Address State Voter' "
+                         "header");
                 goto out;
             }
             header = 1;
@@ -250,8 +250,9 @@ gate_wait(struct proc_ctx *x, const struct gate_expect *e, int timeout_ms, cJSON
     int64_t t0 = run->now_ms(run->ctx), last_peers = t0 - PEERS_EVERY_MS;
     char why[600] = "", said[600] = "", leader[128] = "";
     int rounds = 0, rc, servers = 0;
-    proc_log(x, NULL, "info", "gate: waiting for %zu servers in raft, all voters, one leader, "
-                              "autopilot healthy%s",
+    proc_log(x, NULL, "info",
+             "gate: waiting for %zu servers in raft, all voters, one leader, "
+             "autopilot healthy%s",
              e->n, e->peer_node ? ", and list-peers to agree" : "");
     for (;;) {
         if (proc_interrupted(x)) {
@@ -287,8 +288,7 @@ gate_wait(struct proc_ctx *x, const struct gate_expect *e, int timeout_ms, cJSON
         if (ok) {
             rc = GATE_PASSED;
             proc_log(x, NULL, "info", "gate passed after %.1f s: %d voters, leader %s%s",
-                     (double)el / 1000, servers, leader,
-                     e->peer_node ? ", list-peers agrees" : "");
+                     (double)el / 1000, servers, leader, e->peer_node ? ", list-peers agrees" : "");
             break;
         }
         if (strcmp(why, said) != 0) {

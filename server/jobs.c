@@ -65,8 +65,8 @@ jobs_type_changes(const char *type)
     return type && strcmp(type, "diagnose") != 0;
 }
 
-static void
-set_err(struct jobs_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(struct jobs_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 set_err(struct jobs_error *err, int code, const char *fmt, ...)
@@ -171,8 +171,8 @@ can_json(struct store *db, const struct store_job *job, const struct jobs_user *
     int cancel = in_list(job->state, open) && !job->cancel_requested &&
                  ((mine && u->role >= ROLE_OPERATOR) || u->role >= ROLE_APPROVER);
     int rollback = 0;
-    if (u->role >= ROLE_OPERATOR && in_list(job->state, undoable) &&
-        jobs_type_changes(job->type) && strcmp(job->type, "rollback") != 0) {
+    if (u->role >= ROLE_OPERATOR && in_list(job->state, undoable) && jobs_type_changes(job->type) &&
+        strcmp(job->type, "rollback") != 0) {
         int64_t n = 0, other = 0;
         rollback = store_job_undo_count(db, job->id, NULL, &n) == STORE_OK && n > 0 &&
                    store_job_rollback_of(db, job->id, &other) == STORE_OK && other == 0;
@@ -471,10 +471,10 @@ jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
     struct proc_prep prep;
     proc_prepare(&x, &preq, &prep);
     jobs_runner_free(jr);
-    const char *state = prep.failed                          ? "failed"
-                        : !jobs_type_changes(req->type)      ? "queued"
-                        : cfg->approval_required             ? "awaiting_approval"
-                                                             : "queued";
+    const char *state = prep.failed                     ? "failed"
+                        : !jobs_type_changes(req->type) ? "queued"
+                        : cfg->approval_required        ? "awaiting_approval"
+                                                        : "queued";
     char *plan = json_print(prep.plan);
     char *pcs = json_print(prep.prechecks);
     cJSON *res = cJSON_CreateObject();
@@ -660,10 +660,11 @@ jobs_cancel(struct jobs *j, struct store *db, int64_t id, const struct jobs_user
     cJSON_AddStringToObject(d, "type", job.type);
     cJSON_AddStringToObject(d, "node", job.node);
     cJSON_AddStringToObject(d, "state_was", job.state);
-    cJSON_AddStringToObject(d, "effect", running ? "the job stops at its next step, its running "
-                                                   "remote command is ended, and what it "
-                                                   "changed is rolled back"
-                                                 : "the job never ran");
+    cJSON_AddStringToObject(d, "effect",
+                            running ? "the job stops at its next step, its running "
+                                      "remote command is ended, and what it "
+                                      "changed is rolled back"
+                                    : "the job never ran");
     struct audit_actor a;
     actor_of(u, &a);
     char tgt[32];
@@ -751,8 +752,8 @@ finish(struct jobs *j, struct store *db, const struct store_job *job, const char
 static int
 start(struct store *db, const struct store_job *job)
 {
-    struct store_job_change ch = {.state = "running", .started_at = time_now_ms(),
-                                  .cancel_requested = -1};
+    struct store_job_change ch = {
+        .state = "running", .started_at = time_now_ms(), .cancel_requested = -1};
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "type", job->type);
     cJSON_AddStringToObject(d, "node", job->node);
@@ -819,16 +820,17 @@ run_job(struct jobs *j, struct store *db, struct slot *slot, int64_t id)
         state = "succeeded";
     } else if (o.end == PROC_STOPPED) {
         state = "interrupted";
-        proc_log(&x, NULL, "info", "consulate is stopping: the job is interrupted; a rollback "
-                                   "is offered once it runs again");
+        proc_log(&x, NULL, "info",
+                 "consulate is stopping: the job is interrupted; a rollback "
+                 "is offered once it runs again");
     } else if ((o.end == PROC_FAILED || o.end == PROC_CANCELLED) && o.changed &&
                jobs_type_changes(job.type) && strcmp(job.type, "rollback") != 0) {
         int cancelled = o.end == PROC_CANCELLED;
         /* a cancel must not stop the rollback it asks for; a shutdown does */
         int expected = PROC_ABORT_CANCEL;
         atomic_compare_exchange_strong(&slot->abort, &expected, 0);
-        proc_log(&x, NULL, "info", "%s: rolling back what changed", cancelled ? "cancelled"
-                                                                               : "the job failed");
+        proc_log(&x, NULL, "info", "%s: rolling back what changed",
+                 cancelled ? "cancelled" : "the job failed");
         struct proc_outcome rb;
         int rrc = proc_rollback(&x, id, &rb);
         cJSON *r = cJSON_AddObjectToObject(o.result, "rollback");
@@ -951,10 +953,9 @@ mark_interrupted(struct store *db)
         target_of(id, tgt);
         int ok = store_begin(db) == STORE_OK;
         ok = ok && store_job_update(db, id, "running", &ch) == STORE_OK;
-        ok = ok && store_job_log_append(db, id, time_now_ms(), NULL, "error", why, NULL) ==
-                       STORE_OK;
-        ok = ok && audit_record(db, &engine_actor, "job.finish", tgt, d, "error", NULL) ==
-                       STORE_OK;
+        ok =
+            ok && store_job_log_append(db, id, time_now_ms(), NULL, "error", why, NULL) == STORE_OK;
+        ok = ok && audit_record(db, &engine_actor, "job.finish", tgt, d, "error", NULL) == STORE_OK;
         ok = ok && store_commit(db) == STORE_OK;
         if (!ok) {
             store_rollback(db);
@@ -996,8 +997,9 @@ jobs_start(struct app *app)
     if (!app->cfg->approval_required) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddBoolToObject(d, "approval_required", 0);
-        cJSON_AddStringToObject(d, "effect", "cluster-changing jobs run without a second "
-                                             "person's approval");
+        cJSON_AddStringToObject(d, "effect",
+                                "cluster-changing jobs run without a second "
+                                "person's approval");
         if (audit_record(db, &engine_actor, "settings.approval_disabled", "approval.required", d,
                          "ok", NULL) != STORE_OK) {
             log_error("jobs: cannot record that approval is disabled; not starting the jobs");

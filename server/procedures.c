@@ -182,8 +182,8 @@ static void pc_add(struct prep *st, const char *name, const char *node, int ok, 
 
 /* Records one precheck result (and logs it); a blocking failure fails the job. */
 static void
-pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking,
-       const char *fmt, ...)
+pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking, const char *fmt,
+       ...)
 {
     char msg[1024];
     va_list ap;
@@ -230,15 +230,15 @@ warn(struct prep *st, const char *fmt, ...)
 struct facts {
     const struct store_node *n;
     int ssh_ok;
-    int running;  /* Consul's container is up */
-    int ps_ok;    /* docker ps answered */
+    int running; /* Consul's container is up */
+    int ps_ok;   /* docker ps answered */
     char *compose_path;
     char *compose; /* the file as read, NULL when absent */
     size_t compose_len;
-    int compose_ok;  /* parsed, and usable (after the trap fix when asked) */
-    char *fixed;     /* compose with the trap fixed (or a copy of compose) */
+    int compose_ok; /* parsed, and usable (after the trap fix when asked) */
+    char *fixed;    /* compose with the trap fixed (or a copy of compose) */
     size_t fixed_len;
-    int trap;        /* the file has the backslash trap */
+    int trap;                    /* the file has the backslash trap */
     struct compose_command *cmd; /* of fixed */
 };
 
@@ -316,8 +316,8 @@ check_ssh(struct prep *st, struct facts *f, int expect_dead)
             pc_add(st, "ssh", n->name, 1, 0, "%s (%s port %d) does not answer: %s", n->name,
                    n->address, n->ssh_port, err.message);
         } else {
-            pc_add(st, "ssh", n->name, 0, 1, "cannot run commands on %s (%s port %d): %s",
-                   n->name, n->address, n->ssh_port, err.message);
+            pc_add(st, "ssh", n->name, 0, 1, "cannot run commands on %s (%s port %d): %s", n->name,
+                   n->address, n->ssh_port, err.message);
         }
         return 0;
     }
@@ -494,8 +494,9 @@ check_cluster(struct prep *st, int need_healthy)
     if (!m || !m->reachable || !m->raft_known) {
         pc_add(st, "cluster", NULL, 0, 1,
                "the live cluster model has no raft configuration (%s); nothing can be planned",
-               !m ? "the watchers are not running" : !m->reachable ? "Consul is unreachable"
-                                                                  : "no leader");
+               !m              ? "the watchers are not running"
+               : !m->reachable ? "Consul is unreachable"
+                               : "no leader");
         return 0;
     }
     if (!need_healthy) {
@@ -512,8 +513,8 @@ check_cluster(struct prep *st, int need_healthy)
     struct gate_expect e = {addrs, names, n, NULL};
     char why[512];
     if (!gate_check_model(m, &e, why, sizeof(why))) {
-        pc_add(st, "cluster_healthy", NULL, 0, 1,
-               "the cluster must be healthy before a change: %s", why);
+        pc_add(st, "cluster_healthy", NULL, 0, 1, "the cluster must be healthy before a change: %s",
+               why);
         return 0;
     }
     pc_add(st, "cluster_healthy", NULL, 1, 1, "%zu voters, leader %s%s", n,
@@ -556,8 +557,9 @@ static void
 gate_step(struct proc_plan *p, const struct store_node *const *nodes, size_t n,
           const struct store_node *peer, const char *why)
 {
-    struct pstep *s = plan_add(p, PS_GATE, NULL, "Gate: %zu servers in raft, all voters, one "
-                                                 "leader, autopilot healthy, list-peers agrees (%s)",
+    struct pstep *s = plan_add(p, PS_GATE, NULL,
+                               "Gate: %zu servers in raft, all voters, one "
+                               "leader, autopilot healthy, list-peers agrees (%s)",
                                n, why);
     s->gate_addrs = xcalloc(n ? n : 1, sizeof(char *));
     s->gate_names = xcalloc(n ? n : 1, sizeof(char *));
@@ -619,8 +621,9 @@ compose_cmd_step(struct proc_plan *p, const struct store_node *n, int group, int
     } else {
         cmd_compose_down(&cmd, path);
     }
-    struct pstep *s = cmd_step(p, n, group, &cmd, up ? "Start Consul (docker-compose up -d)"
-                                                     : "Stop Consul (docker-compose down)");
+    struct pstep *s =
+        cmd_step(p, n, group, &cmd,
+                 up ? "Start Consul (docker-compose up -d)" : "Stop Consul (docker-compose down)");
     s->starts_outage = starts_outage;
     free(path);
 }
@@ -762,8 +765,7 @@ check_data_dir(struct prep *st, struct facts *f)
 
 /* Ports 8500, 9107, 8300, 8301 of every server, tested from the new node. */
 static void
-check_ports(struct prep *st, struct facts *nf, const struct store_node *const *servers,
-            size_t n)
+check_ports(struct prep *st, struct facts *nf, const struct store_node *const *servers, size_t n)
 {
     static const int ports[] = PROC_PORTS;
     for (size_t i = 0; i < n; i++) {
@@ -798,8 +800,8 @@ check_ports(struct prep *st, struct facts *nf, const struct store_node *const *s
                    nf->n->name, servers[i]->name, servers[i]->address, bad);
         } else {
             pc_add(st, "ports", servers[i]->name, 1, 1,
-                   "%s reaches %s (%s) on 8500, 9107, 8300 and 8301", nf->n->name,
-                   servers[i]->name, servers[i]->address);
+                   "%s reaches %s (%s) on 8500, 9107, 8300 and 8301", nf->n->name, servers[i]->name,
+                   servers[i]->address);
         }
     }
 }
@@ -827,8 +829,8 @@ prep_add(struct prep *st, const struct store_node *nn)
     buf_free(&missing);
     struct cluster_match mt;
     if (cluster_model_match(st->m, nn->address, &mt) && (mt.server || mt.in_raft)) {
-        pc_add(st, "new_node", nn->name, 0, 1, "%s (%s) is already a Consul server (%s)",
-               nn->name, nn->address, mt.node ? mt.node : "?");
+        pc_add(st, "new_node", nn->name, 0, 1, "%s (%s) is already a Consul server (%s)", nn->name,
+               nn->address, mt.node ? mt.node : "?");
     } else {
         pc_add(st, "new_node", nn->name, 1, 1, "%s (%s) is not a Consul server yet", nn->name,
                nn->address);
@@ -868,8 +870,9 @@ prep_add(struct prep *st, const struct store_node *nn)
         check_ports(st, &nf, servers, k);
     }
     if ((k + 1) % 2 == 0) {
-        warn(st, "the cluster will have %zu servers: an even number tolerates no more failures "
-                 "than %zu",
+        warn(st,
+             "the cluster will have %zu servers: an even number tolerates no more failures "
+             "than %zu",
              k + 1, k);
     }
     if (full) {
@@ -888,12 +891,12 @@ prep_add(struct prep *st, const struct store_node *nn)
     char *new_text[MAX_SERVERS] = {0};
     size_t new_len[MAX_SERVERS] = {0};
     for (size_t i = 0; i < k; i++) {
-        int rc = compose_add(sf[i].fixed, sf[i].fixed_len, nn->address, &new_text[i], &new_len[i],
-                             &ce);
+        int rc =
+            compose_add(sf[i].fixed, sf[i].fixed_len, nn->address, &new_text[i], &new_len[i], &ce);
         if (rc != COMPOSE_OK && rc != COMPOSE_UNCHANGED) {
-            pc_add(st, "compose_edit", servers[i]->name, 0, 1,
-                   "cannot add %s to %s on %s (%s): %s", nn->address, sf[i].compose_path,
-                   servers[i]->name, compose_rc_name(rc), ce.message);
+            pc_add(st, "compose_edit", servers[i]->name, 0, 1, "cannot add %s to %s on %s (%s): %s",
+                   nn->address, sf[i].compose_path, servers[i]->name, compose_rc_name(rc),
+                   ce.message);
         }
     }
     const struct facts *src = &sf[0];
@@ -989,11 +992,11 @@ prep_add(struct prep *st, const struct store_node *nn)
     for (size_t i = 0; i <= k; i++) {
         involve(p, all[i]);
     }
-    st->summary = xasprintf("Add %s (%s) as a server to the cluster of %zu (%s)%s", nn->name,
-                            nn->address, k,
-                            full ? "full restart: every server stops and starts again"
-                                 : "rolling: the servers keep running",
-                            st->req->fix_trap ? "; the backslash trap is fixed too" : "");
+    st->summary =
+        xasprintf("Add %s (%s) as a server to the cluster of %zu (%s)%s", nn->name, nn->address, k,
+                  full ? "full restart: every server stops and starts again"
+                       : "rolling: the servers keep running",
+                  st->req->fix_trap ? "; the backslash trap is fixed too" : "");
 out:
     free(hostname);
     for (size_t i = 0; i < k; i++) {
@@ -1032,8 +1035,9 @@ check_quorum(struct prep *st, const struct cluster_server *gone, size_t k)
                left, alive, quorum, alive - quorum);
     }
     if (left > 0 && left % 2 == 0) {
-        warn(st, "the cluster will have %zu servers: an even number tolerates no more failures "
-                 "than %zu",
+        warn(st,
+             "the cluster will have %zu servers: an even number tolerates no more failures "
+             "than %zu",
              left, left - 1);
     }
 }
@@ -1063,8 +1067,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
                    "the cluster has no leader: force-leave and remove-peer need one (restore "
                    "quorum first)");
         } else {
-            pc_add(st, "leader", NULL, 1, 1, "leader %s",
-                   st->m->servers[st->m->leader_index].node);
+            pc_add(st, "leader", NULL, 1, 1, "leader %s", st->m->servers[st->m->leader_index].node);
         }
     }
     const struct store_node *all[MAX_SERVERS], *rest[MAX_SERVERS];
@@ -1106,9 +1109,10 @@ prep_remove(struct prep *st, const struct store_node *rn)
                        "%s answers over SSH but Consul does not run there", rn->name);
             }
         }
-        warn(st, "%s is treated as gone for good: consulate runs force-leave and, when it stays "
-                 "in raft, remove-peer; its own files are not touched. Confirm the host will not "
-                 "come back with its old data",
+        warn(st,
+             "%s is treated as gone for good: consulate runs force-leave and, when it stays "
+             "in raft, remove-peer; its own files are not touched. Confirm the host will not "
+             "come back with its old data",
              rn->name);
     } else if (check_ssh(st, &rf, 0)) {
         int running = probe_running(st, &rf, why, sizeof(why));
@@ -1164,14 +1168,15 @@ prep_remove(struct prep *st, const struct store_node *rn)
         struct sh_cmd c;
         cmd_force_leave(&c, rs->node);
         cmd_step(p, h, 0, &c, "Force the dead server out of the members (force-leave)");
-        struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft (at most %d s)",
-                                   rs->address, st->x->lim.leave_wait_ms / 1000);
+        struct pstep *w =
+            plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft (at most %d s)", rs->address,
+                     st->x->lim.leave_wait_ms / 1000);
         w->raft_addr = xstrdup(raft_addr);
         w->wait_ms = st->x->lim.leave_wait_ms;
         w->any_exit = 1; /* not leaving in time is what remove-peer is for */
-        struct pstep *rp = plan_add(p, PS_REMOVE_PEER, h,
-                                    "Remove %s from raft when it is still there (remove-peer)",
-                                    rs->address);
+        struct pstep *rp =
+            plan_add(p, PS_REMOVE_PEER, h,
+                     "Remove %s from raft when it is still there (remove-peer)", rs->address);
         rp->raft_addr = xstrdup(raft_addr);
         if (cmd_remove_peer(&rp->cmd, raft_addr) != 0) {
             pc_add(st, "remove_peer", rn->name, 0, 1,
@@ -1193,8 +1198,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
         struct sh_cmd c;
         cmd_consul_leave(&c);
         cmd_step(p, rn, 0, &c, "Leave the cluster gracefully (consul leave)");
-        struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft",
-                                   rs->address);
+        struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft", rs->address);
         w->raft_addr = xstrdup(raft_addr);
         if (!full) {
             gate_step(p, rest, nr, rest[0], "the others without it");
@@ -1206,8 +1210,8 @@ prep_remove(struct prep *st, const struct store_node *rn)
             compose_cmd_step(p, rn, 2, 0, 0);
         }
         if (rf.compose) {
-            struct pstep *mv = plan_add(p, PS_MOVE, rn, "Move %s aside (kept as its backup)",
-                                        rf.compose_path);
+            struct pstep *mv =
+                plan_add(p, PS_MOVE, rn, "Move %s aside (kept as its backup)", rf.compose_path);
             mv->path = xstrdup(rf.compose_path);
             mv->path2 = proc_backup_path(rf.compose_path, job, "bak");
             cmd_mv(&mv->cmd, mv->path, mv->path2);
@@ -1240,13 +1244,12 @@ prep_remove(struct prep *st, const struct store_node *rn)
     for (size_t i = 0; i < nr; i++) {
         involve(p, rest[i]);
     }
-    st->summary =
-        xasprintf("Remove %s (%s) from the cluster of %zu (%s)%s", rn->name, rn->address,
-                  rs->in_raft ? k : k + 1,
-                  gone ? "the host is gone: force-leave, then remove-peer if needed"
-                  : full ? "full restart: every server stops and starts again"
-                         : "rolling: it leaves, the others keep running",
-                  st->req->fix_trap ? "; the backslash trap is fixed too" : "");
+    st->summary = xasprintf("Remove %s (%s) from the cluster of %zu (%s)%s", rn->name, rn->address,
+                            rs->in_raft ? k : k + 1,
+                            gone   ? "the host is gone: force-leave, then remove-peer if needed"
+                            : full ? "full restart: every server stops and starts again"
+                                   : "rolling: it leaves, the others keep running",
+                            st->req->fix_trap ? "; the backslash trap is fixed too" : "");
 out:
     for (size_t i = 0; i < nr; i++) {
         facts_free(&sf[i]);
@@ -1312,8 +1315,9 @@ prep_undo(struct prep *st, int64_t target)
         changes += strcmp(ul.v[i].kind, "state") != 0;
     }
     if (ul.n == 0) {
-        pc_add(st, "undo_records", NULL, 0, 1, "job %lld changed nothing: there is nothing to "
-                                               "roll back",
+        pc_add(st, "undo_records", NULL, 0, 1,
+               "job %lld changed nothing: there is nothing to "
+               "roll back",
                (long long)target);
         goto out;
     }
@@ -1354,9 +1358,9 @@ prep_undo(struct prep *st, int64_t target)
         const struct store_undo *u = &ul.v[i];
         if (strcmp(u->kind, "state") == 0 && !(u->flag & (PROC_STATE_RUNNING | PROC_STATE_GONE))) {
             const struct store_node *n = plan_node(p, u->node);
-            struct pstep *s = plan_add(p, PS_ENSURE_STOPPED, n,
-                                       "Return %s to stopped (leave and down if Consul runs)",
-                                       u->node);
+            struct pstep *s =
+                plan_add(p, PS_ENSURE_STOPPED, n,
+                         "Return %s to stopped (leave and down if Consul runs)", u->node);
             s->path = proc_compose_path(n);
             involve(p, n);
         }
@@ -1368,16 +1372,16 @@ prep_undo(struct prep *st, int64_t target)
         if (strcmp(u->kind, "file") == 0) {
             struct pstep *s;
             if (u->flag) {
-                s = plan_add(p, PS_RESTORE_FILE, n, "Restore %s byte for byte (%zu bytes)",
-                             u->path, u->content_len);
+                s = plan_add(p, PS_RESTORE_FILE, n, "Restore %s byte for byte (%zu bytes)", u->path,
+                             u->content_len);
                 s->data = xmalloc(u->content_len + 1);
                 memcpy(s->data, u->content ? u->content : "", u->content_len);
                 s->data[u->content_len] = '\0';
                 s->len = u->content_len;
                 s->existed = 1;
             } else {
-                s = plan_add(p, PS_RESTORE_FILE, n, "Move %s (written by job %lld) aside",
-                             u->path, (long long)target);
+                s = plan_add(p, PS_RESTORE_FILE, n, "Move %s (written by job %lld) aside", u->path,
+                             (long long)target);
                 s->path2 = proc_backup_path(u->path, job, "rolled-back");
             }
             s->path = xstrdup(u->path);
@@ -1386,12 +1390,11 @@ prep_undo(struct prep *st, int64_t target)
             size_t now_len = 0;
             struct ssh_error err;
             int rc = st->x->run->read_file(st->x->run->ctx, n, u->path, &now, &now_len, &err);
-            add_diff(st, n, u->path, rc == SSH_OK ? now : NULL, now_len,
-                     u->flag ? s->data : NULL, s->len, rc == SSH_OK);
+            add_diff(st, n, u->path, rc == SSH_OK ? now : NULL, now_len, u->flag ? s->data : NULL,
+                     s->len, rc == SSH_OK);
             free(now);
         } else if (strcmp(u->kind, "move") == 0) {
-            struct pstep *s = plan_add(p, PS_UNDO_MOVE, n, "Move %s back to %s", u->path2,
-                                       u->path);
+            struct pstep *s = plan_add(p, PS_UNDO_MOVE, n, "Move %s back to %s", u->path2, u->path);
             s->path = xstrdup(u->path);
             s->path2 = xstrdup(u->path2);
             s->path3 = proc_backup_path(u->path, job, "rolled-back");
@@ -1408,25 +1411,24 @@ prep_undo(struct prep *st, int64_t target)
         }
         const struct store_node *n = plan_node(p, u->node);
         if (u->flag & PROC_STATE_RUNNING) {
-            struct pstep *s =
-                plan_add(p, PS_ENSURE_RUNNING, n, "Return %s to running (up -d if Consul is "
-                                                  "stopped)",
-                         u->node);
+            struct pstep *s = plan_add(p, PS_ENSURE_RUNNING, n,
+                                       "Return %s to running (up -d if Consul is "
+                                       "stopped)",
+                                       u->node);
             s->path = proc_compose_path(n);
             involve(p, n);
         }
-        if ((u->flag & PROC_STATE_RUNNING) && (u->flag & PROC_STATE_IN_RAFT) &&
-            ne < MAX_SERVERS) {
+        if ((u->flag & PROC_STATE_RUNNING) && (u->flag & PROC_STATE_IN_RAFT) && ne < MAX_SERVERS) {
             expect[ne++] = n;
         }
     }
     if (ne) {
         gate_step(p, expect, ne, expect[0], "the servers of before");
     }
-    st->summary = xasprintf("Roll back job %lld: %zu change%s undone, %zu server%s expected in "
-                            "raft afterwards",
-                            (long long)target, changes, changes == 1 ? "" : "s", ne,
-                            ne == 1 ? "" : "s");
+    st->summary =
+        xasprintf("Roll back job %lld: %zu change%s undone, %zu server%s expected in "
+                  "raft afterwards",
+                  (long long)target, changes, changes == 1 ? "" : "s", ne, ne == 1 ? "" : "s");
 out:
     undo_list_free(&ul);
 }
@@ -1446,8 +1448,8 @@ prep_rollback(struct prep *st)
     }
     if (strcmp(t.state, "failed") != 0 && strcmp(t.state, "interrupted") != 0) {
         pc_add(st, "target", NULL, 0, 1,
-               "job %lld is %s: only a failed or interrupted job is rolled back",
-               (long long)t.id, t.state);
+               "job %lld is %s: only a failed or interrupted job is rolled back", (long long)t.id,
+               t.state);
     } else if (strcmp(t.type, "diagnose") == 0 || strcmp(t.type, "rollback") == 0) {
         pc_add(st, "target", NULL, 0, 1, "job %lld is a %s: it has nothing to roll back",
                (long long)t.id, t.type);
@@ -1646,10 +1648,9 @@ proc_redact(const char *text, size_t len)
     while (i < len) {
         /* a name: letters, digits, '_', '-' */
         size_t j = i;
-        while (j < len && ((text[j] >= 'a' && text[j] <= 'z') || (text[j] >= 'A' &&
-                                                                  text[j] <= 'Z') ||
-                           (text[j] >= '0' && text[j] <= '9') || text[j] == '_' ||
-                           text[j] == '-')) {
+        while (j < len &&
+               ((text[j] >= 'a' && text[j] <= 'z') || (text[j] >= 'A' && text[j] <= 'Z') ||
+                (text[j] >= '0' && text[j] <= '9') || text[j] == '_' || text[j] == '-')) {
             j++;
         }
         if (j == i) {
@@ -1677,14 +1678,14 @@ proc_redact(const char *text, size_t len)
         /* its value: after '=', ':' or spaces (and quotes), up to white space, a quote, a
          * backslash, a comma or the end of the line */
         size_t k = i;
-        while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '"' ||
-                           text[k] == '\'')) {
+        while (k < len &&
+               (text[k] == ' ' || text[k] == '\t' || text[k] == '"' || text[k] == '\'')) {
             k++;
         }
         if (k < len && (text[k] == '=' || text[k] == ':')) {
             k++;
-            while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '"' ||
-                               text[k] == '\'')) {
+            while (k < len &&
+                   (text[k] == ' ' || text[k] == '\t' || text[k] == '"' || text[k] == '\'')) {
                 k++;
             }
         } else if (k == i) {

@@ -159,7 +159,8 @@ find_compose(const struct store_node *n, const struct pstep *s, cJSON *list, cha
     for (size_t i = c->flags_start; i + 1 < c->flags_end; i++) {
         if (strcmp(c->argv[i], "-node") == 0 || strcmp(c->argv[i], "--node") == 0) {
             *node_flag = xstrdup(c->argv[i + 1]);
-        } else if (str_starts_with(c->argv[i], "-node=") || str_starts_with(c->argv[i], "--node=")) {
+        } else if (str_starts_with(c->argv[i], "-node=") ||
+                   str_starts_with(c->argv[i], "--node=")) {
             *node_flag = xstrdup(strchr(c->argv[i], '=') + 1);
         }
     }
@@ -177,8 +178,7 @@ find_compose(const struct store_node *n, const struct pstep *s, cJSON *list, cha
                 break;
             }
         }
-        if (compose_fix_trap(s->capture->data, s->capture->len, &fixed, &flen, &ce) ==
-            COMPOSE_OK) {
+        if (compose_fix_trap(s->capture->data, s->capture->len, &fixed, &flen, &ce) == COMPOSE_OK) {
             char *ro = proc_redact(s->capture->data, s->capture->len);
             char *rn = proc_redact(fixed, flen);
             if (compose_diff(ro, strlen(ro), rn, strlen(rn), path, path, &diff, &ce) !=

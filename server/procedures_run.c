@@ -69,8 +69,7 @@ proc_log(struct proc_ctx *x, const char *node, const char *stream, const char *f
     char *text = log_clean(raw, x->secret);
     int64_t line = 0, ts = time_now_ms();
     if (store_job_log_append(x->db, x->job_id, ts, node, stream, text, &line) != STORE_OK) {
-        log_warn("jobs: job %lld: a log line could not be stored: %s", (long long)x->job_id,
-                 text);
+        log_warn("jobs: job %lld: a log line could not be stored: %s", (long long)x->job_id, text);
     } else if (x->on_log) {
         struct store_log_line l = {.job_id = x->job_id,
                                    .line = line,
@@ -206,8 +205,8 @@ step_begin(struct proc_ctx *x, const struct pstep *s, int seq, int64_t *attempt)
     job_target(x, target);
     int rc = store_job_step_update(x->db, x->job_id, seq, "running", 0, 0, time_now_ms(), 0);
     if (rc == STORE_OK && is_change(s)) {
-        rc = audit_record(x->db, &jobs_actor, "job.step", target, step_detail(x, s, seq),
-                          "pending", attempt);
+        rc = audit_record(x->db, &jobs_actor, "job.step", target, step_detail(x, s, seq), "pending",
+                          attempt);
     }
     if (rc != STORE_OK || store_commit(x->db) != STORE_OK) {
         store_rollback(x->db);
@@ -277,8 +276,8 @@ undo_add(struct proc_ctx *x, const char *kind, const char *node, const char *pat
 
 /* How a step ended. */
 struct step_res {
-    int failed;     /* 1 failed, 2 interrupted */
-    int skipped;    /* done but nothing was needed */
+    int failed;  /* 1 failed, 2 interrupted */
+    int skipped; /* done but nothing was needed */
     int has_exit;
     int exit_status;
     int changed;    /* something on a node may have changed */
@@ -286,7 +285,8 @@ struct step_res {
     cJSON *gate;    /* a gate's report */
 };
 
-static void res_fail(struct step_res *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void res_fail(struct step_res *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 res_fail(struct step_res *r, const char *fmt, ...)
@@ -315,8 +315,8 @@ res_ssh(struct proc_ctx *x, struct step_res *r, int rc, const struct ssh_error *
 
 /* Runs a command step: the exit status must be 0 unless any_exit. */
 static void
-run_cmd_into(struct proc_ctx *x, const struct store_node *n, const struct sh_cmd *cmd,
-             int any_exit, int readonly, struct buf *capture, struct step_res *r)
+run_cmd_into(struct proc_ctx *x, const struct store_node *n, const struct sh_cmd *cmd, int any_exit,
+             int readonly, struct buf *capture, struct step_res *r)
 {
     struct ssh_error err;
     int status = -1;
@@ -534,9 +534,9 @@ run_write(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
         res_ssh(x, r, rc, &err);
         return;
     }
-    int same = s->existed ? rc == SSH_OK && now_len == s->orig_len &&
-                                memcmp(now, s->orig, now_len) == 0
-                          : rc == SSH_ERR_NOT_FOUND;
+    int same = s->existed
+                   ? rc == SSH_OK && now_len == s->orig_len && memcmp(now, s->orig, now_len) == 0
+                   : rc == SSH_ERR_NOT_FOUND;
     free(now);
     if (!same) {
         res_fail(r, "%s on %s changed since the plan was made; nothing was written", s->path,
@@ -610,8 +610,8 @@ run_ensure(struct proc_ctx *x, const struct pstep *s, int running_wanted, struct
         return;
     }
     if (running == running_wanted) {
-        proc_log(x, n->name, "info", "Consul is %s on %s, as before", running ? "running" : "stopped",
-                 n->name);
+        proc_log(x, n->name, "info", "Consul is %s on %s, as before",
+                 running ? "running" : "stopped", n->name);
         r->skipped = 1;
         return;
     }
@@ -701,8 +701,7 @@ run_step(struct proc_ctx *x, struct pstep *s, int seq, struct step_res *r)
                         : r->skipped   ? "skipped"
                                        : "succeeded";
     if (r->failed) {
-        proc_log(x, s->node ? s->node->name : NULL, "error", "step %d %s: %s", seq, state,
-                 r->msg);
+        proc_log(x, s->node ? s->node->name : NULL, "error", "step %d %s: %s", seq, state, r->msg);
     }
     if (step_end(x, s, seq, attempt, state, r->has_exit, r->exit_status,
                  r->failed ? r->msg : NULL) != 0) {
@@ -760,9 +759,8 @@ proc_steps_run(struct proc_ctx *x, struct proc_plan *p, int first_seq, int *chan
         int ab = proc_interrupted(x);
         if (ab) {
             end = ab == PROC_ABORT_STOP ? PROC_STOPPED : PROC_CANCELLED;
-            proc_log(x, NULL, "info", "%s before step %d", ab == PROC_ABORT_STOP
-                                                               ? "consulate is stopping"
-                                                               : "cancelled",
+            proc_log(x, NULL, "info", "%s before step %d",
+                     ab == PROC_ABORT_STOP ? "consulate is stopping" : "cancelled",
                      first_seq + (int)i);
             break;
         }
@@ -818,8 +816,7 @@ proc_steps_run(struct proc_ctx *x, struct proc_plan *p, int first_seq, int *chan
         }
     }
     if (i < p->n) {
-        rest_mark(x, first_seq + (int)i, p->n - i,
-                  end == PROC_FAILED ? "skipped" : "cancelled");
+        rest_mark(x, first_seq + (int)i, p->n - i, end == PROC_FAILED ? "skipped" : "cancelled");
     }
     if (watching) {
         int samples = 0;
@@ -888,14 +885,13 @@ record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t w
     for (size_t i = 0; i < p->n_involved && rc == 0; i++) {
         const struct store_node *n = plan_node(p, p->involved[i]);
         struct cluster_match mt;
-        int flag = m && cluster_model_match(m, n->address, &mt) && mt.in_raft ? PROC_STATE_IN_RAFT
-                                                                               : 0;
+        int flag =
+            m && cluster_model_match(m, n->address, &mt) && mt.in_raft ? PROC_STATE_IN_RAFT : 0;
         struct step_res r;
         memset(&r, 0, sizeof(r));
         int running = remote_running(x, n, &r);
         if (running < 0) {
-            snprintf(why, whylen, "cannot learn whether Consul runs on %s: %.400s", n->name,
-                     r.msg);
+            snprintf(why, whylen, "cannot learn whether Consul runs on %s: %.400s", n->name, r.msg);
             rc = -1;
             break;
         }
@@ -936,7 +932,8 @@ run_prepared(struct proc_ctx *x, struct proc_prep *prep, struct proc_outcome *ou
         cJSON_AddStringToObject(out->result, "error", fail);
     }
     if (prep->steps->leader_watch) {
-        cJSON_AddNumberToObject(out->result, "leaderless_s", (double)(int64_t)(leaderless * 10 + 0.5) / 10);
+        cJSON_AddNumberToObject(out->result, "leaderless_s",
+                                (double)(int64_t)(leaderless * 10 + 0.5) / 10);
     }
     if (cJSON_GetArraySize(gates) > 0) {
         cJSON_AddItemToObject(out->result, "gate",

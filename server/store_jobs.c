@@ -206,8 +206,7 @@ store_node_insert(struct store *s, const struct store_node *n, int64_t now)
                   "compose_dir, data_dir, server_state, created_at, updated_at) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
                   "ttnttttti", n->name, n->address, n->ssh_port, n->ssh_user, n->ssh_key_path,
-                  n->compose_dir, n->data_dir, n->server_state ? n->server_state : "unknown",
-                  now);
+                  n->compose_dir, n->data_dir, n->server_state ? n->server_state : "unknown", now);
 }
 
 int
@@ -428,8 +427,9 @@ store_job_update(struct store *s, int64_t id, const char *expect_state,
 enum job_plan { JP_NODE, JP_STATE, JP_TYPE, JP_ALL };
 
 static const char *const job_list_sql[] = {
-    [JP_NODE] = "SELECT " JOB_COLS " FROM jobs INDEXED BY jobs_node WHERE node = ?3" JOB_REST_STATE
-        JOB_REST_TYPE JOB_PAGE,
+    [JP_NODE] =
+        "SELECT " JOB_COLS
+        " FROM jobs INDEXED BY jobs_node WHERE node = ?3" JOB_REST_STATE JOB_REST_TYPE JOB_PAGE,
     [JP_STATE] = "SELECT " JOB_COLS
                  " FROM jobs INDEXED BY jobs_state WHERE state = ?1" JOB_REST_TYPE JOB_PAGE,
     [JP_TYPE] = "SELECT " JOB_COLS " FROM jobs INDEXED BY jobs_type WHERE type = ?2" JOB_PAGE,
@@ -660,8 +660,8 @@ store_job_steps(struct store *s, int64_t job, store_step_cb cb, void *ctx)
 /* ---- log ---- */
 
 int
-store_job_log_append(struct store *s, int64_t job, int64_t ts, const char *node,
-                     const char *stream, const char *text, int64_t *line_out)
+store_job_log_append(struct store *s, int64_t job, int64_t ts, const char *node, const char *stream,
+                     const char *text, int64_t *line_out)
 {
     int own_tx = sqlite3_get_autocommit(store_sqlite(s));
     if (own_tx && store_begin(s) != STORE_OK) {
@@ -670,7 +670,8 @@ store_job_log_append(struct store *s, int64_t job, int64_t ts, const char *node,
     int rc = STORE_ERROR;
     int64_t line = 0;
     sqlite3_stmt *st;
-    if (store_prepare(s, "UPDATE jobs SET log_lines = log_lines + 1 WHERE id = ?1 RETURNING log_lines",
+    if (store_prepare(s,
+                      "UPDATE jobs SET log_lines = log_lines + 1 WHERE id = ?1 RETURNING log_lines",
                       &st) == STORE_OK) {
         sqlite3_bind_int64(st, 1, job);
         int src = sqlite3_step(st);

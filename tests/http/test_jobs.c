@@ -169,8 +169,7 @@ standin_compose(int argc, char **argv)
     cJSON *rj = cJSON_AddArrayToObject(body, "retry_join");
     for (size_t i = 0; i < c->n_retry_join; i++) {
         char host[64];
-        snprintf(host, sizeof(host), "%.*s", (int)strcspn(c->retry_join[i], ":"),
-                 c->retry_join[i]);
+        snprintf(host, sizeof(host), "%.*s", (int)strcspn(c->retry_join[i], ":"), c->retry_join[i]);
         cJSON_AddItemToArray(rj, cJSON_CreateString(host));
     }
     compose_command_free(c);
@@ -365,7 +364,8 @@ server_compose(const char *self_ip)
                "-data-dir=/consul/data \\\n",
                self_ip);
     for (int i = 0; i < N_SERVERS; i++) {
-        buf_printf(&b, "      -retry-join=127.0.0.%d%s\n", 101 + i, i + 1 < N_SERVERS ? " \\" : "\"");
+        buf_printf(&b, "      -retry-join=127.0.0.%d%s\n", 101 + i,
+                   i + 1 < N_SERVERS ? " \\" : "\"");
     }
     return buf_steal(&b);
 }
@@ -705,32 +705,39 @@ static void
 test_validation_and_roles(void **state)
 {
     struct ctx *c = *state;
-    expect_invalid(c, "{\"type\":\"node-upgrade\",\"node\":\"spare-4\",\"reason\":\"r\"}", "'type'");
+    expect_invalid(c, "{\"type\":\"node-upgrade\",\"node\":\"spare-4\",\"reason\":\"r\"}",
+                   "'type'");
     expect_invalid(c, "{\"type\":\"node-add\",\"reason\":\"r\"}", "'node'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"-x\",\"reason\":\"r\"}", "'node'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\"}", "'reason'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"  \"}", "'reason'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"a\\u0001b\"}",
                    "'reason'");
-    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"strategy\":"
-                      "\"yolo\"}",
+    expect_invalid(c,
+                   "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"strategy\":"
+                   "\"yolo\"}",
                    "'strategy'");
     expect_invalid(c, "{\"type\":\"diagnose\",\"node\":\"spare-4\",\"strategy\":\"rolling\"}",
                    "'strategy'");
-    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
-                      "\"force\":true}}",
+    expect_invalid(c,
+                   "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
+                   "\"force\":true}}",
                    "'options.force'");
-    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
-                      "\"node_gone\":true}}",
+    expect_invalid(c,
+                   "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
+                   "\"node_gone\":true}}",
                    "'options.node_gone'");
-    expect_invalid(c, "{\"type\":\"node-remove\",\"node\":\"consul-3\",\"reason\":\"r\","
-                      "\"strategy\":\"full-restart\",\"options\":{\"node_gone\":true}}",
+    expect_invalid(c,
+                   "{\"type\":\"node-remove\",\"node\":\"consul-3\",\"reason\":\"r\","
+                   "\"strategy\":\"full-restart\",\"options\":{\"node_gone\":true}}",
                    "'options.node_gone'");
-    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
-                      "\"fix_trap\":1}}",
+    expect_invalid(c,
+                   "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"options\":{"
+                   "\"fix_trap\":1}}",
                    "'options.fix_trap'");
     expect_invalid(c, "{\"type\":\"rollback\",\"reason\":\"r\"}", "'job'");
-    expect_invalid(c, "{\"type\":\"rollback\",\"job\":1,\"node\":\"x\",\"reason\":\"r\"}", "'node'");
+    expect_invalid(c, "{\"type\":\"rollback\",\"job\":1,\"node\":\"x\",\"reason\":\"r\"}",
+                   "'node'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"job\":3}",
                    "'job'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"when\":1}",
@@ -741,8 +748,7 @@ test_validation_and_roles(void **state)
     resp_free(&r);
     /* roles: a viewer cannot request; an operator cannot approve */
     long denied = db_count_audit(c->srv, "job.request", "denied");
-    r = client_req(c->viewer, "POST", "/api/jobs",
-                   "{\"type\":\"diagnose\",\"node\":\"consul-1\"}");
+    r = client_req(c->viewer, "POST", "/api/jobs", "{\"type\":\"diagnose\",\"node\":\"consul-1\"}");
     assert_error_reply(&r, 403, "forbidden", "operator");
     resp_free(&r);
     assert_int_equal(db_count_audit(c->srv, "job.request", "denied"), denied + 1);
@@ -948,8 +954,8 @@ test_add_with_approval(void **state)
     /* the list */
     r = client_req(c->viewer, "GET", "/api/jobs?state=succeeded&type=node-add", NULL);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "jobs")), 1);
-    assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "jobs"), 0),
-                                    "plan"));
+    assert_null(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "jobs"), 0), "plan"));
     resp_free(&r);
 }
 
@@ -1090,9 +1096,8 @@ test_host_key_changed(void **state)
     assert_non_null(strstr(m, n->fp.fingerprint));
     assert_non_null(strstr(json_get_str(cJSON_GetObjectItem(r.json, "result"), "error", ""),
                            "nothing was changed"));
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "plan"),
-                                                            "steps")),
-                     0);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "plan"), "steps")), 0);
     int64_t id = job_id(&r);
     resp_free(&r);
     assert_files(c);
@@ -1102,8 +1107,9 @@ test_host_key_changed(void **state)
     assert_error_reply(&r, 409, "invalid_state", "failed");
     resp_free(&r);
     char sql[200];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_log WHERE action = 'job.request' AND "
-                               "outcome = 'error' AND target = '%lld'",
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log WHERE action = 'job.request' AND "
+             "outcome = 'error' AND target = '%lld'",
              (long long)id);
     assert_int_equal(db_int(c->srv, sql), 1);
     /* trust the new key again for the next tests */
@@ -1179,8 +1185,9 @@ test_kill9_interrupted_then_rollback(void **state)
     resp_free(&r);
     /* roll it back: a job of its own, approved by someone else */
     char body[128];
-    snprintf(body, sizeof(body), "{\"type\":\"rollback\",\"job\":%lld,\"reason\":\"undo the crashed "
-                                 "add\"}",
+    snprintf(body, sizeof(body),
+             "{\"type\":\"rollback\",\"job\":%lld,\"reason\":\"undo the crashed "
+             "add\"}",
              (long long)id);
     r = client_req(c->op, "POST", "/api/jobs", body);
     assert_int_equal(r.status, 201);
@@ -1215,8 +1222,7 @@ test_approval_not_required(void **state)
     struct resp r = client_req(c->op, "GET", "/api/session", NULL);
     assert_false(json_get_bool(r.json, "approval_required", 1));
     resp_free(&r);
-    r = client_req(c->op, "POST", "/api/jobs",
-                   "{\"type\":\"diagnose\",\"node\":\"consul-1\"}");
+    r = client_req(c->op, "POST", "/api/jobs", "{\"type\":\"diagnose\",\"node\":\"consul-1\"}");
     int64_t id = job_id(&r);
     resp_free(&r);
     cJSON *job = job_wait(c, id, NULL, 30000);

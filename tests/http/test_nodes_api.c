@@ -125,27 +125,25 @@ test_validation(void **state)
     struct ctx *c = *state;
     char body[2048];
 #define NODE_BODY(name, addr, extra)                                                               \
-    (snprintf(body, sizeof(body),                                                              \
-              "{\"name\":%s,\"address\":%s,\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\"%s}",    \
-              name, addr, c->key, extra),                                                      \
+    (snprintf(body, sizeof(body),                                                                  \
+              "{\"name\":%s,\"address\":%s,\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\"%s}",      \
+              name, addr, c->key, extra),                                                          \
      body)
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"-x\"", "\"10.0.0.1\"", ""), "'name'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"\"", "\"10.0.0.1\"", ""), "'name'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"a b\"", "\"10.0.0.1\"", ""), "'name'");
-    expect_invalid(c, "POST", "/api/nodes",
-                   NODE_BODY("\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
-                             "\"10.0.0.1\"", ""),
-                   "'name'");
+    expect_invalid(
+        c, "POST", "/api/nodes",
+        NODE_BODY("\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+                  "\"10.0.0.1\"", ""),
+        "'name'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("1", "\"10.0.0.1\"", ""), "'name'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"10.0.0.1:22\"", ""),
                    "'address'");
-    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"[fd00::1]\"", ""),
-                   "'address'");
-    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"a;rm -rf /\"", ""),
-                   "'address'");
+    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"[fd00::1]\"", ""), "'address'");
+    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"a;rm -rf /\"", ""), "'address'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"$(id)\"", ""), "'address'");
-    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"999.1.1.1\"", ""),
-                   "'address'");
+    expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"999.1.1.1\"", ""), "'address'");
     expect_invalid(c, "POST", "/api/nodes", NODE_BODY("\"n1\"", "\"10.0.0.1\"", ",\"ssh_port\":0"),
                    "'ssh_port'");
     expect_invalid(c, "POST", "/api/nodes",
@@ -284,9 +282,10 @@ test_crud_and_hostkey(void **state)
     r = client_req(c->admin, "POST", "/api/nodes", body);
     assert_error_reply(&r, 409, "node_exists", "ssh-1");
     resp_free(&r);
-    snprintf(body, sizeof(body),
-             "{\"name\":\"other\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\"}",
-             c->node.addr, c->key);
+    snprintf(
+        body, sizeof(body),
+        "{\"name\":\"other\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\"}",
+        c->node.addr, c->key);
     r = client_req(c->admin, "POST", "/api/nodes", body);
     assert_error_reply(&r, 409, "node_exists", c->node.addr);
     resp_free(&r);
@@ -462,8 +461,8 @@ test_import_and_server_missing(void **state)
     r = client_req(c->admin, "POST", "/api/nodes/import", "{\"ssh_user\":\"root\"}");
     assert_error_reply(&r, 400, "invalid_field", "'ssh_key_path'");
     resp_free(&r);
-    snprintf(body, sizeof(body), "{\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\",\"ssh_port\":2222}",
-             c->key);
+    snprintf(body, sizeof(body),
+             "{\"ssh_user\":\"root\",\"ssh_key_path\":\"%s\",\"ssh_port\":2222}", c->key);
     r = client_req(c->admin, "POST", "/api/nodes/import", body);
     assert_int_equal(r.status, 200);
     const cJSON *created = cJSON_GetObjectItem(r.json, "created");

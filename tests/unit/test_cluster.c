@@ -1475,20 +1475,15 @@ test_expected_servers(void **state)
 {
     (void)state;
     const struct tsrv s[] = {
-        {"consul-1", 1, 1, 1, 1, 1},
-        {"consul-2", 1, 1, 0, 1, 1},
-        {"consul-3", 1, 1, 0, 1, 1},
-        {"consul-4", 0, 0, 0, 3, 0}, /* left, out of raft: 10.0.0.4 */
+        {"consul-1", 1, 1, 1, 1, 1}, {"consul-2", 1, 1, 0, 1, 1},
+        {"consul-3", 1, 1, 0, 1, 1}, {"consul-4", 0, 0, 0, 3, 0}, /* left, out of raft: 10.0.0.4 */
         {"consul-5", 0, 0, 0, 3, 0}, /* left as well, but removed on purpose: 10.0.0.5 */
     };
     struct scen sc;
     scen_make(&sc, s, ARRAY_LEN(s), 1, 1, 1);
     const struct cluster_expected exp[] = {
-        {"node-a", "10.0.0.1"},
-        {"node-b", "10.0.0.2"},
-        {"node-c", "10.0.0.3"},
-        {"node-d", "10.0.0.4"},
-        {"spare-9", "10.0.0.9"},
+        {"node-a", "10.0.0.1"}, {"node-b", "10.0.0.2"},  {"node-c", "10.0.0.3"},
+        {"node-d", "10.0.0.4"}, {"spare-9", "10.0.0.9"},
     };
     sc.in.expected = exp;
     sc.in.n_expected = ARRAY_LEN(exp);
@@ -1554,9 +1549,10 @@ test_names(void **state)
 {
     (void)state;
     static const char *const want[] = {
-        "consul_unreachable",    "no_leader",           "server_not_voter",   "server_failed",
-        "server_left",           "raft_peer_unknown",   "server_not_in_raft", "server_missing",
-        "even_server_count",     "low_failure_tolerance", "autopilot_unhealthy", "check_critical"};
+        "consul_unreachable",    "no_leader",           "server_not_voter",
+        "server_failed",         "server_left",         "raft_peer_unknown",
+        "server_not_in_raft",    "server_missing",      "even_server_count",
+        "low_failure_tolerance", "autopilot_unhealthy", "check_critical"};
     assert_int_equal(ARRAY_LEN(want), CLUSTER_P_COUNT_);
     for (int i = 0; i < CLUSTER_P_COUNT_; i++) {
         assert_string_equal(cluster_problem_code_name((enum cluster_problem_code)i), want[i]);

@@ -423,9 +423,10 @@ test_add_rolling(void **state)
     assert_int_equal(sql_int(fx, "SELECT count(*) FROM audit_log WHERE action = 'job.step' AND "
                                  "outcome = 'ok'"),
                      9);
-    assert_int_equal(sql_int(fx, "SELECT count(*) FROM audit_log WHERE action = 'job.step' AND "
-                                 "detail LIKE '%docker-compose -f ''/mnt/opt/docker-compose/consul/"
-                                 "docker-compose.yaml'' up -d%' AND detail LIKE '%\"exit_status\":0%'"),
+    assert_int_equal(sql_int(fx,
+                             "SELECT count(*) FROM audit_log WHERE action = 'job.step' AND "
+                             "detail LIKE '%docker-compose -f ''/mnt/opt/docker-compose/consul/"
+                             "docker-compose.yaml'' up -d%' AND detail LIKE '%\"exit_status\":0%'"),
                      1);
     /* the undo records: the running state of the 4 nodes, then the 4 files */
     assert_int_equal(sql_int(fx, "SELECT count(*) FROM job_undo WHERE kind = 'state'"), 4);
@@ -492,10 +493,18 @@ test_remove_rolling_and_identity(void **state)
     }
     const cJSON *steps = cJSON_GetObjectItem(prep.plan, "steps");
     static const char *const titles[] = {
-        "Back up", "Back up", "Back up", "Leave the cluster gracefully (consul leave)",
-        "Wait until 10.0.0.4:8300 leaves raft", "Gate: 3 servers",
-        "Stop Consul (docker-compose down)", "Move /mnt/opt/docker-compose/consul/docker-compose.yaml aside",
-        "Write", "Write", "Write", "Gate: 3 servers"};
+        "Back up",
+        "Back up",
+        "Back up",
+        "Leave the cluster gracefully (consul leave)",
+        "Wait until 10.0.0.4:8300 leaves raft",
+        "Gate: 3 servers",
+        "Stop Consul (docker-compose down)",
+        "Move /mnt/opt/docker-compose/consul/docker-compose.yaml aside",
+        "Write",
+        "Write",
+        "Write",
+        "Gate: 3 servers"};
     assert_int_equal(cJSON_GetArraySize(steps), (int)ARRAY_LEN(titles));
     for (size_t i = 0; i < ARRAY_LEN(titles); i++) {
         const char *t = json_get_str(cJSON_GetArrayItem(steps, (int)i), "title", "");
@@ -1122,10 +1131,11 @@ test_diagnose(void **state)
 
 /* ---------------------------------------------------------------- pure parts */
 
-static const char PEERS[] = "Node     ID              Address         State     Voter  RaftProtocol\n"
-                            "alice    127.0.0.1:8300  127.0.0.1:8300  follower  true   2\n"
-                            "bob      127.0.0.2:8300  127.0.0.2:8300  leader    true   3\n"
-                            "carol    127.0.0.3:8300  127.0.0.3:8300  follower  true   2\n";
+static const char PEERS[] =
+    "Node     ID              Address         State     Voter  RaftProtocol\n"
+    "alice    127.0.0.1:8300  127.0.0.1:8300  follower  true   2\n"
+    "bob      127.0.0.2:8300  127.0.0.2:8300  leader    true   3\n"
+    "carol    127.0.0.3:8300  127.0.0.3:8300  follower  true   2\n";
 
 static void
 test_gate_pure(void **state)
@@ -1181,9 +1191,10 @@ test_gate_pure(void **state)
     free(p);
     cluster_model_free(m);
     /* a non-voter fails the gate */
-    const char *raft2 = "{\"Servers\":[{\"ID\":\"a\",\"Node\":\"alice\",\"Address\":"
-                        "\"127.0.0.1:8300\",\"Leader\":true,\"Voter\":true},{\"ID\":\"b\",\"Node\":"
-                        "\"bob\",\"Address\":\"127.0.0.2:8300\",\"Leader\":false,\"Voter\":false}]}";
+    const char *raft2 =
+        "{\"Servers\":[{\"ID\":\"a\",\"Node\":\"alice\",\"Address\":"
+        "\"127.0.0.1:8300\",\"Leader\":true,\"Voter\":true},{\"ID\":\"b\",\"Node\":"
+        "\"bob\",\"Address\":\"127.0.0.2:8300\",\"Leader\":false,\"Voter\":false}]}";
     in.raft_json = raft2;
     assert_int_equal(cluster_model_build(&in, &m, &ce), CLUSTER_OK);
     e.n = 2;

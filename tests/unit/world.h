@@ -41,14 +41,14 @@ struct w_host {
     int in_raft, voter;
     int64_t joined_at;
     char docker[32], compose[32];
-    int closed_port;    /* a port nobody can reach on this host, 0 none */
-    char fail_on[64];   /* a command containing this exits fail_status */
+    int closed_port;  /* a port nobody can reach on this host, 0 none */
+    char fail_on[64]; /* a command containing this exits fail_status */
     int fail_status;
     char cancel_on[64]; /* a command containing this raises the abort flag and is killed */
     int cancel_value;
-    int write_fail;     /* write_file fails */
-    int stubborn;       /* force-leave does not drop it from raft */
-    char log[2048];     /* docker logs */
+    int write_fail; /* write_file fails */
+    int stubborn;   /* force-leave does not drop it from raft */
+    char log[2048]; /* docker logs */
 };
 
 struct w_file {
@@ -66,7 +66,7 @@ struct world {
     struct w_file f[W_FILES];
     size_t nf;
     int64_t now;
-    int mutations;        /* file writes and changing commands */
+    int mutations;         /* file writes and changing commands */
     char cmdlog[256][320]; /* "host: command" */
     size_t ncmd;
     int watching;
@@ -529,7 +529,9 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
             for (size_t i = 0; i < w->nh; i++) {
                 if (w->h[i].member) {
                     buf_printf(so, "%s %s:8301 %s server\n", w->h[i].hostname, w->h[i].ip,
-                               w->h[i].left ? "left" : w->h[i].running ? "alive" : "failed");
+                               w->h[i].left      ? "left"
+                               : w->h[i].running ? "alive"
+                                                 : "failed");
                 }
             }
             return 0;
@@ -558,9 +560,8 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
             for (size_t i = 0; i < w->nh; i++) {
                 struct w_host *o = &w->h[i];
                 if (o->in_raft) {
-                    buf_printf(so, "%-9s %-9s %s:8300  %-9s %-6s 3\n", o->hostname, o->name,
-                               o->ip, o == lead ? "leader" : "follower",
-                               o->voter ? "true" : "false");
+                    buf_printf(so, "%-9s %-9s %s:8300  %-9s %-6s 3\n", o->hostname, o->name, o->ip,
+                               o == lead ? "leader" : "follower", o->voter ? "true" : "false");
                 }
             }
             return 0;
@@ -633,7 +634,8 @@ w_exec(void *ctx, const struct store_node *n, const struct sh_cmd *cmd, int time
         h->cancel_on[0] = '\0';
         atomic_store(w->abort, h->cancel_value ? h->cancel_value : PROC_ABORT_CANCEL);
         rc = SSH_ERR_CANCELLED;
-        snprintf(err->message, sizeof(err->message), "ssh root@%s:22: cancelled, killed", n->address);
+        snprintf(err->message, sizeof(err->message), "ssh root@%s:22: cancelled, killed",
+                 n->address);
         goto out;
     }
     if (h->fail_on[0] && strstr(text, h->fail_on)) {
@@ -776,7 +778,9 @@ w_model_get(void *ctx, void **ref, int64_t *answered)
             cJSON_AddStringToObject(m, "Addr", h->ip);
             cJSON_AddNumberToObject(m, "Port", 8301);
             cJSON_AddNumberToObject(m, "Status",
-                                    h->left ? 3 : (h->running && h->reachable) ? 1 : 4);
+                                    h->left                        ? 3
+                                    : (h->running && h->reachable) ? 1
+                                                                   : 4);
             cJSON *tags = cJSON_AddObjectToObject(m, "Tags");
             cJSON_AddStringToObject(tags, "role", "consul");
             cJSON_AddStringToObject(tags, "dc", "dc1");
