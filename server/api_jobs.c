@@ -102,24 +102,6 @@ reply_job(struct req *r, int status, int64_t id)
     return http_reply_json(r, status, j);
 }
 
-static int
-check_fields(struct req *r, const cJSON *in, const char *const *allowed)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, in)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) {
-            ok |= strcmp(it->string, *a) == 0;
-        }
-        if (!ok) {
-            http_reply_error(r, 400, "invalid_field", "unknown field '%s'", it->string);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* A text a person wrote (reason, comment): UTF-8 without control characters except line
  * breaks and tabs, at most max bytes. */
 static const char *
@@ -160,7 +142,7 @@ request_read(struct req *r, const cJSON *in, struct jobs_request *req)
     static const char *const allowed[] = {"type",    "node", "strategy", "reason",
                                           "options", "job",  NULL};
     memset(req, 0, sizeof(*req));
-    if (check_fields(r, in, allowed)) {
+    if (http_check_fields(r, in, allowed)) {
         return -1;
     }
     static const char *const types[] = {"node-add", "node-remove", "rollback", "diagnose"};
@@ -540,7 +522,7 @@ decide(struct req *r, int approve)
             return r->status;
         }
         static const char *const allowed[] = {"comment", NULL};
-        if (check_fields(r, in, allowed)) {
+        if (http_check_fields(r, in, allowed)) {
             status = r->status;
             goto out;
         }

@@ -75,39 +75,30 @@ api_nodes_list(struct req *r)
     return http_reply_json(r, 200, j);
 }
 
-int
-api_nodes_get(struct req *r)
+/* Reads node name into n. Returns 0, or the status sent (404, 500). */
+static int
+load_node(struct req *r, const char *name, struct store_node *n)
 {
-    struct store_node n;
-    int rc = store_node_get(r->db, r->params[0], &n);
+    int rc = store_node_get(r->db, name, n);
     if (rc == STORE_NOT_FOUND) {
-        return http_reply_error(r, 404, "not_found", "no node named '%s'", r->params[0]);
+        return http_reply_error(r, 404, "not_found", "no node named '%s'", name);
     }
     if (rc != STORE_OK) {
         return http_reply_error(r, 500, "internal", "cannot read the node: database error");
     }
+    return 0;
+}
+
+int
+api_nodes_get(struct req *r)
+{
+    struct store_node n;
+    if (load_node(r, r->params[0], &n)) {
+        return r->status;
+    }
     int status = reply_node(r, 200, &n);
     store_node_clear(&n);
     return status;
-}
-
-/* Rejects members other than the allowed ones, naming the first unknown field. */
-static int
-check_fields(struct req *r, const cJSON *in, const char *const *allowed)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, in)
-    {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++) {
-            ok |= strcmp(it->string, *a) == 0;
-        }
-        if (!ok) {
-            http_reply_error(r, 400, "invalid_field", "unknown field '%s'", it->string);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* A string member, or the error reply naming it: *out is the string (borrowed), NULL when
@@ -214,7 +205,7 @@ api_nodes_create(struct req *r)
     struct node_in ni;
     const char *name = NULL, *p;
     struct store_node got = {0};
-    if (check_fields(r, in, allowed) || take_str(r, in, "name", &name) ||
+    if (http_check_fields(r, in, allowed) || take_str(r, in, "name", &name) ||
         node_in_read(r, in, &ni)) {
         status = r->status;
         goto out;
@@ -304,6 +295,26 @@ check_busy(struct req *r, const char *name)
     return 0;
 }
 
+/* Begins the change of node name: the write transaction, the node read into n (404 when
+ * absent) and free of unfinished jobs (409 node_busy). Returns 0 inside the transaction, or
+ * the status sent (rolled back). */
+static int
+begin_node_change(struct req *r, const char *name, struct store_node *n)
+{
+    if (store_begin(r->db)) {
+        return http_reply_error(r, 500, "internal", "database busy");
+    }
+    int rc = store_node_get(r->db, name, n);
+    if (rc == STORE_NOT_FOUND) {
+        store_rollback(r->db);
+        return http_reply_error(r, 404, "not_found", "no node named '%s'", name);
+    }
+    if (rc != STORE_OK) {
+        return fail_db(r);
+    }
+    return check_busy(r, name);
+}
+
 /* Records one changed text field as {"from","to"} in d. */
 static void
 change_str(cJSON *d, const char *key, char **field, const char *to)
@@ -337,7 +348,7 @@ api_nodes_update(struct req *r)
                                   "again)");
         goto out;
     }
-    if (check_fields(r, in, allowed) || node_in_read(r, in, &ni)) {
+    if (http_check_fields(r, in, allowed) || node_in_read(r, in, &ni)) {
         status = r->status;
         goto out;
     }
@@ -347,21 +358,7 @@ api_nodes_update(struct req *r)
                                   "'ssh_key_path', 'compose_dir', 'data_dir', 'server_state'");
         goto out;
     }
-    if (store_begin(r->db)) {
-        status = http_reply_error(r, 500, "internal", "database busy");
-        goto out;
-    }
-    int rc = store_node_get(r->db, name, &n);
-    if (rc == STORE_NOT_FOUND) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 404, "not_found", "no node named '%s'", name);
-        goto out;
-    }
-    if (rc != STORE_OK) {
-        status = fail_db(r);
-        goto out;
-    }
-    if ((status = check_busy(r, name)) != 0) {
+    if ((status = begin_node_change(r, name, &n)) != 0) {
         goto out;
     }
     cJSON *d = cJSON_CreateObject();
@@ -385,7 +382,7 @@ api_nodes_update(struct req *r)
         cJSON_AddStringToObject(u, "fingerprint", n.host_key_fingerprint);
         cJSON_AddStringToObject(u, "reason", addr_changed ? "address changed" : "ssh_port changed");
     }
-    rc = store_node_update(r->db, &n, unpin, time_now_ms());
+    int rc = store_node_update(r->db, &n, unpin, time_now_ms());
     if (rc == STORE_CONFLICT) {
         store_rollback(r->db);
         cJSON_Delete(d);
@@ -417,20 +414,7 @@ api_nodes_delete(struct req *r)
     const char *name = r->params[0];
     struct store_node n = {0};
     int status;
-    if (store_begin(r->db)) {
-        return http_reply_error(r, 500, "internal", "database busy");
-    }
-    int rc = store_node_get(r->db, name, &n);
-    if (rc == STORE_NOT_FOUND) {
-        store_rollback(r->db);
-        status = http_reply_error(r, 404, "not_found", "no node named '%s'", name);
-        goto out;
-    }
-    if (rc != STORE_OK) {
-        status = fail_db(r);
-        goto out;
-    }
-    if ((status = check_busy(r, name)) != 0) {
+    if ((status = begin_node_change(r, name, &n)) != 0) {
         goto out;
     }
     cJSON *d = cJSON_CreateObject();
@@ -481,12 +465,8 @@ int
 api_nodes_hostkey(struct req *r)
 {
     struct store_node n;
-    int rc = store_node_get(r->db, r->params[0], &n);
-    if (rc == STORE_NOT_FOUND) {
-        return http_reply_error(r, 404, "not_found", "no node named '%s'", r->params[0]);
-    }
-    if (rc != STORE_OK) {
-        return http_reply_error(r, 500, "internal", "cannot read the node: database error");
+    if (load_node(r, r->params[0], &n)) {
+        return r->status;
     }
     struct ssh_host_key k;
     int status;
@@ -538,7 +518,7 @@ api_nodes_trust(struct req *r)
     int status;
     const char *fp = NULL;
     struct store_node n = {0}, now = {0};
-    if (check_fields(r, in, allowed) || take_str(r, in, "fingerprint", &fp)) {
+    if (http_check_fields(r, in, allowed) || take_str(r, in, "fingerprint", &fp)) {
         status = r->status;
         goto out;
     }
@@ -548,13 +528,8 @@ api_nodes_trust(struct req *r)
                                   "characters, as ssh-keygen -l prints it");
         goto out;
     }
-    int rc = store_node_get(r->db, name, &n);
-    if (rc == STORE_NOT_FOUND) {
-        status = http_reply_error(r, 404, "not_found", "no node named '%s'", name);
-        goto out;
-    }
-    if (rc != STORE_OK) {
-        status = http_reply_error(r, 500, "internal", "cannot read the node: database error");
+    if (load_node(r, name, &n)) {
+        status = r->status;
         goto out;
     }
     struct ssh_host_key k;
@@ -585,7 +560,7 @@ api_nodes_trust(struct req *r)
         goto out;
     }
     /* the node must still be the one probed */
-    rc = store_node_get(r->db, name, &now);
+    int rc = store_node_get(r->db, name, &now);
     if (rc != STORE_OK || strcmp(now.address, n.address) != 0 || now.ssh_port != n.ssh_port) {
         store_rollback(r->db);
         status = http_reply_error(r, 409, "node_changed",
@@ -651,7 +626,7 @@ api_nodes_import(struct req *r)
     struct node_in ni;
     struct watch_snap *snap = NULL;
     struct import_ctx ic = {cJSON_CreateArray(), cJSON_CreateArray()};
-    if (check_fields(r, in, allowed) || node_in_read(r, in, &ni)) {
+    if (http_check_fields(r, in, allowed) || node_in_read(r, in, &ni)) {
         status = r->status;
         goto out;
     }

@@ -149,18 +149,6 @@ inventory_server_state_valid(const char *state)
 }
 
 static void
-add_time(cJSON *j, const char *key, int64_t ms)
-{
-    if (ms <= 0) {
-        cJSON_AddNullToObject(j, key);
-        return;
-    }
-    char ts[40];
-    time_format_rfc3339(ms, ts, sizeof(ts));
-    cJSON_AddStringToObject(j, key, ts);
-}
-
-static void
 add_str(cJSON *j, const char *key, const char *v)
 {
     if (v) {
@@ -191,7 +179,7 @@ inventory_node_json(const struct store_node *n, const struct cluster_model *m)
         cJSON_AddNullToObject(hk, "bits");
     }
     add_str(hk, "fingerprint", n->host_key_fingerprint);
-    add_time(hk, "pinned_at", pinned ? n->host_key_pinned_at : 0);
+    json_add_time(hk, "pinned_at", pinned ? n->host_key_pinned_at : 0);
     add_str(hk, "pinned_by", pinned ? n->host_key_pinned_by : NULL);
     cJSON_AddStringToObject(j, "server_state", n->server_state);
     if (m) {
@@ -208,8 +196,8 @@ inventory_node_json(const struct store_node *n, const struct cluster_model *m)
     } else {
         cJSON_AddNullToObject(j, "consul");
     }
-    add_time(j, "created_at", n->created_at);
-    add_time(j, "updated_at", n->updated_at);
+    json_add_time(j, "created_at", n->created_at);
+    json_add_time(j, "updated_at", n->updated_at);
     return j;
 }
 

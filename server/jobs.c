@@ -95,18 +95,6 @@ target_of(int64_t id, char out[32])
 /* ---------------------------------------------------------------- JSON */
 
 static void
-add_time(cJSON *o, const char *key, int64_t ms)
-{
-    if (ms <= 0) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    char ts[40];
-    time_format_rfc3339(ms, ts, sizeof(ts));
-    cJSON_AddStringToObject(o, key, ts);
-}
-
-static void
 add_str(cJSON *o, const char *key, const char *v)
 {
     if (v && *v) {
@@ -142,8 +130,8 @@ step_json_cb(const struct store_job_step *st, void *ctx)
     } else {
         cJSON_AddNullToObject(o, "exit_status");
     }
-    add_time(o, "started_at", st->started_at);
-    add_time(o, "ended_at", st->ended_at);
+    json_add_time(o, "started_at", st->started_at);
+    json_add_time(o, "ended_at", st->ended_at);
     cJSON_AddItemToArray(ctx, o);
     return 0;
 }
@@ -197,16 +185,16 @@ jobs_json(struct store *db, const struct store_job *job, enum jobs_view view,
     cJSON_AddStringToObject(o, "state", job->state);
     cJSON_AddStringToObject(o, "reason", job->reason ? job->reason : "");
     cJSON_AddStringToObject(o, "requested_by", job->requested_by);
-    add_time(o, "requested_at", job->requested_at);
+    json_add_time(o, "requested_at", job->requested_at);
     add_str(o, "approved_by", job->approved_by);
-    add_time(o, "approved_at", job->approved_at);
+    json_add_time(o, "approved_at", job->approved_at);
     add_str(o, "rejected_by", job->rejected_by);
-    add_time(o, "rejected_at", job->rejected_at);
+    json_add_time(o, "rejected_at", job->rejected_at);
     add_str(o, "decision_comment", job->decision_comment);
     add_str(o, "cancelled_by", job->cancelled_by);
     cJSON_AddBoolToObject(o, "cancel_requested", job->cancel_requested);
-    add_time(o, "started_at", job->started_at);
-    add_time(o, "ended_at", job->ended_at);
+    json_add_time(o, "started_at", job->started_at);
+    json_add_time(o, "ended_at", job->ended_at);
     if (job->target_job) {
         cJSON_AddNumberToObject(o, "target_job", (double)job->target_job);
     } else {
@@ -277,7 +265,7 @@ on_log(void *arg, const struct store_log_line *l)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "job", (double)l->job_id);
     cJSON_AddNumberToObject(o, "line", (double)l->line);
-    add_time(o, "time", l->ts);
+    json_add_time(o, "time", l->ts);
     add_str(o, "node", l->node);
     cJSON_AddStringToObject(o, "stream", l->stream);
     cJSON_AddStringToObject(o, "text", l->text);

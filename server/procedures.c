@@ -635,6 +635,21 @@ same_text(const char *t, size_t tlen, const char *orig, size_t olen)
     return t && orig && tlen == olen && memcmp(t, orig, olen) == 0;
 }
 
+/* The writes of the edited server files (n of them, new_text owned by the steps); a file the
+ * edit left as it was gets no step. */
+static void
+edit_steps(struct proc_plan *p, struct facts *sf, char **new_text, const size_t *new_len, size_t n,
+           int group, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (same_text(new_text[i], new_len[i], sf[i].compose, sf[i].compose_len)) {
+            free(new_text[i]);
+            continue;
+        }
+        write_step(p, &sf[i], new_text[i], new_len[i], group, what);
+    }
+}
+
 /* ---------------------------------------------------------------- node-add */
 
 static int
@@ -957,25 +972,13 @@ prep_add(struct prep *st, const struct store_node *nn)
         write_step(p, &nf, nn_text, nn_len, 0, "the new server's file, from the first server's");
         compose_cmd_step(p, nn, 0, 1, 0);
         gate_step(p, all, k + 1, nn, "the new server is a voter");
-        for (size_t i = 0; i < k; i++) {
-            if (same_text(new_text[i], new_len[i], sf[i].compose, sf[i].compose_len)) {
-                free(new_text[i]);
-                continue;
-            }
-            write_step(p, &sf[i], new_text[i], new_len[i], 0, "add the retry-join entry");
-        }
+        edit_steps(p, sf, new_text, new_len, k, 0, "add the retry-join entry");
         gate_step(p, all, k + 1, nn, "after the edits");
     } else {
         for (size_t i = 0; i < k; i++) {
             compose_cmd_step(p, servers[i], 2, 0, i == 0);
         }
-        for (size_t i = 0; i < k; i++) {
-            if (same_text(new_text[i], new_len[i], sf[i].compose, sf[i].compose_len)) {
-                free(new_text[i]);
-                continue;
-            }
-            write_step(p, &sf[i], new_text[i], new_len[i], 3, "add the retry-join entry");
-        }
+        edit_steps(p, sf, new_text, new_len, k, 3, "add the retry-join entry");
         write_step(p, &nf, nn_text, nn_len, 0, "the new server's file, from the first server's");
         for (size_t i = 0; i <= k; i++) {
             compose_cmd_step(p, all[i], 4, 1, 0);
@@ -1185,13 +1188,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
         rp->has_cmd = 1;
         w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s is out of raft", rs->address);
         w->raft_addr = xstrdup(raft_addr);
-        for (size_t i = 0; i < nr; i++) {
-            if (same_text(new_text[i], new_len[i], sf[i].compose, sf[i].compose_len)) {
-                free(new_text[i]);
-                continue;
-            }
-            write_step(p, &sf[i], new_text[i], new_len[i], 0, "remove the retry-join entry");
-        }
+        edit_steps(p, sf, new_text, new_len, nr, 0, "remove the retry-join entry");
         gate_step(p, rest, nr, rest[0], "without the dead server");
         p->gone = rn->name;
     } else {
@@ -1217,14 +1214,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
             cmd_mv(&mv->cmd, mv->path, mv->path2);
             mv->has_cmd = 1;
         }
-        for (size_t i = 0; i < nr; i++) {
-            if (same_text(new_text[i], new_len[i], sf[i].compose, sf[i].compose_len)) {
-                free(new_text[i]);
-                continue;
-            }
-            write_step(p, &sf[i], new_text[i], new_len[i], full ? 3 : 0,
-                       "remove the retry-join entry");
-        }
+        edit_steps(p, sf, new_text, new_len, nr, full ? 3 : 0, "remove the retry-join entry");
         if (full) {
             for (size_t i = 0; i < nr; i++) {
                 compose_cmd_step(p, rest[i], 4, 1, 0);

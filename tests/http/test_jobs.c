@@ -635,6 +635,24 @@ job_wait(struct ctx *c, int64_t id, const char *want, int ms)
     }
 }
 
+/* 1 once the job's log holds needle (polled), 0 after ms. */
+static int
+log_has(struct ctx *c, int64_t id, const char *needle, int ms)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/api/jobs/%lld/log", (long long)id);
+    long long end = sim_now_ms() + ms;
+    for (;;) {
+        struct resp r = client_req(c->viewer, "GET", path, NULL);
+        int seen = r.body && strstr(r.body, needle);
+        resp_free(&r);
+        if (seen || sim_now_ms() > end) {
+            return seen;
+        }
+        sim_sleep_ms(100);
+    }
+}
+
 static void
 assert_state(const cJSON *job, const char *state)
 {
@@ -1041,16 +1059,7 @@ test_cancel_running(void **state)
     r = client_req(c->alice, "POST", path, NULL);
     resp_free(&r);
     /* wait until the slow docker-compose up runs on the new node */
-    snprintf(path, sizeof(path), "/api/jobs/%lld/log", (long long)id);
-    long long end = sim_now_ms() + 30000;
-    int seen = 0;
-    while (!seen && sim_now_ms() < end) {
-        r = client_req(c->viewer, "GET", path, NULL);
-        seen = r.body && strstr(r.body, "Pulling consul");
-        resp_free(&r);
-        sim_sleep_ms(100);
-    }
-    assert_true(seen);
+    assert_true(log_has(c, id, "Pulling consul", 30000));
     /* another operator may not cancel it; the requester may */
     snprintf(path, sizeof(path), "/api/jobs/%lld/cancel", (long long)id);
     r = client_req(c->viewer, "POST", path, NULL);
@@ -1137,16 +1146,7 @@ test_kill9_interrupted_then_rollback(void **state)
     snprintf(path, sizeof(path), "/api/jobs/%lld/approve", (long long)id);
     r = client_req(c->bob, "POST", path, NULL);
     resp_free(&r);
-    snprintf(path, sizeof(path), "/api/jobs/%lld/log", (long long)id);
-    long long end = sim_now_ms() + 30000;
-    int seen = 0;
-    while (!seen && sim_now_ms() < end) {
-        r = client_req(c->viewer, "GET", path, NULL);
-        seen = r.body && strstr(r.body, "Pulling consul");
-        resp_free(&r);
-        sim_sleep_ms(100);
-    }
-    assert_true(seen);
+    assert_true(log_has(c, id, "Pulling consul", 30000));
     long long lines = db_int(c->srv, "SELECT log_lines FROM jobs ORDER BY id DESC LIMIT 1");
     assert_true(lines > 5);
     /* the new node's file was written before the crash */
