@@ -1209,6 +1209,62 @@ test_kill9_interrupted_then_rollback(void **state)
     assert_true(sim_voters(c, 3, 5000));
 }
 
+/* A stop (SIGTERM) while a job runs ends its remote command and leaves it interrupted; the
+ * server exits promptly and cleanly. */
+static void
+test_stop_interrupts(void **state)
+{
+    struct ctx *c = *state;
+    char slow[400];
+    snprintf(slow, sizeof(slow), "%s/slow_up", c->nodes[3].root);
+    assert_int_equal(write_text(slow, ""), 0);
+    struct resp r = client_req(c->op, "POST", "/api/jobs",
+                               "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"stop "
+                               "me\"}");
+    int64_t id = job_id(&r);
+    resp_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/jobs/%lld/approve", (long long)id);
+    r = client_req(c->bob, "POST", path, NULL);
+    resp_free(&r);
+    assert_true(log_has(c, id, "Pulling consul", 30000));
+    clients_free(c);
+    char dir[256], admin_pw[64];
+    snprintf(dir, sizeof(dir), "%s", c->srv->dir);
+    snprintf(admin_pw, sizeof(admin_pw), "%s", c->srv->admin_pw);
+    long long t0 = sim_now_ms();
+    srv_stop_keep(c->srv, 1); /* fails the binary unless it exits 0 within 10 s */
+    assert_true(sim_now_ms() - t0 < 8000);
+    unlink(slow);
+    c->srv = srv_start_in(dir, c->extra);
+    assert_non_null(c->srv);
+    snprintf(c->srv->admin_pw, sizeof(c->srv->admin_pw), "%s", admin_pw);
+    c->admin = srv_login(c->srv, "admin", admin_pw);
+    c->op = srv_login(c->srv, "olga", "operator-pw-1");
+    c->alice = srv_login(c->srv, "alice", "approver-pw-1");
+    c->bob = srv_login(c->srv, "bob", "approver-pw-2");
+    c->viewer = srv_login(c->srv, "vera", "viewer-pw-12");
+    snprintf(path, sizeof(path), "/api/jobs/%lld", (long long)id);
+    r = client_req(c->op, "GET", path, NULL);
+    assert_state(r.json, "interrupted");
+    resp_free(&r);
+    assert_true(log_has(c, id, "consulate is stopping", 1000));
+    /* undo it */
+    char body[128];
+    snprintf(body, sizeof(body), "{\"type\":\"rollback\",\"job\":%lld,\"reason\":\"undo\"}",
+             (long long)id);
+    r = client_req(c->op, "POST", "/api/jobs", body);
+    int64_t rid = job_id(&r);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/api/jobs/%lld/approve", (long long)rid);
+    r = client_req(c->alice, "POST", path, NULL);
+    resp_free(&r);
+    cJSON *job = job_wait(c, rid, NULL, 90000);
+    assert_state(job, "succeeded");
+    cJSON_Delete(job);
+    assert_files(c);
+}
+
 static void
 test_approval_not_required(void **state)
 {
@@ -1283,6 +1339,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_cancel_running),
         cmocka_unit_test(test_host_key_changed),
         cmocka_unit_test(test_kill9_interrupted_then_rollback),
+        cmocka_unit_test(test_stop_interrupts),
         cmocka_unit_test(test_approval_not_required),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
