@@ -17,7 +17,8 @@ enum pstep_kind {
     PS_MOVE,           /* cmd = mv path path2 (move undo record first) */
     PS_GATE,           /* the gate over gate_* */
     PS_WAIT_GONE,      /* wait until raft_addr is out of raft (up to wait_ms) */
-    PS_REMOVE_PEER,    /* on node: remove-peer raft_addr when it is still in raft */
+    PS_CMD_IF_IN_RAFT, /* cmd on node only while raft_addr is still in raft (force-leave,
+                          remove-peer), else skipped */
     PS_ENSURE_STOPPED, /* rollback: leave and down when Consul runs on node */
     PS_ENSURE_RUNNING, /* rollback: up -d when Consul does not run on node */
     PS_RESTORE_FILE,   /* rollback: data back into path (existed), or path moved aside */
@@ -46,7 +47,7 @@ struct pstep {
     char **gate_addrs, **gate_names; /* PS_GATE */
     size_t gate_n;
     const struct store_node *gate_peer;
-    char *raft_addr; /* PS_WAIT_GONE, PS_REMOVE_PEER: "IP:8300" */
+    char *raft_addr; /* PS_WAIT_GONE, PS_CMD_IF_IN_RAFT: "IP:8300" */
     int wait_ms;     /* PS_WAIT_GONE: 0 = the gate timeout */
 };
 

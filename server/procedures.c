@@ -1010,6 +1010,51 @@ out:
 
 /* ---------------------------------------------------------------- node-remove */
 
+/* The steps that get the server at raft_addr (Consul node name) out of raft, run on h: when
+ * wait_first, a wait for it to leave by itself (up to leave_wait_ms); force-leave while it is
+ * still in raft; another wait; remove-peer while it is still there; then a wait that must end
+ * with it gone. Returns 0, or -1 after a failed precheck (a value that cannot be given). */
+static int
+out_of_raft_steps(struct prep *st, const struct store_node *h, const char *name,
+                  const char *raft_addr, int wait_first)
+{
+    struct proc_plan *p = st->p;
+    int wait_s = st->x->lim.leave_wait_ms / 1000;
+    if (wait_first) {
+        struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL,
+                                   "Wait until %s leaves raft (at most %d s)", raft_addr, wait_s);
+        w->raft_addr = xstrdup(raft_addr);
+        w->wait_ms = st->x->lim.leave_wait_ms;
+        w->any_exit = 1; /* still there: force-leave */
+    }
+    struct pstep *fl = plan_add(p, PS_CMD_IF_IN_RAFT, h,
+                                wait_first ? "Force %s out when it is still in raft (force-leave)"
+                                           : "Force the dead server %s out (force-leave)",
+                                raft_addr);
+    fl->raft_addr = xstrdup(raft_addr);
+    fl->has_cmd = 1;
+    struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft (at most %d s)",
+                               raft_addr, wait_s);
+    w->raft_addr = xstrdup(raft_addr);
+    w->wait_ms = st->x->lim.leave_wait_ms;
+    w->any_exit = 1; /* still there: remove-peer */
+    struct pstep *rp =
+        plan_add(p, PS_CMD_IF_IN_RAFT, h,
+                 "Remove %s from raft when it is still there (remove-peer)", raft_addr);
+    rp->raft_addr = xstrdup(raft_addr);
+    rp->has_cmd = 1;
+    w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s is out of raft", raft_addr);
+    w->raft_addr = xstrdup(raft_addr);
+    if (cmd_force_leave(&fl->cmd, name) != 0 || cmd_remove_peer(&rp->cmd, raft_addr) != 0) {
+        pc_add(st, "remove_peer", NULL, 0, 1,
+               "the node name '%s' or the raft address %s cannot be given to force-leave or "
+               "remove-peer",
+               name, raft_addr);
+        return -1;
+    }
+    return 0;
+}
+
 /* Quorum after removing one of the k servers: the alive voters among the others must be a
  * majority of k - 1, and one server must remain. */
 static void
@@ -1160,51 +1205,36 @@ prep_remove(struct prep *st, const struct store_node *rn)
     for (size_t i = 0; i < nr; i++) {
         backup_step(p, &sf[i], job, 1);
     }
-    char *raft_addr = xstrdup(rs->address);
+    /* who runs force-leave / remove-peer: the first remaining server that is alive */
+    const struct store_node *h = NULL;
+    for (size_t i = 0; i < nr && !h; i++) {
+        const struct cluster_server *s = model_server(st->m, rest[i]->address);
+        h = s && s->serf_status == CLUSTER_SERF_ALIVE ? rest[i] : NULL;
+    }
+    h = h ? h : rest[0];
     if (gone) {
-        const struct store_node *h = NULL;
-        for (size_t i = 0; i < nr && !h; i++) {
-            const struct cluster_server *s = model_server(st->m, rest[i]->address);
-            h = s && s->serf_status == CLUSTER_SERF_ALIVE ? rest[i] : NULL;
+        if (out_of_raft_steps(st, h, rs->node, rs->address, 0) != 0) {
+            goto out;
         }
-        h = h ? h : rest[0];
-        struct sh_cmd c;
-        cmd_force_leave(&c, rs->node);
-        cmd_step(p, h, 0, &c, "Force the dead server out of the members (force-leave)");
-        struct pstep *w =
-            plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft (at most %d s)", rs->address,
-                     st->x->lim.leave_wait_ms / 1000);
-        w->raft_addr = xstrdup(raft_addr);
-        w->wait_ms = st->x->lim.leave_wait_ms;
-        w->any_exit = 1; /* not leaving in time is what remove-peer is for */
-        struct pstep *rp =
-            plan_add(p, PS_REMOVE_PEER, h,
-                     "Remove %s from raft when it is still there (remove-peer)", rs->address);
-        rp->raft_addr = xstrdup(raft_addr);
-        if (cmd_remove_peer(&rp->cmd, raft_addr) != 0) {
-            pc_add(st, "remove_peer", rn->name, 0, 1,
-                   "the raft address %s cannot be given to remove-peer", raft_addr);
-        }
-        rp->has_cmd = 1;
-        w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s is out of raft", rs->address);
-        w->raft_addr = xstrdup(raft_addr);
         edit_steps(p, sf, new_text, new_len, nr, 0, "remove the retry-join entry");
         gate_step(p, rest, nr, rest[0], "without the dead server");
         p->gone = rn->name;
     } else {
+        /* down right after the leave: Docker's restart policy would start the agent again and
+         * it would retry-join; should it slip back into raft meanwhile, it is forced out */
         struct sh_cmd c;
         cmd_consul_leave(&c);
         cmd_step(p, rn, 0, &c, "Leave the cluster gracefully (consul leave)");
-        struct pstep *w = plan_add(p, PS_WAIT_GONE, NULL, "Wait until %s leaves raft", rs->address);
-        w->raft_addr = xstrdup(raft_addr);
+        compose_cmd_step(p, rn, 0, 0, 0);
+        if (out_of_raft_steps(st, h, rs->node, rs->address, 1) != 0) {
+            goto out;
+        }
         if (!full) {
             gate_step(p, rest, nr, rest[0], "the others without it");
-            compose_cmd_step(p, rn, 0, 0, 0);
         } else {
             for (size_t i = 0; i < nr; i++) {
                 compose_cmd_step(p, rest[i], 2, 0, i == 0);
             }
-            compose_cmd_step(p, rn, 2, 0, 0);
         }
         if (rf.compose) {
             struct pstep *mv =
@@ -1224,7 +1254,6 @@ prep_remove(struct prep *st, const struct store_node *rn)
         gate_step(p, rest, nr, rest[0], full ? "the cluster formed again" : "after the edits");
         involve(p, rn);
     }
-    free(raft_addr);
     for (size_t i = 0; i < p->n; i++) {
         if (p->v[i].kind == PS_WRITE) {
             add_diff(st, p->v[i].node, p->v[i].path, p->v[i].orig, p->v[i].orig_len, p->v[i].data,
@@ -1343,7 +1372,18 @@ prep_undo(struct prep *st, int64_t target)
     if (st->out->failed) {
         goto out;
     }
-    /* 1. nodes that did not run Consul before: leave and down */
+    /* the servers of before: the gate's expectation, and where force-leave runs */
+    const struct store_node *expect[MAX_SERVERS];
+    size_t ne = 0;
+    for (size_t i = 0; i < ul.n && ne < MAX_SERVERS; i++) {
+        const struct store_undo *u = &ul.v[i];
+        if (strcmp(u->kind, "state") == 0 && !(u->flag & PROC_STATE_GONE) &&
+            (u->flag & PROC_STATE_RUNNING) && (u->flag & PROC_STATE_IN_RAFT)) {
+            expect[ne++] = plan_node(p, u->node);
+        }
+    }
+    /* 1. nodes that did not run Consul before: leave and down, and out of raft should they
+     * have joined it */
     for (size_t i = 0; i < ul.n; i++) {
         const struct store_undo *u = &ul.v[i];
         if (strcmp(u->kind, "state") == 0 && !(u->flag & (PROC_STATE_RUNNING | PROC_STATE_GONE))) {
@@ -1353,8 +1393,18 @@ prep_undo(struct prep *st, int64_t target)
                          "Return %s to stopped (leave and down if Consul runs)", u->node);
             s->path = proc_compose_path(n);
             involve(p, n);
+            const struct cluster_server *cs = model_server(st->m, n->address);
+            if (cs && cs->in_raft && !(u->flag & PROC_STATE_IN_RAFT) && ne > 0) {
+                char *ra = xstrdup(cs->address);
+                int rc = out_of_raft_steps(st, expect[0], cs->node, ra, 1);
+                free(ra);
+                if (rc != 0) {
+                    goto out;
+                }
+            }
         }
     }
+
     /* 2. files and moves, newest first */
     for (size_t i = ul.n; i-- > 0;) {
         const struct store_undo *u = &ul.v[i];
@@ -1392,24 +1442,16 @@ prep_undo(struct prep *st, int64_t target)
         involve(p, n);
     }
     /* 3. nodes that ran Consul before: up */
-    const struct store_node *expect[MAX_SERVERS];
-    size_t ne = 0;
     for (size_t i = 0; i < ul.n; i++) {
         const struct store_undo *u = &ul.v[i];
-        if (strcmp(u->kind, "state") != 0 || (u->flag & PROC_STATE_GONE)) {
-            continue;
-        }
-        const struct store_node *n = plan_node(p, u->node);
-        if (u->flag & PROC_STATE_RUNNING) {
-            struct pstep *s = plan_add(p, PS_ENSURE_RUNNING, n,
-                                       "Return %s to running (up -d if Consul is "
-                                       "stopped)",
-                                       u->node);
+        if (strcmp(u->kind, "state") == 0 && !(u->flag & PROC_STATE_GONE) &&
+            (u->flag & PROC_STATE_RUNNING)) {
+            const struct store_node *n = plan_node(p, u->node);
+            struct pstep *s =
+                plan_add(p, PS_ENSURE_RUNNING, n,
+                         "Return %s to running (up -d if Consul is stopped)", u->node);
             s->path = proc_compose_path(n);
             involve(p, n);
-        }
-        if ((u->flag & PROC_STATE_RUNNING) && (u->flag & PROC_STATE_IN_RAFT) && ne < MAX_SERVERS) {
-            expect[ne++] = n;
         }
     }
     if (ne) {

@@ -657,11 +657,11 @@ run_one(struct proc_ctx *x, struct pstep *s, struct step_res *r)
     case PS_WAIT_GONE:
         wait_gone(x, s, r);
         break;
-    case PS_REMOVE_PEER: {
+    case PS_CMD_IF_IN_RAFT: {
         int yes = in_raft(x, s->raft_addr);
         if (yes == 0) {
-            proc_log(x, s->node->name, "info", "%s already left raft: no remove-peer needed",
-                     s->raft_addr);
+            proc_log(x, s->node->name, "info", "%s is out of raft: '%s' is not needed",
+                     s->raft_addr, sh_cmd_text(&s->cmd));
             r->skipped = 1;
         } else {
             run_cmd(x, s->node, &s->cmd, 0, r);

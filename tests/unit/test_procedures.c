@@ -492,19 +492,23 @@ test_remove_rolling_and_identity(void **state)
         fail_msg("prepare failed: %s", prep.error);
     }
     const cJSON *steps = cJSON_GetObjectItem(prep.plan, "steps");
-    static const char *const titles[] = {
-        "Back up",
-        "Back up",
-        "Back up",
-        "Leave the cluster gracefully (consul leave)",
-        "Wait until 10.0.0.4:8300 leaves raft",
-        "Gate: 3 servers",
-        "Stop Consul (docker-compose down)",
-        "Move /mnt/opt/docker-compose/consul/docker-compose.yaml aside",
-        "Write",
-        "Write",
-        "Write",
-        "Gate: 3 servers"};
+    static const char *const titles[] = {"Back up",
+                                         "Back up",
+                                         "Back up",
+                                         "Leave the cluster gracefully (consul leave)",
+                                         "Stop Consul (docker-compose down)",
+                                         "Wait until 10.0.0.4:8300 leaves raft",
+                                         "Force 10.0.0.4:8300 out when it is still in raft",
+                                         "Wait until 10.0.0.4:8300 leaves raft",
+                                         "Remove 10.0.0.4:8300 from raft when it is still there",
+                                         "Wait until 10.0.0.4:8300 is out of raft",
+                                         "Gate: 3 servers",
+                                         "Move /mnt/opt/docker-compose/consul/docker-compose.yaml "
+                                         "aside",
+                                         "Write",
+                                         "Write",
+                                         "Write",
+                                         "Gate: 3 servers"};
     assert_int_equal(cJSON_GetArraySize(steps), (int)ARRAY_LEN(titles));
     for (size_t i = 0; i < ARRAY_LEN(titles); i++) {
         const char *t = json_get_str(cJSON_GetArrayItem(steps, (int)i), "title", "");
@@ -514,6 +518,8 @@ test_remove_rolling_and_identity(void **state)
     }
     assert_string_equal(json_get_str(cJSON_GetArrayItem(steps, 3), "command", ""),
                         "docker exec consul consul leave");
+    assert_string_equal(json_get_str(cJSON_GetArrayItem(steps, 6), "command", ""),
+                        "docker exec consul consul force-leave 'n4'");
     char *approved = json_print(prep.plan);
     proc_prep_free(&prep);
     assert_int_equal(proc_execute(&x, &rm, approved, &o), 0);
@@ -525,6 +531,10 @@ test_remove_rolling_and_identity(void **state)
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), fx->orig[i]);
     }
+    struct steps st = steps_of(fx, j2);
+    assert_string_equal(st.v[6].state, "skipped");
+    assert_string_equal(st.v[8].state, "skipped");
+    assert_false(world_ran(&fx->w, "s1", "force-leave"));
     /* the removed node's file is kept as its backup, named after the job */
     assert_null(world_file(&fx->w, "n4", W_COMPOSE));
     char bak[300];
@@ -533,6 +543,31 @@ test_remove_rolling_and_identity(void **state)
     struct w_host *n4 = H(fx, "n4");
     assert_false(n4->running || n4->in_raft);
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE '%.bak-%'") > 0);
+}
+
+/* Docker's restart policy brings the left agent back before down stops it: it is a failed
+ * member in raft, forced out with force-leave; the removal still succeeds. */
+static void
+test_remove_rejoined_after_leave(void **state)
+{
+    struct fx *fx = *state;
+    H(fx, "s3")->rejoins = 1;
+    struct proc_request rm = {.type = "node-remove", .node = "s3"};
+    int64_t job = new_job(fx, "node-remove", "s3", "queued");
+    struct proc_ctx x = ctx_of(fx, job);
+    struct proc_outcome o;
+    assert_int_equal(proc_execute(&x, &rm, NULL, &o), 0);
+    if (o.end != PROC_SUCCEEDED) {
+        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
+    }
+    proc_outcome_free(&o);
+    assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
+    assert_false(world_ran(&fx->w, "s1", "remove-peer"));
+    assert_false(H(fx, "s3")->in_raft);
+    assert_false(H(fx, "s3")->running);
+    for (size_t i = 0; i < 2; i++) {
+        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
+    }
 }
 
 static void
@@ -858,8 +893,10 @@ static void
 test_failure_midway_rolls_back(void **state)
 {
     struct fx *fx = *state;
-    /* s3's file cannot be written: s1 and s2 were already edited, n4 runs */
+    /* s3's file cannot be written: s1 and s2 were already edited, n4 runs; when the rollback
+     * makes it leave, Docker brings it back before down, so it must be forced out */
     H(fx, "s3")->write_fail = 1;
+    H(fx, "n4")->rejoins = 1;
     struct proc_request req = {.type = "node-add", .node = "n4"};
     int64_t job = new_job(fx, "node-add", "n4", "running");
     struct proc_ctx x = ctx_of(fx, job);
@@ -882,6 +919,7 @@ test_failure_midway_rolls_back(void **state)
     assert_rolled_back(fx, job);
     assert_true(world_ran(&fx->w, "n4", "consul leave"));
     assert_true(world_ran(&fx->w, "n4", "down"));
+    assert_true(world_ran(&fx->w, "s1", "force-leave 'n4'"));
     char aside[300];
     snprintf(aside, sizeof(aside), "%s.rolled-back-%lld", W_COMPOSE, (long long)job);
     assert_non_null(world_file(&fx->w, "n4", aside));
@@ -1288,6 +1326,7 @@ main(void)
         T(test_add_rolling),
         T(test_add_full_restart),
         T(test_remove_rolling_and_identity),
+        T(test_remove_rejoined_after_leave),
         T(test_remove_full_restart),
         T(test_remove_dead_server),
         T(test_remove_dead_server_force_leave_suffices),

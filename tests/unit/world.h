@@ -48,6 +48,8 @@ struct w_host {
     int cancel_value;
     int write_fail; /* write_file fails */
     int stubborn;   /* force-leave does not drop it from raft */
+    int rejoins;    /* after a leave, Docker's restart policy brings the agent back and it
+                       retry-joins before anyone runs down */
     char log[2048]; /* docker logs */
 };
 
@@ -522,6 +524,10 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
             h->in_raft = h->voter = 0;
             h->left = 1;
             h->running = 0;
+            if (h->rejoins) {
+                h->running = h->in_raft = h->voter = 1;
+                h->left = 0;
+            }
             buf_puts(so, "Graceful leave complete\n");
             return 0;
         }
