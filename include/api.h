@@ -58,4 +58,24 @@ void api_kv_add_value(cJSON *obj, const void *data, size_t len);
  * owns the result. */
 cJSON *api_kv_value_json(const struct consul_kv *kv);
 
+/* api_nodes.c: the inventory (reads: viewer; changes, host keys, import: admin) */
+int api_nodes_list(struct req *r);
+int api_nodes_get(struct req *r);
+int api_nodes_create(struct req *r);
+int api_nodes_update(struct req *r);
+int api_nodes_delete(struct req *r);
+int api_nodes_hostkey(struct req *r);
+int api_nodes_trust(struct req *r);
+int api_nodes_import(struct req *r);
+
+/* api_jobs.c: jobs (request: operator; reads: viewer; approve/reject: approver; cancel: the
+ * requester or an approver) */
+int api_jobs_create(struct req *r);
+int api_jobs_list(struct req *r);
+int api_jobs_get(struct req *r);
+int api_jobs_log(struct req *r);
+int api_jobs_approve(struct req *r);
+int api_jobs_reject(struct req *r);
+int api_jobs_cancel(struct req *r);
+
 #endif

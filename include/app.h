@@ -11,6 +11,7 @@ struct consul_client;
 struct watch;
 struct events;
 struct slots;
+struct jobs;
 
 struct app {
     struct config *cfg;
@@ -19,6 +20,7 @@ struct app {
     struct events *events;
     struct slots *blocking_reads; /* blocking proxied reads per user (NULL = unlimited) */
     struct slots *sse_slots; /* live-update streams per user and in total (limits.sse_*) */
+    struct jobs *jobs;            /* the job engine (NULL in commands other than serve) */
     int64_t started_at_ms;
 };
 

@@ -19,6 +19,13 @@ struct cluster_exporter {
     double consul_up, raft_peers, raft_leader, serf_lan_members;
 };
 
+/* A server the inventory says should run (a node whose last successful job or import made it
+ * a server): name is the inventory name, address its host (IP or DNS name, no port). */
+struct cluster_expected {
+    const char *name;
+    const char *address;
+};
+
 /* Everything the model is built from. Every string is borrowed for the duration of
  * cluster_model_build only. Any body may be NULL: not fetched or unavailable. */
 struct cluster_input {
@@ -33,6 +40,8 @@ struct cluster_input {
     const char *leader_addr;    /* GET /v1/status/leader, unquoted, "" = none known */
     const struct cluster_exporter *exporters; /* per-server exporter scrape */
     size_t n_exporters;
+    const struct cluster_expected *expected; /* from the inventory; may be NULL */
+    size_t n_expected;
 };
 
 struct cluster_error {
@@ -70,6 +79,7 @@ enum cluster_problem_code {
     CLUSTER_P_SERVER_LEFT,
     CLUSTER_P_RAFT_PEER_UNKNOWN,
     CLUSTER_P_SERVER_NOT_IN_RAFT,
+    CLUSTER_P_SERVER_MISSING,
     CLUSTER_P_EVEN_SERVER_COUNT,
     CLUSTER_P_LOW_FAILURE_TOLERANCE,
     CLUSTER_P_AUTOPILOT_UNHEALTHY,
@@ -152,6 +162,27 @@ void cluster_model_free(struct cluster_model *m);
 
 /* The /api/cluster JSON of the model. The caller owns the result (cJSON_Delete). */
 cJSON *cluster_model_to_json(const struct cluster_model *m);
+
+/* What the model knows of the host at address (IP or DNS name, without port): whether a serf
+ * member (server or client) has that address, whether a server does, and that server's raft
+ * and serf state. */
+struct cluster_match {
+    int member;
+    int server;
+    int in_raft;
+    int voter;
+    int leader;
+    enum cluster_serf serf_status; /* CLUSTER_SERF_UNKNOWN when no member matched */
+    const char *node;              /* the matched server's or client's node name, borrowed
+                                      from the model; NULL when none */
+};
+/* Fills out for address. Returns 1 when anything matched, else 0 (out zeroed, serf unknown).
+ * Host names compare case-insensitively. */
+int cluster_model_match(const struct cluster_model *m, const char *address,
+                        struct cluster_match *out);
+
+/* 1 when the host parts of two addresses ("IP:port", "[v6]:port", bare hosts) are equal. */
+int cluster_host_equal(const char *a, const char *b);
 
 /* Returns 1 when the model lists a problem with the code (for any node), else 0. */
 int cluster_model_has_problem(const struct cluster_model *m, enum cluster_problem_code code);

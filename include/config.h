@@ -43,6 +43,12 @@ struct config {
     int exporter_port;          /* 9107: consul_exporter on every server host */
     int exporter_interval_s;    /* scrape interval, 15 */
     int watch_enabled;          /* start the Consul watchers (1) */
+    /* jobs */
+    int approval_required;      /* cluster-changing jobs wait for a second person (1) */
+    int jobs_command_timeout_s; /* 120: one remote command */
+    int jobs_gate_timeout_s;    /* 180: the verification gate */
+    int jobs_ssh_connect_timeout_ms; /* 5000 */
+    char *jobs_ssh_passphrase_env; /* name of the variable holding the SSH key passphrase */
 };
 
 struct config_error {

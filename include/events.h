@@ -50,6 +50,12 @@ void events_free(struct events *b);
  * invalid, the data contains a newline, or the bus is closed. Never blocks on subscribers. */
 int events_publish(struct events *b, const char *name, const char *data);
 
+/* Publishes like events_publish, but keeps no last value: the event goes to the subscribers
+ * connected now and is never replayed, neither to a new subscriber nor after a resync. For
+ * items of a sequence the reader resumes from elsewhere after a resync (job log lines:
+ * GET /api/jobs/{id}/log?after=N), which a replay of "the last line" would misrepresent. */
+int events_publish_transient(struct events *b, const char *name, const char *data);
+
 /* Subscribes. The new queue starts with the last event of every name, in name order of first
  * publication. Returns NULL when the bus is closed. Release with events_unsubscribe. */
 struct events_sub *events_subscribe(struct events *b);

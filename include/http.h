@@ -168,6 +168,9 @@ void http_stream_abort(struct req *r);
 /* Parses the body as a JSON object. On failure replies 400 (naming the problem) and returns
  * NULL; the caller returns r->status. The result belongs to the caller. */
 cJSON *http_json_body(struct req *r);
+/* Refuses a body with a member not in allowed (NULL-terminated): replies 400 invalid_field
+ * naming the first unknown field and returns -1; 0 when every member is allowed. */
+int http_check_fields(struct req *r, const cJSON *in, const char *const *allowed);
 /* The decoded value of a query parameter, newly allocated, or NULL when absent or badly
  * encoded. *present (may be NULL) is set when the name appears even without a value
  * ("?keys"): present with NULL means a malformed escape (or %00). */

@@ -3,6 +3,7 @@
 #ifndef CONSULATE_STORE_INTERNAL_H
 #define CONSULATE_STORE_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -20,6 +21,10 @@ void store_bind_text(sqlite3_stmt *st, int idx, const char *v);
 /* Steps a statement that returns no rows, maps constraint errors to STORE_CONFLICT, and
  * finalizes it. */
 int store_step_done(struct store *s, sqlite3_stmt *st);
+/* Runs a constant statement that returns no rows. types names the arguments in ap, one letter
+ * each: 't' text (NULL binds NULL), 'i' int64_t, 'n' int. With must_change, a statement that
+ * changed no row returns STORE_NOT_FOUND; a constraint violation is STORE_CONFLICT. */
+int store_exec_v(struct store *s, int must_change, const char *sql, const char *types, va_list ap);
 /* One-row one-integer query with an optional text parameter ?1. */
 int store_query_int(struct store *s, const char *sql, const char *param, int64_t *n);
 /* One-row one-text query with ?1 bound to tparam (text) or, when it is NULL, to iparam.

@@ -74,6 +74,8 @@ const char *json_get_str(const cJSON *obj, const char *key, const char *dflt);
 double json_get_num(const cJSON *obj, const char *key, double dflt);
 int json_get_bool(const cJSON *obj, const char *key, int dflt);
 char *json_print(const cJSON *j);
+/* Adds key: the UTC ms time as RFC 3339, or null when ms <= 0. */
+void json_add_time(cJSON *obj, const char *key, int64_t ms);
 
 /* The deepest nesting of arrays and objects any JSON consulate reads may have. cJSON parses,
  * prints and deletes recursively, and civetweb's worker threads have 100 KiB stacks: a body

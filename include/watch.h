@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cluster_expected;
+struct cluster_model;
 struct config;
 struct consul_client;
 struct events;
@@ -36,7 +38,10 @@ struct watch_snap {
     char *health; /* the /api/health document */
     size_t health_len;
     int reachable;
-    uint64_t version; /* 1, 2, … per rebuild that changed a text */
+    uint64_t version;                  /* 1, 2, … per rebuild that changed a text */
+    const struct cluster_model *model; /* the parsed model the texts were rendered from
+                                          (owned by the snapshot, read-only); the job
+                                          prechecks and the gate read it */
 };
 
 enum watch_doc { WATCH_DOC_CLUSTER = 0, WATCH_DOC_HEALTH = 1 };
@@ -54,6 +59,14 @@ void watch_stop(struct watch *w);
  * first rebuild. Never talks to Consul. */
 struct watch_snap *watch_snapshot(struct watch *w);
 void watch_snap_put(struct watch *w, struct watch_snap *s);
+
+/* Sets the servers the inventory expects (copied; n 0 clears them) and rebuilds the model, so
+ * an expected server missing from raft, or one that left, is the problem server_missing. */
+void watch_set_expected(struct watch *w, const struct cluster_expected *e, size_t n);
+
+/* Asks the poller for the members and the leader now instead of at its next round (at most
+ * every 100 ms), for a caller that waits for a change (the job gate). */
+void watch_poke(struct watch *w);
 
 /* 1 once Consul answered, or once WATCH_NOT_READY_MS passed since start. */
 int watch_ready(struct watch *w);

@@ -10,13 +10,15 @@
 #include "util.h"
 
 static cJSON *
-session_json(const struct auth_user *u)
+session_json(const struct req *r, const struct auth_user *u)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *user = cJSON_AddObjectToObject(j, "user");
     cJSON_AddStringToObject(user, "name", u->name);
     cJSON_AddStringToObject(user, "role", role_name(u->role));
     cJSON_AddStringToObject(j, "csrf_token", u->csrf_token);
+    /* false: changes run without a second person's approval (the UI header says so) */
+    cJSON_AddBoolToObject(j, "approval_required", r->app->cfg->approval_required);
     return j;
 }
 
@@ -96,7 +98,7 @@ api_session_create(struct req *r)
              "Set-Cookie: " SESSION_COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/%s\r\n", token,
              r->tls ? "; Secure" : "");
     secret_wipe(token, sizeof(token));
-    cJSON *j = session_json(&user);
+    cJSON *j = session_json(r, &user);
     char *s = json_print(j);
     cJSON_Delete(j);
     status = http_reply(r, 200, "application/json; charset=utf-8", cookie, s, strlen(s));
@@ -110,7 +112,7 @@ out:
 int
 api_session_get(struct req *r)
 {
-    return http_reply_json(r, 200, session_json(&r->user));
+    return http_reply_json(r, 200, session_json(r, &r->user));
 }
 
 int

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "prom.h"
 #include "util.h"
@@ -26,6 +27,7 @@ static const char *const problem_names[CLUSTER_P_COUNT_] = {
     [CLUSTER_P_SERVER_LEFT] = "server_left",
     [CLUSTER_P_RAFT_PEER_UNKNOWN] = "raft_peer_unknown",
     [CLUSTER_P_SERVER_NOT_IN_RAFT] = "server_not_in_raft",
+    [CLUSTER_P_SERVER_MISSING] = "server_missing",
     [CLUSTER_P_EVEN_SERVER_COUNT] = "even_server_count",
     [CLUSTER_P_LOW_FAILURE_TOLERANCE] = "low_failure_tolerance",
     [CLUSTER_P_AUTOPILOT_UNHEALTHY] = "autopilot_unhealthy",
@@ -203,6 +205,17 @@ host_equal(const char *a, const char *b)
     char *ha = addr_host(a);
     char *hb = addr_host(b);
     int eq = ha[0] != '\0' && strcmp(ha, hb) == 0;
+    free(ha);
+    free(hb);
+    return eq;
+}
+
+int
+cluster_host_equal(const char *a, const char *b)
+{
+    char *ha = addr_host(a);
+    char *hb = addr_host(b);
+    int eq = ha[0] != '\0' && strcasecmp(ha, hb) == 0;
     free(ha);
     free(hb);
     return eq;
@@ -851,6 +864,42 @@ problems_servers(struct problems *ps)
     }
 }
 
+/* server_missing: an expected server (from the inventory) that raft does not list, or whose
+ * serf member has left. Nothing is said when neither raft nor the members are known. */
+static void
+problems_expected(struct problems *ps, const struct cluster_input *in, const struct parsed *p)
+{
+    const struct cluster_model *m = ps->m;
+    for (size_t k = 0; in->expected && k < in->n_expected; k++) {
+        const struct cluster_expected *e = &in->expected[k];
+        if (!e->name || !e->address || !e->address[0]) {
+            continue;
+        }
+        int in_raft = 0;
+        for (size_t i = 0; i < m->n_servers; i++) {
+            const struct cluster_server *s = &m->servers[i];
+            in_raft |= s->in_raft && cluster_host_equal(s->address, e->address);
+        }
+        int left = 0;
+        for (size_t i = 0; i < p->n_mem; i++) {
+            const struct member *mem = &p->mem[i];
+            left |= strcmp(mem->role, "consul") == 0 && mem->status == CLUSTER_SERF_LEFT &&
+                    cluster_host_equal(mem->addr, e->address);
+        }
+        if (m->raft_known && !in_raft) {
+            problem_add(ps, CLUSTER_P_SERVER_MISSING, e->name,
+                        xasprintf("Server %s (%s) should run as a server per the inventory but "
+                                  "is not in the raft configuration%s.",
+                                  e->name, e->address, left ? ": it has left the cluster" : ""));
+        } else if (m->members_known && left) {
+            problem_add(ps, CLUSTER_P_SERVER_MISSING, e->name,
+                        xasprintf("Server %s (%s) should run as a server per the inventory but "
+                                  "has left the cluster.",
+                                  e->name, e->address));
+        }
+    }
+}
+
 static void
 problems_checks(struct problems *ps, const struct parsed *p)
 {
@@ -878,7 +927,7 @@ problems_checks(struct problems *ps, const struct parsed *p)
 }
 
 static void
-problems_collect(struct cluster_model *m, const struct parsed *p)
+problems_collect(struct cluster_model *m, const struct parsed *p, const struct cluster_input *in)
 {
     struct problems ps = {m, 0};
     if (!m->reachable) {
@@ -892,6 +941,7 @@ problems_collect(struct cluster_model *m, const struct parsed *p)
                             "or consistent reads."));
     }
     problems_servers(&ps);
+    problems_expected(&ps, in, p);
     int count = m->raft_known ? m->voters : (int)m->n_servers;
     if (count > 0 && count % 2 == 0) {
         int ft = count / 2 - 1;
@@ -983,7 +1033,7 @@ cluster_model_build(const struct cluster_input *in, struct cluster_model **out,
     clients_collect(m, &p);
     seed_check(m, &p, raft_leaders);
     verdict(m);
-    problems_collect(m, &p);
+    problems_collect(m, &p, in);
     *out = m;
     rc = CLUSTER_OK;
 out:
@@ -996,6 +1046,37 @@ cluster_model_has_problem(const struct cluster_model *m, enum cluster_problem_co
 {
     for (size_t i = 0; m && i < m->n_problems; i++) {
         if (m->problems[i].code == code) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+cluster_model_match(const struct cluster_model *m, const char *address, struct cluster_match *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->serf_status = CLUSTER_SERF_UNKNOWN;
+    for (size_t i = 0; m && address && i < m->n_servers; i++) {
+        const struct cluster_server *s = &m->servers[i];
+        if (!cluster_host_equal(s->address, address)) {
+            continue;
+        }
+        out->server = 1;
+        out->member = s->in_members;
+        out->in_raft = s->in_raft;
+        out->voter = s->in_raft && s->voter;
+        out->leader = s->leader;
+        out->serf_status = s->in_members ? s->serf_status : CLUSTER_SERF_UNKNOWN;
+        out->node = s->node;
+        return 1;
+    }
+    for (size_t i = 0; m && address && i < m->n_clients; i++) {
+        const struct cluster_client *c = &m->clients[i];
+        if (cluster_host_equal(c->address, address)) {
+            out->member = 1;
+            out->serf_status = c->serf_status;
+            out->node = c->node;
             return 1;
         }
     }

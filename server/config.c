@@ -62,6 +62,13 @@ static const struct ckey keys[] = {
     {"consul.exporter_port", CT_INT, OFF(exporter_port), 1, 65535, "9107"},
     {"consul.exporter_interval_s", CT_INT, OFF(exporter_interval_s), 1, 3600, "15"},
     {"consul.watch", CT_BOOL, OFF(watch_enabled), 0, 0, "1"},
+    {"approval", CT_OBJ, 0, 0, 0, NULL},
+    {"approval.required", CT_BOOL, OFF(approval_required), 0, 0, "1"},
+    {"jobs", CT_OBJ, 0, 0, 0, NULL},
+    {"jobs.command_timeout_s", CT_INT, OFF(jobs_command_timeout_s), 1, 86400, "120"},
+    {"jobs.gate_timeout_s", CT_INT, OFF(jobs_gate_timeout_s), 1, 86400, "180"},
+    {"jobs.ssh_connect_timeout_ms", CT_INT, OFF(jobs_ssh_connect_timeout_ms), 100, 60000, "5000"},
+    {"jobs.ssh_passphrase_env", CT_STR, OFF(jobs_ssh_passphrase_env), 1, 0, NULL},
 };
 
 static void

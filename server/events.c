@@ -131,8 +131,10 @@ sub_replay_locked(struct events *b, struct events_sub *s)
     }
 }
 
-int
-events_publish(struct events *b, const char *name, const char *data)
+/* events_publish and events_publish_transient: keep says whether the event becomes the last
+ * value of its name. */
+static int
+publish(struct events *b, const char *name, const char *data, int keep)
 {
     if (!name_valid(name) || strchr(data, '\n') || strchr(data, '\r')) {
         return -1;
@@ -149,7 +151,9 @@ events_publish(struct events *b, const char *name, const char *data)
             break;
         }
     }
-    if (i < b->n_last) {
+    if (!keep) {
+        /* a part of a sequence (a log line): never replayed as a current state */
+    } else if (i < b->n_last) {
         event_unref_locked(b->last[i]);
         b->last[i] = e;
         e->refs++;
@@ -177,6 +181,18 @@ events_publish(struct events *b, const char *name, const char *data)
 out:
     pthread_mutex_unlock(&b->mu);
     return rc;
+}
+
+int
+events_publish(struct events *b, const char *name, const char *data)
+{
+    return publish(b, name, data, 1);
+}
+
+int
+events_publish_transient(struct events *b, const char *name, const char *data)
+{
+    return publish(b, name, data, 0);
 }
 
 struct events_sub *

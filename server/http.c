@@ -318,6 +318,24 @@ http_json_body(struct req *r)
     return j;
 }
 
+int
+http_check_fields(struct req *r, const cJSON *in, const char *const *allowed)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, in)
+    {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) {
+            ok = strcmp(it->string, *a) == 0;
+        }
+        if (!ok) {
+            http_reply_error(r, 400, "invalid_field", "unknown field '%s'", it->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void
 http_actor(const struct req *r, struct audit_actor *out)
 {

@@ -21,6 +21,8 @@
 #include "consul.h"
 #include "events.h"
 #include "http.h"
+#include "inventory.h"
+#include "jobs.h"
 #include "slots.h"
 #include "store.h"
 #include "util.h"
@@ -447,12 +449,24 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
             consul_client_free(app.consul);
             return 1;
         }
+        inventory_publish_expected(s, app.watch);
+    }
+    /* the job engine: jobs cut off by a crash become interrupted before anything runs */
+    app.jobs = jobs_start(&app);
+    if (!app.jobs) {
+        fprintf(stderr, "consulate: cannot start the job engine\n");
+        slots_free(app.blocking_reads);
+        watch_stop(app.watch);
+        events_free(app.events);
+        consul_client_free(app.consul);
+        return 1;
     }
     char err[512];
     int port = 0;
     struct mg_context *ctx = http_start(&app, &port, err, sizeof(err));
     if (!ctx) {
         fprintf(stderr, "consulate: %s\n", err);
+        jobs_stop(app.jobs);
         slots_free(app.blocking_reads);
         watch_stop(app.watch);
         events_free(app.events);
@@ -480,6 +494,7 @@ serve_sealed(struct config *cfg, struct store *s, sigset_t *set)
     log_info("shutting down");
     events_close(app.events); /* ends the SSE streams, so http_stop need not wait for them */
     http_stop(ctx);
+    jobs_stop(app.jobs); /* a running job is interrupted: its remote command is ended */
     watch_stop(app.watch);
     events_free(app.events);
     slots_free(app.sse_slots);

@@ -369,18 +369,13 @@ exec_sql(struct store *s, const char *sql)
     return STORE_OK;
 }
 
-/* Runs a constant statement that returns no rows. types names the arguments that follow, one
- * letter each: 't' text (NULL binds NULL), 'i' int64_t, 'n' int. With must_change, a statement
- * that changed no row returns STORE_NOT_FOUND. */
-static int
-exec_bound(struct store *s, int must_change, const char *sql, const char *types, ...)
+int
+store_exec_v(struct store *s, int must_change, const char *sql, const char *types, va_list ap)
 {
     sqlite3_stmt *st;
     if (store_prepare(s, sql, &st)) {
         return STORE_ERROR;
     }
-    va_list ap;
-    va_start(ap, types);
     for (int i = 0; types[i]; i++) {
         switch (types[i]) {
         case 't':
@@ -394,11 +389,21 @@ exec_bound(struct store *s, int must_change, const char *sql, const char *types,
             break;
         }
     }
-    va_end(ap);
     int rc = store_step_done(s, st);
     if (rc == STORE_OK && must_change && sqlite3_changes(s->db) == 0) {
         rc = STORE_NOT_FOUND;
     }
+    return rc;
+}
+
+/* store_exec_v with the arguments inline. */
+static int
+exec_bound(struct store *s, int must_change, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = store_exec_v(s, must_change, sql, types, ap);
+    va_end(ap);
     return rc;
 }
 

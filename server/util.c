@@ -441,6 +441,18 @@ json_get_bool(const cJSON *obj, const char *key, int dflt)
     return cJSON_IsBool(it) ? cJSON_IsTrue(it) : dflt;
 }
 
+void
+json_add_time(cJSON *obj, const char *key, int64_t ms)
+{
+    if (ms <= 0) {
+        cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    char ts[40];
+    time_format_rfc3339(ms, ts, sizeof(ts));
+    cJSON_AddStringToObject(obj, key, ts);
+}
+
 char *
 json_print(const cJSON *j)
 {

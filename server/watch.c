@@ -98,6 +98,8 @@ struct watch {
     struct cluster_exporter exp[WATCH_MAX_HOSTS];
     char exp_host[WATCH_MAX_HOSTS][WATCH_HOST_MAX];
     size_t n_exp;
+    struct cluster_expected *expected; /* from the inventory; strings owned */
+    size_t n_expected;
     int64_t log_last_mono;
     unsigned log_suppressed;
     int logged_down;
@@ -274,6 +276,7 @@ snap_unref(struct watch *w, struct watch_snap *s)
     int last = --s->refs == 0;
     pthread_mutex_unlock(&w->snap_mu);
     if (last) {
+        cluster_model_free((struct cluster_model *)s->model);
         free(s->cluster);
         free(s->health);
         free(s);
@@ -409,6 +412,8 @@ rebuild_publish(struct watch *w, int publish)
     in.leader_addr = w->in[SLOT_LEADER];
     in.exporters = w->n_exp ? w->exp : NULL;
     in.n_exporters = w->n_exp;
+    in.expected = w->expected;
+    in.n_expected = w->n_expected;
     struct cluster_model *m = NULL;
     struct cluster_error err;
     if (cluster_model_build(&in, &m, &err) != CLUSTER_OK) {
@@ -417,7 +422,6 @@ rebuild_publish(struct watch *w, int publish)
     }
     hosts_update(w, m);
     cJSON *cj = cluster_model_to_json(m);
-    cluster_model_free(m);
     cJSON_DeleteItemFromObjectCaseSensitive(cj, "updated_at");
     cJSON_DeleteItemFromObjectCaseSensitive(cj, "age_ms");
     char *ctext = json_print(cj);
@@ -447,6 +451,7 @@ rebuild_publish(struct watch *w, int publish)
         publish && (!w->published || !w->cluster_key || strcmp(w->cluster_key, ckey) != 0);
     int h_publish = publish && (!w->published || h_changed);
     if (!c_changed && !h_changed && !c_publish && !h_publish) {
+        cluster_model_free(m);
         free(ctext);
         free(ckey);
         free(htext);
@@ -460,6 +465,7 @@ rebuild_publish(struct watch *w, int publish)
     s->health_len = strlen(htext);
     s->reachable = w->reachable;
     s->version = ++w->version;
+    s->model = m;
     pthread_mutex_lock(&w->snap_mu);
     w->snap = s;
     pthread_mutex_unlock(&w->snap_mu);
@@ -842,8 +848,53 @@ scrape_main(void *arg)
 /* ---- start and stop ---- */
 
 static void
+expected_clear(struct watch *w)
+{
+    for (size_t i = 0; i < w->n_expected; i++) {
+        free((char *)w->expected[i].name);
+        free((char *)w->expected[i].address);
+    }
+    free(w->expected);
+    w->expected = NULL;
+    w->n_expected = 0;
+}
+
+void
+watch_set_expected(struct watch *w, const struct cluster_expected *e, size_t n)
+{
+    if (!w) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    expected_clear(w);
+    if (n) {
+        w->expected = xcalloc(n, sizeof(*w->expected));
+        for (size_t i = 0; i < n; i++) {
+            w->expected[i].name = xstrdup(e[i].name);
+            w->expected[i].address = xstrdup(e[i].address);
+        }
+        w->n_expected = n;
+    }
+    rebuild_publish(w, w->published);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void
+watch_poke(struct watch *w)
+{
+    if (!w) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->poke_poller = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void
 watch_free(struct watch *w)
 {
+    expected_clear(w);
     for (size_t i = 0; i < SLOT_COUNT; i++) {
         free(w->in[i]);
     }

@@ -1467,13 +1467,91 @@ test_json_contract(void **state)
     scen_free(&sc);
 }
 
+/* The inventory's expected servers: one missing from raft, one that left, one present; a
+ * server that left and is not expected is no problem; without raft the members still tell
+ * a departure; without either nothing is said. */
+static void
+test_expected_servers(void **state)
+{
+    (void)state;
+    const struct tsrv s[] = {
+        {"consul-1", 1, 1, 1, 1, 1}, {"consul-2", 1, 1, 0, 1, 1},
+        {"consul-3", 1, 1, 0, 1, 1}, {"consul-4", 0, 0, 0, 3, 0}, /* left, out of raft: 10.0.0.4 */
+        {"consul-5", 0, 0, 0, 3, 0}, /* left as well, but removed on purpose: 10.0.0.5 */
+    };
+    struct scen sc;
+    scen_make(&sc, s, ARRAY_LEN(s), 1, 1, 1);
+    const struct cluster_expected exp[] = {
+        {"node-a", "10.0.0.1"}, {"node-b", "10.0.0.2"},  {"node-c", "10.0.0.3"},
+        {"node-d", "10.0.0.4"}, {"spare-9", "10.0.0.9"},
+    };
+    sc.in.expected = exp;
+    sc.in.n_expected = ARRAY_LEN(exp);
+    struct cluster_model *m = build_ok(&sc.in);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, NULL), 2);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, "node-d"), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, "spare-9"), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_LEFT, NULL), 0);
+    for (size_t i = 0; i < m->n_problems; i++) {
+        if (m->problems[i].code == CLUSTER_P_SERVER_MISSING &&
+            strcmp(m->problems[i].node, "node-d") == 0) {
+            assert_non_null(strstr(m->problems[i].message, "10.0.0.4"));
+            assert_non_null(strstr(m->problems[i].message, "has left"));
+        }
+    }
+    assert_problem_order(m);
+    cJSON *j = cluster_model_to_json(m);
+    char *text = json_print(j);
+    assert_non_null(strstr(text, "\"code\":\"server_missing\""));
+    free(text);
+    cJSON_Delete(j);
+
+    struct cluster_match mt;
+    assert_int_equal(cluster_model_match(m, "10.0.0.1", &mt), 1);
+    assert_true(mt.server && mt.member && mt.in_raft && mt.voter && mt.leader);
+    assert_int_equal(mt.serf_status, CLUSTER_SERF_ALIVE);
+    assert_string_equal(mt.node, "consul-1");
+    assert_int_equal(cluster_model_match(m, "10.0.0.2", &mt), 1);
+    assert_false(mt.leader);
+    assert_int_equal(cluster_model_match(m, "10.1.0.1", &mt), 1);
+    assert_true(mt.member && !mt.server && !mt.in_raft);
+    assert_int_equal(cluster_model_match(m, "10.0.0.9", &mt), 0);
+    assert_false(mt.member || mt.server);
+    assert_int_equal(mt.serf_status, CLUSTER_SERF_UNKNOWN);
+    cluster_model_free(m);
+
+    /* no raft configuration (no leader): the members still show the departure */
+    sc.in.raft_json = NULL;
+    m = build_ok(&sc.in);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, NULL), 1);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, "node-d"), 1);
+    cluster_model_free(m);
+    /* neither: nothing can be said */
+    sc.in.members_json = NULL;
+    m = build_ok(&sc.in);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, NULL), 0);
+    cluster_model_free(m);
+    /* all expected present: no problem */
+    sc.in.raft_json = sc.raft;
+    sc.in.members_json = sc.members;
+    sc.in.n_expected = 3;
+    m = build_ok(&sc.in);
+    assert_int_equal(problem_count(m, CLUSTER_P_SERVER_MISSING, NULL), 0);
+    cluster_model_free(m);
+    scen_free(&sc);
+    assert_true(cluster_host_equal("Host.Example:8300", "host.example"));
+    assert_true(cluster_host_equal("[fd00::1]:8300", "fd00::1"));
+    assert_false(cluster_host_equal("10.0.0.1:8300", "10.0.0.10"));
+}
+
 static void
 test_names(void **state)
 {
     (void)state;
     static const char *const want[] = {
-        "consul_unreachable",    "no_leader",           "server_not_voter",   "server_failed",
-        "server_left",           "raft_peer_unknown",   "server_not_in_raft", "even_server_count",
+        "consul_unreachable",    "no_leader",           "server_not_voter",
+        "server_failed",         "server_left",         "raft_peer_unknown",
+        "server_not_in_raft",    "server_missing",      "even_server_count",
         "low_failure_tolerance", "autopilot_unhealthy", "check_critical"};
     assert_int_equal(ARRAY_LEN(want), CLUSTER_P_COUNT_);
     for (int i = 0; i < CLUSTER_P_COUNT_; i++) {
@@ -1567,6 +1645,7 @@ main(void)
         cmocka_unit_test(test_health_grouping),
         cmocka_unit_test(test_json_contract),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_expected_servers),
         cmocka_unit_test(test_exporter_fill),
         cmocka_unit_test(test_ipv6_and_leader_addr),
     };

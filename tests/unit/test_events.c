@@ -91,6 +91,44 @@ test_last_value_replay(void **state)
     events_free(b);
 }
 
+/* A transient event (a job log line) goes to the subscribers of the moment and is never
+ * replayed: not to a new subscriber, not after a resync; it does not disturb the last value
+ * of a kept event of another name. */
+static void
+test_transient_not_replayed(void **state)
+{
+    (void)state;
+    struct events *b = events_new(4);
+    struct events_sub *s = events_subscribe(b);
+    events_publish(b, "job", "{\"id\":1,\"state\":\"running\"}");
+    assert_int_equal(events_publish_transient(b, "job_log", "{\"line\":1}"), 0);
+    assert_int_equal(events_publish_transient(b, "job_log", "{\"line\":2}"), 0);
+    assert_int_equal(events_publish_transient(b, "bad name", "{}"), -1);
+    expect_event(b, s, "job", "{\"id\":1,\"state\":\"running\"}");
+    expect_event(b, s, "job_log", "{\"line\":1}");
+    expect_event(b, s, "job_log", "{\"line\":2}");
+    expect_empty(b, s);
+    assert_null(events_last(b, "job_log"));
+    struct events_sub *late = events_subscribe(b);
+    expect_event(b, late, "job", "{\"id\":1,\"state\":\"running\"}");
+    expect_empty(b, late);
+    /* overflow: the resync replays the kept job state, never a log line */
+    for (int i = 3; i < 20; i++) {
+        char d[32];
+        snprintf(d, sizeof(d), "{\"line\":%d}", i);
+        events_publish_transient(b, "job_log", d);
+    }
+    struct event *e = NULL;
+    assert_int_equal(events_next(b, late, 0, &e), EVENTS_OK);
+    assert_string_equal(e->name, "resync");
+    events_event_put(b, e);
+    expect_event(b, late, "job", "{\"id\":1,\"state\":\"running\"}");
+    expect_empty(b, late);
+    events_unsubscribe(b, s);
+    events_unsubscribe(b, late);
+    events_free(b);
+}
+
 static void
 test_slow_subscriber_bounded(void **state)
 {
@@ -265,6 +303,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_last_value_replay),
+        cmocka_unit_test(test_transient_not_replayed),
         cmocka_unit_test(test_slow_subscriber_bounded),
         cmocka_unit_test(test_unsubscribe_and_refs),
         cmocka_unit_test(test_invalid_publish),
