@@ -793,6 +793,24 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     assert.deepEqual(await actionsShown(), []);
   });
 
+  test('job page: a request refused by its prechecks shows every result and that nothing changed', async () => {
+    const j = stub.addJob({ state: 'failed', requested_by: 'alice', ended_at: now(), can: NONE });
+    j.prechecks = [
+      ...j.prechecks,
+      { name: 'host_key_pinned', node: 'consul-6', ok: false, blocking: true, message: 'consul-6: no pinned host key' },
+      { name: 'port_reachable', node: 'consul-5', ok: false, blocking: true, message: 'consul-5 → 127.0.0.52:8301: connection refused' },
+    ];
+    await open('jobs/' + j.id);
+    await page.locator('.job-banner[data-state="failed"]', { hasText: 'The prechecks failed, so nothing was changed.' }).waitFor();
+    assert.equal(await page.locator('.prechecks-summary').innerText(), `2 of ${j.prechecks.length} prechecks failed: the change cannot run.`);
+    assert.equal(await page.locator('tr.precheck[data-ok="false"]').count(), 3);
+    assert.match(await page.locator('tr.precheck[data-name="port_reachable"]').innerText(),
+      /consul-5[\s\S]*failed[\s\S]*127\.0\.0\.52:8301: connection refused/);
+    assert.match(await page.locator('tr.precheck[data-name="data_dir_empty"]').innerText(), /warning/);
+    assert.equal(await page.locator('details.plan-wrap').getAttribute('open'), '', 'the plan is open: it says why');
+    assert.deepEqual(await actionsShown(), []);
+  });
+
   test('job page: the live log follows the stream, a resync and a reconnect fetch what was lost, the state reaches succeeded', async () => {
     const j = stub.addJob({ state: 'queued', requested_by: 'alice', approved_by: 'bob', approved_at: now(),
       can: { ...NONE, cancel: true } });
@@ -823,24 +841,28 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     const fetched = stub.requestsTo('GET', `/api/jobs/${j.id}/log`).slice(before);
     assert.ok(fetched.some((r) => r.query.after === '30' && r.query.format === 'json'), JSON.stringify(fetched));
 
-    // The person scrolls up: new lines do not pull the view down; "jump to the end" does.
+    // Enough lines to scroll; the view follows them.
+    for (let i = 36; i <= 75; i++) stub.log(j.id, `more ${i}`, { node: 'consul-5' });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 75);
     const box = page.locator('.log');
+    assert.ok(await box.evaluate((b) => b.scrollHeight > b.clientHeight && b.scrollTop + b.clientHeight >= b.scrollHeight - 2));
+    // The person scrolls up: new lines do not pull the view down; "jump to the end" does.
     await box.evaluate((b) => {
       b.scrollTop = 0;
       b.dispatchEvent(new Event('scroll'));
     });
     const endBtn = page.getByRole('button', { name: 'Jump to the end (follow)' });
     await endBtn.waitFor();
-    for (let i = 36; i <= 60; i++) stub.log(j.id, `more ${i}`, { node: 'consul-5' });
-    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 60);
+    for (let i = 76; i <= 100; i++) stub.log(j.id, `more ${i}`, { node: 'consul-5' });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 100);
     assert.equal(await box.evaluate((b) => b.scrollTop), 0);
     await endBtn.click();
     assert.ok(await box.evaluate((b) => b.scrollTop + b.clientHeight >= b.scrollHeight - 2));
 
     // The stream drops; lines written meanwhile arrive after the reconnect.
     stub.dropStreams();
-    for (let i = 61; i <= 63; i++) stub.log(j.id, `while away ${i}`, { send: false });
-    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 63);
+    for (let i = 101; i <= 103; i++) stub.log(j.id, `while away ${i}`, { send: false });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 103);
     await streamOpen();
 
     for (const s of j.steps) Object.assign(s, { state: 'succeeded', exit_status: 0, started_at: s.started_at || now(), ended_at: now() });
@@ -853,9 +875,9 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
       return rows.length > 0 && rows.every((r) => r.dataset.state === 'succeeded');
     });
     await page.locator('.node-status-item[data-node="consul-5"][data-state="succeeded"]').waitFor();
-    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 64);
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 104);
     const lines = await logLines();
-    assert.deepEqual(lines, Array.from({ length: 64 }, (_, i) => i + 1), 'every line once, in order');
+    assert.deepEqual(lines, Array.from({ length: 104 }, (_, i) => i + 1), 'every line once, in order');
     assert.match(await page.locator('.log .log-line').last().innerText(), /gate passed/);
     assert.ok(await box.evaluate((b) => b.scrollTop + b.clientHeight >= b.scrollHeight - 2), 'the view follows the tail');
     assert.deepEqual(await actionsShown(), []);

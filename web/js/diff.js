@@ -28,7 +28,7 @@ export function diffView(text, label) {
     if (cls === 'diff-add') adds += 1;
     if (cls === 'diff-del') dels += 1;
     pre.append(el('span', { class: ['diff-line', cls] }, line,
-      cr ? el('span', { class: 'diff-cr', title: t('plan.crlf') }, '␍') : null));
+      cr ? el('span', { class: 'diff-cr', title: t('plan.crlf') }, 'CR') : null));
   }
   pre.dataset.added = String(adds);
   pre.dataset.removed = String(dels);

@@ -8,11 +8,13 @@ import { diffView } from './diff.js';
 
 function prechecks(list) {
   if (!list || !list.length) return empty(t('plan.no_prechecks'));
-  const failed = list.filter((p) => !p.ok).length;
+  const failed = list.filter((p) => !p.ok && p.blocking !== false).length;
+  const warned = list.filter((p) => !p.ok && p.blocking === false).length;
+  const total = list.length;
   return [
-    el('p', { class: failed ? 'warn-text' : 'ok-text' },
-      failed ? t('plan.prechecks_failed', { n: failed, total: list.length })
-        : t('plan.prechecks_ok', { total: list.length })),
+    el('p', { class: ['prechecks-summary', failed ? 'bad-text' : warned ? 'warn-text' : 'ok-text'] },
+      failed ? t('plan.prechecks_failed', { n: failed, total })
+        : warned ? t('plan.prechecks_warned', { n: warned, total }) : t('plan.prechecks_ok', { total })),
     el('div', { class: 'table-wrap' }, el('table', { class: 'table prechecks-table' },
       el('caption', { class: 'sr-only' }, t('plan.prechecks')),
       el('thead', null, el('tr', null,
@@ -25,7 +27,7 @@ function prechecks(list) {
         dataset: { name: p.name, ok: String(!!p.ok) },
       },
       el('th', { scope: 'row' }, el('code', null, p.name)),
-      el('td', null, p.node ? el('code', null, p.node) : el('span', { class: 'muted' }, '-')),
+      el('td', { class: 'nowrap' }, p.node ? el('code', null, p.node) : el('span', { class: 'muted' }, '-')),
       el('td', { class: 'nowrap' }, p.ok ? badge(t('plan.ok'), 'ok')
         : badge(p.blocking === false ? t('plan.warning') : t('plan.failed'), p.blocking === false ? 'warn' : 'bad')),
       el('td', { class: 'precheck-message' }, p.message || '')))))),
@@ -54,12 +56,12 @@ function diffs(list) {
     diffView(d.diff, t('plan.diff_of', { node: d.node || '-', path: d.path || '' }))));
 }
 
-// Returns the plan preview section for a job object.
-export function planPreview(job) {
+// Returns the plan preview section for a job object; headingId names the element that
+// titles it (the page draws the "Plan preview" heading).
+export function planPreview(job, headingId) {
   const plan = job.plan || {};
   const warnings = plan.warnings || [];
-  return el('section', { class: 'card plan', 'aria-labelledby': 'plan-h' },
-    el('h2', { id: 'plan-h' }, t('plan.title')),
+  return el('section', { class: 'card plan', 'aria-labelledby': headingId || null },
     plan.summary ? el('p', { class: 'plan-summary' }, plan.summary) : null,
     warnings.length ? el('ul', { class: 'plan-warnings' }, warnings.map((w) =>
       el('li', { class: 'plan-warning', role: 'note' }, el('strong', null, t('plan.warning')), ' ', w))) : null,

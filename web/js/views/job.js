@@ -104,7 +104,7 @@ function stepsSection(job) {
   if (!steps.length) return null;
   const byNode = new Map();
   for (const s of steps) {
-    const n = s.node || '-';
+    const n = s.node || t('plan.local');
     if (!byNode.has(n)) byNode.set(n, []);
     byNode.get(n).push(s);
   }
@@ -121,7 +121,7 @@ function stepsSection(job) {
         el('th', { scope: 'col' }, t('job.col_' + k))))),
       el('tbody', null, steps.map((s) => el('tr', { class: 'step', dataset: { seq: s.seq, node: s.node || '', state: s.state } },
         el('td', null, String(s.seq ?? '')),
-        el('td', null, s.node ? el('code', null, s.node) : '-'),
+        el('td', { class: 'nowrap' }, s.node ? el('code', null, s.node) : el('span', { class: 'muted' }, t('plan.local'))),
         el('td', { class: 'step-what' }, el('div', null, s.title || ''),
           s.command ? el('code', { class: 'step-command' }, s.command) : null),
         el('td', null, stepStateBadge(s.state)),
@@ -155,7 +155,7 @@ export function render(root, params) {
   const bannerSlot = el('div');
   const notice = el('div', { 'aria-live': 'polite' });
   const detailSlot = el('div', null, loading());
-  const planWrap = el('details', { class: 'plan-wrap' }, el('summary', null, t('plan.title')));
+  const planWrap = el('details', { class: 'plan-wrap' }, el('summary', null, el('h2', { id: 'plan-h' }, t('plan.title'))));
   const planSlot = el('div');
   planWrap.append(planSlot);
   planWrap.hidden = true;
@@ -195,7 +195,7 @@ export function render(root, params) {
     const key = JSON.stringify([job.plan || null, job.prechecks || null]);
     if (key !== planKey && (job.plan || job.prechecks)) {
       planKey = key;
-      replace(planSlot, planPreview(job));
+      replace(planSlot, planPreview(job, 'plan-h'));
     }
     planWrap.hidden = planKey === null;
     // Open while the plan is what matters (before the run, or when prechecks stopped it).

@@ -22,7 +22,7 @@ function cells(j) {
   return [
     el('th', { scope: 'row' }, jobLink(j.id)),
     el('td', null, typeText(j.type)),
-    el('td', null, j.node ? el('code', null, j.node) : '-'),
+    el('td', { class: 'nowrap' }, j.node ? el('code', null, j.node) : '-'),
     el('td', null, strategyText(j.strategy)),
     el('td', null, stateBadge(j.state)),
     el('td', null, j.requested_by || '-', el('br'), el('span', { class: 'muted small' }, timeEl(j.requested_at))),
