@@ -583,6 +583,8 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     stub = new JobsStub();
     await stub.install(page);
     await open('cluster'); // signed in, whichever tests ran before
+    await page.reload(); // the event stream opens again, now through the stub
+    await page.locator('#conn.conn-live').waitFor();
   });
   after(async () => {
     if (stub) await stub.uninstall();
@@ -864,6 +866,12 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     for (let i = 101; i <= 103; i++) stub.log(j.id, `while away ${i}`, { send: false });
     await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 103);
     await streamOpen();
+    // A line the stream skipped shows up as a hole before the next one: it is fetched.
+    stub.log(j.id, 'skipped 104', { send: false });
+    const holeFrom = stub.requestsTo('GET', `/api/jobs/${j.id}/log`).length;
+    stub.log(j.id, 'after the hole 105');
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 105);
+    assert.ok(stub.requestsTo('GET', `/api/jobs/${j.id}/log`).slice(holeFrom).some((r) => r.query.after === '103'));
 
     for (const s of j.steps) Object.assign(s, { state: 'succeeded', exit_status: 0, started_at: s.started_at || now(), ended_at: now() });
     stub.log(j.id, 'gate passed: 5 servers in raft, 5 voters, leader consul-1', { stream: 'info' });
@@ -875,9 +883,9 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
       return rows.length > 0 && rows.every((r) => r.dataset.state === 'succeeded');
     });
     await page.locator('.node-status-item[data-node="consul-5"][data-state="succeeded"]').waitFor();
-    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 104);
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 106);
     const lines = await logLines();
-    assert.deepEqual(lines, Array.from({ length: 104 }, (_, i) => i + 1), 'every line once, in order');
+    assert.deepEqual(lines, Array.from({ length: 106 }, (_, i) => i + 1), 'every line once, in order');
     assert.match(await page.locator('.log .log-line').last().innerText(), /gate passed/);
     assert.ok(await box.evaluate((b) => b.scrollTop + b.clientHeight >= b.scrollHeight - 2), 'the view follows the tail');
     assert.deepEqual(await actionsShown(), []);

@@ -52,13 +52,14 @@ export function jobLog(jobId, signal) {
   let following = true;
   let scheduled = null;
   let fetching = false;
+  let again = false; // a fill was asked for while one was in flight
   let disposed = false;
 
   function updateStatus() {
     earlierBtn.hidden = !ready || first <= 1;
     latestBtn.hidden = !detached;
     endBtn.hidden = detached || following;
-    const shown = last - first + 1;
+    const shown = box.childElementCount;
     status.textContent = !ready ? ''
       : shown <= 0 ? t('log.empty')
         : t('log.showing', { first, last, total: Math.max(serverLast, last) });
@@ -72,11 +73,11 @@ export function jobLog(jobId, signal) {
 
   // Drops lines from the top beyond CAP, keeping what the person looks at in place.
   function trimTop() {
-    const extra = last - first + 1 - CAP;
+    const extra = box.childElementCount - CAP;
     if (extra <= 0) return;
     const before = box.scrollHeight;
-    for (let i = 0; i < extra && box.firstChild; i++) box.firstChild.remove();
-    first += extra;
+    for (let i = 0; i < extra; i++) box.firstElementChild.remove();
+    first = Number(box.firstElementChild.dataset.line);
     if (!following) box.scrollTop -= before - box.scrollHeight;
   }
 
@@ -113,8 +114,13 @@ export function jobLog(jobId, signal) {
 
   // Fetches every line after the last one shown (a hole, a resync, the first load).
   async function fill() {
-    if (fetching || disposed || detached) return;
+    if (disposed || detached) return;
+    if (fetching) {
+      again = true; // lines written since that request started may be missing from it
+      return;
+    }
     fetching = true;
+    again = false;
     const after = last;
     try {
       const r = await api.get(path, { after, format: 'json' }, { signal });
@@ -123,19 +129,20 @@ export function jobLog(jobId, signal) {
       take(r.lines || []);
       if (typeof r.last_line === 'number') serverLast = Math.max(serverLast, r.last_line);
       // Lines the server no longer has are skipped rather than waited for forever.
-      if (!pending.has(last + 1) && pending.size && last === after) {
-        const next = Math.min(...pending.keys());
-        if (next > last + 1) {
-          first = last === first - 1 ? next : first;
-          last = next - 1;
-        }
+      if (!pending.has(last + 1) && pending.size && last === after && !again) {
+        let next = Infinity;
+        for (const k of pending.keys()) next = Math.min(next, k);
+        if (box.childElementCount === 0) first = next;
+        last = next - 1;
       }
     } catch (err) {
       if (!disposed && err.code !== 'aborted') replace(errSlot, errorBox(err));
     } finally {
       fetching = false;
     }
-    if (!disposed) schedule();
+    if (disposed) return;
+    if (again) fill();
+    schedule();
     updateStatus();
   }
 
@@ -173,10 +180,10 @@ export function jobLog(jobId, signal) {
         first = 1;
       }
       // Over the cap: the newest lines leave the DOM until "show the latest".
-      const extra = last - first + 1 - CAP;
+      const extra = box.childElementCount - CAP;
       if (extra > 0) {
-        for (let i = 0; i < extra && box.lastChild; i++) box.lastChild.remove();
-        last -= extra;
+        for (let i = 0; i < extra; i++) box.lastElementChild.remove();
+        last = Number(box.lastElementChild.dataset.line);
         detached = true;
         pending.clear();
       }

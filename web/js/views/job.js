@@ -189,6 +189,7 @@ export function render(root, params) {
   function draw() {
     replace(stateSlot, stateBadge(job.state));
     title.textContent = t('job.title_full', { id: job.id, type: typeText(job.type), node: job.node || '-' });
+    document.title = title.textContent + ' · Consulate';
     drawActions();
     replace(bannerSlot, stateBanner(job));
     replace(detailSlot, details(job));
@@ -208,10 +209,12 @@ export function render(root, params) {
     replace(stepsSlot, stepsSection(job));
   }
 
+  let loadSeq = 0;
   async function load() {
+    const seq = ++loadSeq;
     try {
       const j = await api.get(base, null, { signal: ac.signal });
-      if (disposed) return;
+      if (disposed || seq !== loadSeq) return; // a newer answer is on its way
       const firstTime = !job;
       job = j;
       draw();
@@ -220,7 +223,7 @@ export function render(root, params) {
         log.start(j.log_lines || 0);
       }
     } catch (err) {
-      if (disposed || err.code === 'aborted') return;
+      if (disposed || err.code === 'aborted' || seq !== loadSeq) return;
       if (!job) replace(detailSlot, errorBox(err));
       else replace(notice, errorBox(err));
     }
