@@ -672,6 +672,44 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     assert.equal(await page.locator('tr.node-row[data-name="consul-7"]').getAttribute('data-pinned'), 'false');
   });
 
+  test('nodes: edit sends only what changed, a busy node is not deleted, the import lists what it skipped', async () => {
+    await open('nodes');
+    const dlg = page.locator('dialog[open]');
+    // A pinned node warns that a new address or port unpins its key.
+    await page.locator('tr.node-row[data-name="consul-1"] button', { hasText: 'Edit' }).click();
+    assert.match(await dlg.innerText(), /Changing the address or the SSH port unpins the host key/);
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    await page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Edit' }).click();
+    assert.equal(await dlg.getByLabel('Name').count(), 0, 'a name is not edited');
+    await dlg.getByLabel('SSH port').fill('2222');
+    await dlg.getByRole('button', { name: 'Save' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('PATCH', '/api/nodes/consul-7').at(-1).body, { ssh_port: 2222 });
+    await page.locator('tr.node-row[data-name="consul-7"]', { hasText: 'port 2222' }).waitFor();
+
+    stub.failNext.set('DELETE /api/nodes/consul-7', { status: 409, code: 'node_busy', message: 'job 9 (queued) names consul-7' });
+    await page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Delete' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel', 'a deletion starts on Cancel');
+    await dlg.getByRole('button', { name: 'Delete' }).click();
+    await dlg.locator('[role=alert]', { hasText: 'job 9 (queued) names consul-7' }).waitFor();
+    assert.match(await dlg.locator('[role=alert]').innerText(), /A job that has not finished names this node/);
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('tr.node-row[data-name="consul-7"]').count(), 1);
+
+    await page.getByRole('button', { name: 'Import from the cluster' }).click();
+    await dlg.getByLabel('SSH user').fill('consul');
+    await dlg.getByLabel('SSH private key (path on the console server)').fill('/etc/consulate/id_ed25519');
+    await dlg.getByRole('button', { name: 'Import from the cluster' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('POST', '/api/nodes/import').at(-1).body,
+      { ssh_user: 'consul', ssh_key_path: '/etc/consulate/id_ed25519', ssh_port: 22 });
+    const result = page.locator('.import-result');
+    await result.waitFor();
+    assert.match(await result.innerText(), /Imported 0 nodes\.[\s\S]*1 skipped:[\s\S]*consul-1: exists/);
+  });
+
   test('wizard: a node-add of the spare lands on the job page with its plan preview and rendered diffs', async () => {
     await open('jobs/new');
     await page.locator('form.wizard').waitFor();
