@@ -18,17 +18,19 @@ function field(label, input) {
   return el('div', { class: 'field' }, el('label', { for: input.id }, label), input);
 }
 
+// The cells of a job's row, each with its column's name for narrow screens (.stack-table).
 function cells(j) {
+  const c = (tag, col, attrs, ...content) => el(tag, { ...attrs, dataset: { label: t('jobs.col_' + col) } }, ...content);
   return [
-    el('th', { scope: 'row' }, jobLink(j.id)),
-    el('td', null, typeText(j.type)),
-    el('td', { class: 'nowrap' }, j.node ? el('code', null, j.node) : '-'),
-    el('td', null, strategyText(j.strategy)),
-    el('td', null, stateBadge(j.state)),
-    el('td', null, j.requested_by || '-', el('br'), el('span', { class: 'muted small' }, timeEl(j.requested_at))),
-    el('td', null, j.approved_by || j.rejected_by || el('span', { class: 'muted' }, '-')),
-    el('td', { class: 'nowrap' }, j.ended_at ? timeEl(j.ended_at) : el('span', { class: 'muted' }, '-')),
-    el('td', { class: 'job-reason' }, j.reason || ''),
+    c('th', 'id', { scope: 'row' }, jobLink(j.id)),
+    c('td', 'type', null, typeText(j.type)),
+    c('td', 'node', { class: 'nowrap' }, j.node ? el('code', null, j.node) : '-'),
+    c('td', 'strategy', null, strategyText(j.strategy)),
+    c('td', 'state', null, stateBadge(j.state)),
+    c('td', 'requested', null, j.requested_by || '-', el('br'), el('span', { class: 'muted small' }, timeEl(j.requested_at))),
+    c('td', 'decided', null, j.approved_by || j.rejected_by || el('span', { class: 'muted' }, '-')),
+    c('td', 'ended', { class: 'nowrap' }, j.ended_at ? timeEl(j.ended_at) : el('span', { class: 'muted' }, '-')),
+    c('td', 'reason', { class: 'job-reason' }, j.reason || ''),
   ];
 }
 
@@ -37,7 +39,7 @@ function row(j) {
 }
 
 function table(caption, body) {
-  return el('div', { class: 'table-wrap' }, el('table', { class: 'table jobs-table' },
+  return el('div', { class: 'table-wrap' }, el('table', { class: 'table jobs-table stack-table' },
     el('caption', { class: 'sr-only' }, caption),
     el('thead', null, el('tr', null, ['id', 'type', 'node', 'strategy', 'state', 'requested', 'decided', 'ended', 'reason']
       .map((k) => el('th', { scope: 'col' }, t('jobs.col_' + k))))),

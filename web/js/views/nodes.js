@@ -66,17 +66,22 @@ function actionsCell(n) {
   return el('div', { class: 'row-actions-inner' }, out);
 }
 
+// A cell with its column's name, which a narrow screen shows beside it (.stack-table).
+function cell(tag, col, attrs, ...content) {
+  return el(tag, { ...attrs, dataset: { label: t('nodes.col_' + col) } }, ...content);
+}
+
 function row(n) {
   return el('tr', { class: 'node-row', dataset: { name: n.name, state: n.server_state, pinned: String(!!(n.host_key && n.host_key.pinned)) } },
-    el('th', { scope: 'row' }, n.name),
-    el('td', null, el('code', null, n.address)),
-    el('td', null, el('code', null, n.ssh_user || ''), ' ', el('span', { class: 'muted' }, t('nodes.port', { port: n.ssh_port || 22 })),
+    cell('th', 'name', { scope: 'row' }, n.name),
+    cell('td', 'address', null, el('code', null, n.address)),
+    cell('td', 'ssh', null, el('code', null, n.ssh_user || ''), ' ', el('span', { class: 'muted' }, t('nodes.port', { port: n.ssh_port || 22 })),
       el('div', { class: 'muted small' }, el('code', null, n.ssh_key_path || ''))),
-    el('td', null, el('code', null, n.compose_dir || ''), el('div', { class: 'muted small' }, el('code', null, n.data_dir || ''))),
-    el('td', { class: 'hostkey-cell' }, hostKeyCell(n)),
-    el('td', null, badge(t('nodes.state.' + n.server_state), STATE_KIND[n.server_state] || 'muted')),
-    el('td', { class: 'consul-cell' }, consulCell(n)),
-    el('td', { class: 'row-actions' }, actionsCell(n)));
+    cell('td', 'compose_dir', null, el('code', null, n.compose_dir || ''), el('div', { class: 'muted small' }, el('code', null, n.data_dir || ''))),
+    cell('td', 'host_key', { class: 'hostkey-cell' }, hostKeyCell(n)),
+    cell('td', 'server_state', null, badge(t('nodes.state.' + n.server_state), STATE_KIND[n.server_state] || 'muted')),
+    cell('td', 'consul', { class: 'consul-cell' }, consulCell(n)),
+    cell('td', 'actions', { class: 'row-actions' }, actionsCell(n)));
 }
 
 export function render(root) {
@@ -102,7 +107,7 @@ export function render(root) {
       replace(listSlot, empty(t(can('admin') ? 'nodes.none_admin' : 'nodes.none')));
       return;
     }
-    replace(listSlot, el('div', { class: 'table-wrap' }, el('table', { class: 'table nodes-table' },
+    replace(listSlot, el('div', { class: 'table-wrap' }, el('table', { class: 'table nodes-table stack-table' },
       el('caption', { class: 'sr-only' }, t('nodes.caption')),
       el('thead', null, el('tr', null,
         ['name', 'address', 'ssh', 'compose_dir', 'host_key', 'server_state', 'consul', 'actions'].map((k) =>
