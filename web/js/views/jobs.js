@@ -8,6 +8,7 @@ import { subscribe } from '../events.js';
 import { can } from '../session.js';
 import { timeEl } from '../format.js';
 import { loading, errorBox, empty } from '../ui.js';
+import { keysetPager, bindFilters } from '../paging.js';
 import { JOB_STATES, JOB_TYPES, stateBadge, stateText, typeText, strategyText, jobLink } from '../jobs_ui.js';
 
 const PAGE = 50;
@@ -49,8 +50,6 @@ function table(caption, body) {
 export function render(root, params) {
   const ac = new AbortController();
   let disposed = false;
-  let nextBefore = null;
-  let count = 0;
   let queueTimer = null;
   const offs = [];
   const q = params.query || new URLSearchParams();
@@ -115,46 +114,12 @@ export function render(root, params) {
     return (!f.state || j.state === f.state) && (!f.type || j.type === f.type) && (!f.node || j.node === f.node);
   }
 
-  async function load(reset) {
-    if (reset) {
-      replace(tbody);
-      count = 0;
-      nextBefore = null;
-    }
-    moreBtn.hidden = true;
-    replace(status, loading());
-    try {
-      const res = await api.get('/api/jobs', { ...query(), limit: PAGE, before_id: reset ? '' : nextBefore },
-        { signal: ac.signal });
-      if (disposed) return;
-      const jobs = res.jobs || [];
-      for (const j of jobs) tbody.append(row(j));
-      count += jobs.length;
-      nextBefore = res.next_before_id ?? null;
-      moreBtn.hidden = nextBefore === null;
-      replace(status, count ? el('p', { class: 'muted' }, t('jobs.count', { n: count })) : empty(t('jobs.none')));
-    } catch (err) {
-      if (err.code === 'aborted' || disposed) return;
-      replace(status, errorBox(err));
-      moreBtn.hidden = nextBefore === null;
-    }
-  }
-
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    for (const k of Object.keys(filters)) filters[k] = inputs[k].value;
-    load(true);
+  const pager = keysetPager({
+    path: '/api/jobs', key: 'jobs', query, rows: row, tbody, status, moreBtn, limit: PAGE,
+    countText: (n) => t('jobs.count', { n }), noneText: t('jobs.none'), signal: ac.signal,
+    gone: () => disposed,
   });
-  form.addEventListener('reset', () => {
-    setTimeout(() => {
-      for (const k of Object.keys(filters)) {
-        filters[k] = '';
-        inputs[k].value = '';
-      }
-      load(true);
-    });
-  });
-  moreBtn.addEventListener('click', () => load(false));
+  bindFilters(form, inputs, filters, () => pager.load(true));
 
   // A job changed: its history row follows, a new one that matches the filters comes on
   // top, and the queue is fetched again (once per burst).
@@ -168,8 +133,7 @@ export function render(root, params) {
       const top = tbody.firstElementChild;
       if (!top || Number(top.dataset.id) < Number(j.id)) {
         tbody.prepend(row(j));
-        count += 1;
-        if (count === 1) replace(status, el('p', { class: 'muted' }, t('jobs.count', { n: count })));
+        pager.added(1);
       }
     }
     clearTimeout(queueTimer);
@@ -180,7 +144,7 @@ export function render(root, params) {
     if (!disposed) replace(nodeList, (r.nodes || []).map((n) => el('option', { value: n.name })));
   }).catch(() => { /* the filter still takes a typed name */ });
   loadQueue();
-  load(true);
+  pager.load(true);
   return () => {
     disposed = true;
     ac.abort();
