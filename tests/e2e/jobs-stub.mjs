@@ -124,6 +124,7 @@ export class JobsStub {
     this.bigLogs = new Map(); // id -> number of generated lines
     this.nextId = 1;
     this.approvalRequired = undefined; // undefined: the real server's answer, unchanged
+    this.role = undefined; // a role the session document claims (the UI's view of the user)
     this.user = 'admin';
     this.requests = []; // {method, path, query, body, csrf}
     this.clients = new Set();
@@ -247,11 +248,12 @@ export class JobsStub {
 
   async session(route) {
     const req = route.request();
-    if (req.method() !== 'GET' || this.approvalRequired === undefined) return route.continue();
+    if (req.method() !== 'GET' || (this.approvalRequired === undefined && this.role === undefined)) return route.continue();
     const res = await route.fetch();
     if (res.status() !== 200) return route.fulfill({ response: res });
     const body = await res.json();
-    body.approval_required = this.approvalRequired;
+    if (this.approvalRequired !== undefined) body.approval_required = this.approvalRequired;
+    if (this.role !== undefined) body.user.role = this.role;
     return route.fulfill({ response: res, json: body });
   }
 

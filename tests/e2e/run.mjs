@@ -1008,6 +1008,37 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     await shot('jobs');
   });
 
+  test('roles: a viewer reads nodes and jobs without controls, an operator requests but does not administer', async () => {
+    try {
+      for (const role of ['viewer', 'operator']) {
+        stub.role = role;
+        await open('nodes');
+        await page.reload();
+        await page.locator('.who .badge', { hasText: role }).waitFor();
+        await page.locator('tr.node-row[data-name="consul-1"]').waitFor();
+        assert.equal(await page.locator('.nodes-table button').count(), 0, `${role}: no admin buttons`);
+        assert.equal(await page.getByRole('button', { name: 'Add node' }).count(), 0);
+        const requests = await page.locator('.nodes-table a', { hasText: /^Request/ }).count();
+        assert.equal(requests, role === 'operator' ? 7 : 0, `${role}: request links`);
+        await page.goto(base + '/#/jobs');
+        await page.locator('.jobs-history tr.job-row').first().waitFor();
+        assert.equal(await page.locator('#new-change').count(), role === 'operator' ? 1 : 0);
+        await page.goto(base + '/#/jobs/new');
+        if (role === 'viewer') await page.locator('#main [role=alert]', { hasText: 'Your role does not allow this action.' }).waitFor();
+        else await page.locator('form.wizard').waitFor();
+      }
+      // A request link opens the wizard with the node chosen, at the strategy.
+      await page.goto(base + '/#/nodes');
+      await page.locator('tr.node-row[data-name="consul-5"] a', { hasText: 'Request add' }).click();
+      await page.locator('fieldset[data-step="strategy"]:not([hidden])').waitFor();
+      assert.equal(await page.getByLabel('Node', { exact: true }).inputValue(), 'consul-5');
+    } finally {
+      stub.role = undefined;
+      await page.reload();
+      await page.locator('.who .badge', { hasText: 'admin' }).waitFor();
+    }
+  });
+
   test('approval off: the header says so, in both languages, and the wizard too', async () => {
     stub.approvalRequired = false;
     try {
