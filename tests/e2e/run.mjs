@@ -708,6 +708,17 @@ describe('jobs UI against a stub of the Jobs API (to be replaced by the real end
     const result = page.locator('.import-result');
     await result.waitFor();
     assert.match(await result.innerText(), /Imported 0 nodes\.[\s\S]*1 skipped:[\s\S]*consul-1: exists/);
+
+    // A node that cannot be reached: the reason, and no dialog.
+    stub.failNext.set('GET /api/nodes/consul-7/hostkey', { status: 502, code: 'ssh_unreachable',
+      message: 'consul-7 (127.0.0.57:2222): connection refused' });
+    const hk = page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Host key' });
+    await hk.click();
+    const why = page.locator('.nodes-notice [role=alert]');
+    await why.waitFor();
+    assert.match(await why.innerText(), /cannot be reached over SSH[\s\S]*ssh_unreachable, HTTP 502[\s\S]*127\.0\.0\.57:2222\): connection refused/);
+    assert.equal(await page.locator('dialog[open]').count(), 0);
+    assert.equal(await hk.isEnabled(), true);
   });
 
   test('wizard: a node-add of the spare lands on the job page with its plan preview and rendered diffs', async () => {
