@@ -26,8 +26,27 @@ const DYNAMIC = {
   'audit.col_': ['time', 'actor', 'role', 'ip', 'action', 'target', 'outcome', 'detail'],
   'users.col_': ['name', 'role', 'status', 'created', 'last_login', 'actions'],
   'error.': ['invalid_credentials', 'too_many_attempts', 'last_admin', 'cas_conflict', 'forbidden',
-    'network', 'timeout', 'unknown'],
+    'network', 'timeout', 'unknown', 'node_exists', 'node_busy', 'host_key_mismatch', 'ssh_unreachable',
+    'self_approval', 'invalid_state', 'invalid_field'],
+  // the Jobs API's enums (JOBS.md) and the columns and steps the pages build keys for
+  'job.state.': ['awaiting_approval', 'queued', 'running', 'succeeded', 'failed', 'cancelled', 'rolled_back',
+    'rejected', 'interrupted'],
+  'job.type.': ['node-add', 'node-remove', 'rollback', 'diagnose'],
+  'job.strategy.': ['rolling', 'full-restart'],
+  'job.step_state.': ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled', 'rolled_back'],
+  'job.banner.': ['queued', 'running', 'cancelled', 'rolled_back', 'interrupted'],
+  'job.col_': ['seq', 'node', 'step', 'state', 'exit', 'started', 'ended'],
+  'jobs.col_': ['id', 'type', 'node', 'strategy', 'state', 'requested', 'decided', 'ended', 'reason'],
+  'nodes.state.': ['unknown', 'server', 'spare', 'removed'],
+  'nodes.col_': ['name', 'address', 'ssh', 'compose_dir', 'host_key', 'server_state', 'consul', 'actions'],
+  'wizard.step_': ['change', 'node', 'strategy', 'review'],
 };
+
+// Problem codes whose texts are written before the server's table has them, because
+// another branch adds the code (the Jobs issue: the engine adds server_missing to
+// server/cluster.c). Their texts are not reported as stale; once the table has the code
+// the entry does nothing and the check says it can go.
+const AHEAD = new Set(['server_missing']);
 
 // The problem codes of server/cluster.c's problem_names table ([CLUSTER_P_X] = "code"),
 // checked against the enum cluster_problem_code in include/cluster.h: every constant before
@@ -52,7 +71,7 @@ export function problemCodes(root = ROOT) {
 }
 
 const NAMESPACES = ['common', 'nav', 'topbar', 'conn', 'role', 'outcome', 'serf', 'check', 'time', 'error',
-  'login', 'cluster', 'problem', 'health', 'kv', 'audit', 'users'];
+  'login', 'cluster', 'problem', 'health', 'kv', 'audit', 'users', 'nodes', 'jobs', 'job', 'wizard', 'plan', 'log'];
 
 function walk(dir) {
   const out = [];
@@ -69,10 +88,11 @@ function placeholders(s) {
 }
 
 // root is the repository (web/, server/ and include/ are read under it). Returns
-// { errors, keys, used, problems }.
+// { errors, notes, keys, used, problems }.
 export function checkI18n(root = ROOT) {
   const web = path.join(root, 'web');
   const { codes: problems, errors } = problemCodes(root);
+  const notes = [];
   const en = JSON.parse(fs.readFileSync(path.join(web, 'i18n/en.json'), 'utf8'));
   const zh = JSON.parse(fs.readFileSync(path.join(web, 'i18n/zh-CN.json'), 'utf8'));
   for (const k of Object.keys(en)) if (!(k in zh)) errors.push(`key in en.json but not zh-CN.json: ${k}`);
@@ -110,8 +130,14 @@ export function checkI18n(root = ROOT) {
   for (const k of Object.keys(en)) {
     const m = /^problem\.([a-z0-9_]+)(\.title)?$/.exec(k);
     if (m && problems.length && !problems.includes(m[1])) {
-      errors.push(`${k}: no problem code ${m[1]} in server/cluster.c`);
+      if (AHEAD.has(m[1])) notes.push(`${k}: written ahead of server/cluster.c (AHEAD in i18n-check.mjs)`);
+      else errors.push(`${k}: no problem code ${m[1]} in server/cluster.c`);
     }
+  }
+  for (const code of AHEAD) {
+    if (problems.includes(code)) notes.push(`${code} is in server/cluster.c now: remove it from AHEAD in i18n-check.mjs`);
+    // Written ahead still means written in full: both texts in both languages.
+    for (const k of [`problem.${code}`, `problem.${code}.title`]) used.set(k, 'AHEAD');
   }
   let literal = 0;
   for (const [k, file] of used) {
@@ -121,11 +147,12 @@ export function checkI18n(root = ROOT) {
     if (!(k in en)) errors.push(`${file}: ${what} missing from en.json`);
     if (!(k in zh)) errors.push(`${file}: ${what} missing from zh-CN.json`);
   }
-  return { errors, keys: Object.keys(en).length, used: literal, problems };
+  return { errors, notes, keys: Object.keys(en).length, used: literal, problems };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { errors, keys, used, problems } = checkI18n();
+  const { errors, notes, keys, used, problems } = checkI18n();
+  for (const n of notes) console.log('i18n: note: ' + n);
   for (const e of errors) console.error('i18n: ' + e);
   if (errors.length) {
     console.error(`i18n: ${errors.length} problem(s)`);

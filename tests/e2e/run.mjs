@@ -6,7 +6,7 @@
 // Environment: CONSULATE_BIN (default build/consulate), CONSUL_SIM_BIN (default
 // build/consul-sim), CHROMIUM (default /usr/bin/chromium). Screenshots and logs go to
 // build/e2e/.
-import { test, before, after, afterEach } from 'node:test';
+import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -17,6 +17,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { checkI18n } from './i18n-check.mjs';
+import { JobsStub, FP } from './jobs-stub.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -557,6 +558,610 @@ test('a viewer sees no write or admin controls', async () => {
   await page.waitForURL(/#\/login$/);
   await login('admin', adminPassword);
   await page.waitForURL(/#\/cluster$/);
+});
+
+// ---- Jobs UI against a stub of the Jobs API -----------------------------------------------
+// STUBBED: these tests drive the nodes page, the change wizard, the jobs list and the job
+// page against tests/e2e/jobs-stub.mjs (JOBS.md's API answered inside the test through
+// page.route), written while the engine was built on another branch. Once the engine is
+// merged, the real flow replaces them: an operator requests a node-add, an approver
+// approves, the live log reaches succeeded, and the topology shows five voters.
+describe('jobs UI against a stub of the Jobs API (to be replaced by the real end-to-end flow)', () => {
+  let stub = null;
+  let planJob = null; // the job the wizard created
+
+  const NONE = { approve: false, reject: false, cancel: false, rollback: false };
+  const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const actionsShown = () => page.locator('.job-actions button').evaluateAll((bs) => bs.map((b) => b.dataset.action));
+  const logLines = () => page.locator('.log .log-line').evaluateAll((ls) => ls.map((l) => Number(l.dataset.line)));
+  const streamOpen = async () => {
+    for (let i = 0; i < 100 && !stub.clients.size; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(stub.clients.size > 0, 'the page opened the event stream');
+  };
+
+  before(async () => {
+    stub = new JobsStub();
+    await stub.install(page);
+    await open('cluster'); // signed in, whichever tests ran before
+    await page.reload(); // the event stream opens again, now through the stub
+    await page.locator('#conn.conn-live').waitFor();
+  });
+  after(async () => {
+    if (stub) await stub.uninstall();
+  });
+
+  test('nodes: the inventory shows host keys with fingerprints, server state and live membership', async () => {
+    await open('nodes');
+    await page.waitForFunction(() => document.querySelectorAll('.nodes-table tr.node-row').length === 6);
+    const c1 = page.locator('tr.node-row[data-name="consul-1"]');
+    assert.equal(await c1.locator('.hostkey-cell .fingerprint').innerText(), FP['consul-1']);
+    assert.match(await c1.locator('.hostkey-cell').innerText(), /pinned[\s\S]*ssh-ed25519/);
+    assert.match(await c1.locator('.consul-cell').innerText(), /Leader[\s\S]*alive/);
+    assert.match(await c1.innerText(), /127\.0\.0\.51[\s\S]*consul[\s\S]*port 22[\s\S]*\/mnt\/opt\/docker-compose\/consul/);
+    const c6 = page.locator('tr.node-row[data-name="consul-6"]');
+    assert.equal(await c6.getAttribute('data-pinned'), 'false');
+    assert.match(await c6.locator('.hostkey-cell').innerText(), /not pinned/);
+    assert.match(await c6.locator('.consul-cell').innerText(), /no live cluster data/);
+    assert.match(await page.locator('tr.node-row[data-name="consul-5"]').innerText(), /spare[\s\S]*not a member/);
+    await shot('nodes');
+  });
+
+  test('nodes: the add form shows the server\'s message on the field it names, then adds the node', async () => {
+    await open('nodes');
+    await page.locator('tr.node-row').first().waitFor();
+    await page.locator('.page-head').getByRole('button', { name: 'Add node' }).click();
+    const dlg = page.locator('dialog[open]');
+    await dlg.getByLabel('Name').fill('consul-7');
+    await dlg.getByLabel('Address').fill('127.0.0.57');
+    await dlg.getByLabel('SSH user').fill('consul');
+    const key = dlg.getByLabel('SSH private key (path on the console server)');
+    await key.fill('keys/id_ed25519');
+    await dlg.getByRole('button', { name: 'Add node' }).click();
+    const alert = dlg.locator('[role=alert]');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /A field is not valid[\s\S]*ssh_key_path: must be an absolute path \(got "keys\/id_ed25519"\)/);
+    assert.equal(await key.getAttribute('aria-invalid'), 'true');
+    assert.equal(await key.evaluate((e) => e === document.activeElement), true);
+    assert.match(await dlg.locator('.field-error:not([hidden])').innerText(), /ssh_key_path: must be an absolute path/);
+    await key.fill('/etc/consulate/id_ed25519');
+    await dlg.getByRole('button', { name: 'Add node' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    await page.locator('tr.node-row[data-name="consul-7"]').waitFor();
+    const posts = stub.requestsTo('POST', '/api/nodes');
+    assert.equal(posts.length, 2);
+    assert.deepEqual(posts[1].body, { name: 'consul-7', address: '127.0.0.57', ssh_port: 22, ssh_user: 'consul',
+      ssh_key_path: '/etc/consulate/id_ed25519', server_state: 'unknown' });
+    assert.ok(posts[1].csrf, 'the CSRF token is sent');
+  });
+
+  test('nodes: host-key trust shows the fingerprint to compare, and a key that changed meanwhile is refused', async () => {
+    await open('nodes');
+    await page.locator('tr.node-row[data-name="consul-6"] button', { hasText: 'Host key' }).click();
+    const dlg = page.locator('dialog[open]');
+    await dlg.waitFor();
+    assert.equal(await dlg.locator('.hk-presented .hk-fingerprint').innerText(), FP['consul-6']);
+    assert.match(await dlg.locator('.hk-presented .hk-type').innerText(), /^ssh-ed25519 \(256 bits\)$/);
+    assert.equal(await dlg.locator('.hk-command').innerText(), 'ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub');
+    // Not confirmed as compared: the browser refuses and nothing is sent.
+    await dlg.getByRole('button', { name: 'Trust this key' }).click();
+    await page.waitForTimeout(200);
+    assert.equal(stub.requestsTo('POST', '/api/nodes/consul-6/trust-hostkey').length, 0);
+    await dlg.getByLabel(/I compared the fingerprint/).check();
+    await dlg.getByRole('button', { name: 'Trust this key' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('POST', '/api/nodes/consul-6/trust-hostkey')[0].body, { fingerprint: FP['consul-6'] });
+    await page.locator('tr.node-row[data-name="consul-6"][data-pinned="true"]').waitFor();
+    await page.locator('.nodes-notice', { hasText: FP['consul-6'] }).waitFor();
+
+    // consul-7 presents another key right after it was shown: 409, both keys side by side.
+    stub.rotateAfterGet.add('consul-7');
+    const shown = stub.presented.get('consul-7').fingerprint;
+    await page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Host key' }).click();
+    await dlg.waitFor();
+    assert.equal(await dlg.locator('.hk-presented .hk-fingerprint').innerText(), shown);
+    await dlg.getByLabel(/I compared the fingerprint/).check();
+    await dlg.getByRole('button', { name: 'Trust this key' }).click();
+    await dlg.locator('.hk-mismatch .alert').waitFor();
+    assert.equal(await dlg.locator('.hk-compared .hk-fingerprint').innerText(), shown);
+    assert.equal(await dlg.locator('.hk-now .hk-fingerprint').innerText(), FP.rotated);
+    assert.match(await dlg.locator('.dialog-error').innerText(), /not the one you compared[\s\S]*presents SHA256:R0tat3d/);
+    assert.equal(await dlg.getByRole('button', { name: 'Trust this key' }).isDisabled(), true);
+    await shot('nodes-hostkey-mismatch');
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('tr.node-row[data-name="consul-7"]').getAttribute('data-pinned'), 'false');
+  });
+
+  test('nodes: edit sends only what changed, a busy node is not deleted, the import lists what it skipped', async () => {
+    await open('nodes');
+    const dlg = page.locator('dialog[open]');
+    // A pinned node warns that a new address or port unpins its key.
+    await page.locator('tr.node-row[data-name="consul-1"] button', { hasText: 'Edit' }).click();
+    assert.match(await dlg.innerText(), /Changing the address or the SSH port unpins the host key/);
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    await page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Edit' }).click();
+    assert.equal(await dlg.getByLabel('Name').count(), 0, 'a name is not edited');
+    await dlg.getByLabel('SSH port').fill('2222');
+    await dlg.getByRole('button', { name: 'Save' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('PATCH', '/api/nodes/consul-7').at(-1).body, { ssh_port: 2222 });
+    await page.locator('tr.node-row[data-name="consul-7"]', { hasText: 'port 2222' }).waitFor();
+
+    stub.failNext.set('DELETE /api/nodes/consul-7', { status: 409, code: 'node_busy', message: 'job 9 (queued) names consul-7' });
+    await page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Delete' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel', 'a deletion starts on Cancel');
+    await dlg.getByRole('button', { name: 'Delete' }).click();
+    await dlg.locator('[role=alert]', { hasText: 'job 9 (queued) names consul-7' }).waitFor();
+    assert.match(await dlg.locator('[role=alert]').innerText(), /A job that has not finished names this node/);
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('tr.node-row[data-name="consul-7"]').count(), 1);
+
+    await page.getByRole('button', { name: 'Import from the cluster' }).click();
+    await dlg.getByLabel('SSH user').fill('consul');
+    await dlg.getByLabel('SSH private key (path on the console server)').fill('/etc/consulate/id_ed25519');
+    await dlg.getByRole('button', { name: 'Import from the cluster' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('POST', '/api/nodes/import').at(-1).body,
+      { ssh_user: 'consul', ssh_key_path: '/etc/consulate/id_ed25519', ssh_port: 22 });
+    const result = page.locator('.import-result');
+    await result.waitFor();
+    assert.match(await result.innerText(), /Imported 0 nodes\.[\s\S]*1 skipped:[\s\S]*consul-1: exists/);
+
+    // A node that cannot be reached: the reason, and no dialog.
+    stub.failNext.set('GET /api/nodes/consul-7/hostkey', { status: 502, code: 'ssh_unreachable',
+      message: 'consul-7 (127.0.0.57:2222): connection refused' });
+    const hk = page.locator('tr.node-row[data-name="consul-7"] button', { hasText: 'Host key' });
+    await hk.click();
+    const why = page.locator('.nodes-notice [role=alert]');
+    await why.waitFor();
+    assert.match(await why.innerText(), /cannot be reached over SSH[\s\S]*ssh_unreachable, HTTP 502[\s\S]*127\.0\.0\.57:2222\): connection refused/);
+    assert.equal(await page.locator('dialog[open]').count(), 0);
+    assert.equal(await hk.isEnabled(), true);
+  });
+
+  test('wizard: a node-add of the spare lands on the job page with its plan preview and rendered diffs', async () => {
+    await open('jobs/new');
+    await page.locator('form.wizard').waitFor();
+    assert.equal(await page.getByLabel('Add a server').isChecked(), true);
+    await page.getByRole('button', { name: 'Next' }).click();
+    const sel = page.getByLabel('Node', { exact: true });
+    const options = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+    assert.ok(options.includes('consul-5'), options.join());
+    assert.ok(!options.some((o) => /^consul-[1-4]$/.test(o)), `servers are not offered for an add: ${options}`);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.locator('.wizard-status [role=alert]', { hasText: 'Choose a node.' }).waitFor();
+    await sel.selectOption('consul-5');
+    await page.locator('.node-facts', { hasText: FP['consul-5'] }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    const warn = page.locator('.full-restart-warning');
+    assert.equal(await warn.isVisible(), false);
+    assert.equal(await page.getByLabel('rolling', { exact: true }).isChecked(), true);
+    await page.getByLabel('full restart', { exact: true }).check();
+    await warn.waitFor();
+    assert.match(await warn.innerText(), /NO LEADER/);
+    await shot('wizard-full-restart');
+    await page.getByLabel('rolling', { exact: true }).check();
+    await warn.waitFor({ state: 'hidden' });
+    await page.getByLabel('Approve the fix of the backslash trap as part of this change').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Request the change' }).click();
+    await page.locator('.wizard-status [role=alert]', { hasText: 'Enter a reason.' }).waitFor();
+    assert.equal(stub.requestsTo('POST', '/api/jobs').length, 0);
+    const reason = 'CHG-1234: a fifth server, failure tolerance 2';
+    await page.getByLabel('Reason', { exact: true }).fill(reason);
+    assert.match(await page.locator('.review').innerText(), /Add a server[\s\S]*consul-5[\s\S]*rolling[\s\S]*fix the backslash trap/);
+    await page.getByRole('button', { name: 'Request the change' }).click();
+    await page.waitForURL(/#\/jobs\/\d+$/);
+    const post = stub.requestsTo('POST', '/api/jobs')[0];
+    assert.deepEqual(post.body, { type: 'node-add', node: 'consul-5', strategy: 'rolling', reason,
+      options: { fix_trap: true, node_gone: false } });
+    planJob = stub.jobs.get(Number(page.url().split('/').pop()));
+    assert.ok(planJob, 'the page is the created job');
+
+    // The plan preview: summary, warnings, prechecks, steps with commands, diffs.
+    await page.locator('.plan-summary').waitFor();
+    assert.equal(await page.locator('#main h1').innerText(), `Job #${planJob.id}: Add a server consul-5`);
+    assert.equal(await page.locator('.job-head .job-state').getAttribute('data-state'), 'awaiting_approval');
+    assert.match(await page.locator('.job-banner').innerText(), /Awaiting approval: an approver other than admin/);
+    assert.equal(await page.locator('details.plan-wrap').getAttribute('open'), '');
+    assert.match(await page.locator('.plan-summary').innerText(), /^Add consul-5 \(127\.0\.0\.55\) as server 5 of 5, rolling/);
+    assert.match(await page.locator('.plan-warning').innerText(), /consul-3: the command is a plain scalar with lines ending in \\/);
+    const checks = page.locator('.prechecks-table tr.precheck');
+    assert.equal(await checks.count(), planJob.prechecks.length);
+    assert.match(await page.locator('tr.precheck[data-name="data_dir_empty"]').innerText(), /consul-5[\s\S]*warning[\s\S]*holds 3 entries/);
+    assert.match(await page.locator('tr.precheck[data-name="docker_version"]').innerText(), /ok[\s\S]*Docker 24\.0\.7/);
+    assert.equal(await page.locator('.plan-step').count(), planJob.plan.steps.length);
+    const up = page.locator('.plan-step[data-node="consul-5"]', { hasText: 'Start Consul' });
+    assert.equal(await up.locator('pre.command').innerText(), 'docker-compose -f /mnt/opt/docker-compose/consul/docker-compose.yaml up -d');
+    assert.equal(await page.locator('.plan-diff').count(), 5);
+    const d1 = page.locator('.plan-diff[data-node="consul-1"]');
+    assert.deepEqual(await d1.locator('.diff-add').allInnerTexts(), ['+      -retry-join=127.0.0.55']);
+    assert.equal(await d1.locator('.diff-del').count(), 0);
+    assert.equal(await d1.locator('.diff-file').count(), 2);
+    assert.equal(await d1.locator('.diff-hunk').innerText(), '@@ -3,4 +3,5 @@');
+    // A file's text that looks like markup stays text.
+    assert.equal(await d1.locator('.diff-ctx', { hasText: 'onerror' }).innerText(), '     # <img src=x onerror="window.__pwned=1"> owner: ops');
+    assert.equal(await page.locator('.plan img, .plan script').count(), 0);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.ok(await page.locator('.plan-diff[data-node="consul-2"] .diff-cr').count() > 0, 'CRLF lines are marked');
+    assert.equal(await page.locator('.plan-diff[data-node="consul-5"] .diff-add').count(), 6);
+    // The requester may cancel, not approve.
+    assert.deepEqual(await actionsShown(), ['cancel']);
+    await shot('job-plan');
+  });
+
+  test('job page: approve, reject, cancel and roll back follow the job\'s can; the server still decides', async () => {
+    const j = stub.addJob({ requested_by: 'alice', can: { approve: true, reject: true, cancel: true, rollback: false } });
+    await open('jobs/' + j.id);
+    await page.locator('.job-actions button').first().waitFor();
+    assert.deepEqual(await actionsShown(), ['approve', 'reject', 'cancel']);
+    const dlg = page.locator('dialog[open]');
+    // A refusal by the server shows in the dialog, translated, with the server's words.
+    stub.failNext.set(`POST /api/jobs/${j.id}/approve`, { status: 403, code: 'self_approval', message: 'alice requested job ' + j.id });
+    await page.locator('.job-actions').getByRole('button', { name: 'Approve' }).click();
+    assert.match(await dlg.innerText(), /requested by alice[\s\S]*Reason: \W?capacity/);
+    await dlg.getByRole('button', { name: 'Approve' }).click();
+    await dlg.locator('[role=alert]').waitFor();
+    assert.match(await dlg.locator('[role=alert]').innerText(), /another approver must approve it[\s\S]*self_approval, HTTP 403[\s\S]*alice requested job/);
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    // Reject needs a comment.
+    await page.locator('.job-actions').getByRole('button', { name: 'Reject' }).click();
+    await dlg.getByRole('button', { name: 'Reject' }).click();
+    await page.waitForTimeout(200);
+    assert.equal(stub.requestsTo('POST', `/api/jobs/${j.id}/reject`).length, 0);
+    const comment = 'Not during the trading day; resubmit after 18:00.';
+    await dlg.getByLabel(/Comment/).fill(comment);
+    await dlg.getByRole('button', { name: 'Reject' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    assert.deepEqual(stub.requestsTo('POST', `/api/jobs/${j.id}/reject`)[0].body, { comment });
+    await page.locator('.job-head .job-state[data-state="rejected"]').waitFor();
+    await page.locator('.job-banner', { hasText: 'Rejected by admin.' }).waitFor();
+    assert.equal(await page.locator('.job-banner .decision-comment').innerText(), comment);
+    assert.deepEqual(await actionsShown(), []);
+
+    // A failed job offers only a rollback, which is a new job with its own reason.
+    const f = stub.addJob({ state: 'failed', requested_by: 'alice', approved_by: 'bob', ended_at: now(),
+      result: { error: 'gate: consul-5 still a non-voter after 180 s' }, can: { ...NONE, rollback: true } });
+    await open('jobs/' + f.id);
+    await page.locator('.job-banner[data-state="failed"]').waitFor();
+    assert.match(await page.locator('.job-banner').innerText(), /gate: consul-5 still a non-voter after 180 s/);
+    assert.deepEqual(await actionsShown(), ['rollback']);
+    await page.locator('.job-actions').getByRole('button', { name: 'Roll back' }).click();
+    await dlg.getByLabel('Reason (required)').fill('restore the files after the failed gate');
+    await dlg.getByRole('button', { name: 'Roll back' }).click();
+    await page.waitForURL(new RegExp(`#/jobs/${f.id + 1}$`));
+    assert.deepEqual(stub.requestsTo('POST', '/api/jobs').at(-1).body,
+      { type: 'rollback', job: f.id, reason: 'restore the files after the failed gate' });
+    await page.locator(`.job-details [data-field="target_job"] a[href="#/jobs/${f.id}"]`).waitFor();
+
+    // Nothing allowed: no button at all.
+    const v = stub.addJob({ state: 'queued', requested_by: 'alice', approved_by: 'bob', can: NONE });
+    await open('jobs/' + v.id);
+    await page.locator('.job-head .job-state[data-state="queued"]').waitFor();
+    assert.deepEqual(await actionsShown(), []);
+  });
+
+  test('job page: a request refused by its prechecks shows every result and that nothing changed', async () => {
+    const j = stub.addJob({ state: 'failed', requested_by: 'alice', ended_at: now(), can: NONE });
+    j.prechecks = [
+      ...j.prechecks,
+      { name: 'host_key_pinned', node: 'consul-6', ok: false, blocking: true, message: 'consul-6: no pinned host key' },
+      { name: 'port_reachable', node: 'consul-5', ok: false, blocking: true, message: 'consul-5 → 127.0.0.52:8301: connection refused' },
+    ];
+    await open('jobs/' + j.id);
+    await page.locator('.job-banner[data-state="failed"]', { hasText: 'The prechecks failed, so nothing was changed.' }).waitFor();
+    assert.equal(await page.locator('.prechecks-summary').innerText(), `2 of ${j.prechecks.length} prechecks failed: the change cannot run.`);
+    assert.equal(await page.locator('tr.precheck[data-ok="false"]').count(), 3);
+    assert.match(await page.locator('tr.precheck[data-name="port_reachable"]').innerText(),
+      /consul-5[\s\S]*failed[\s\S]*127\.0\.0\.52:8301: connection refused/);
+    assert.match(await page.locator('tr.precheck[data-name="data_dir_empty"]').innerText(), /warning/);
+    assert.equal(await page.locator('details.plan-wrap').getAttribute('open'), '', 'the plan is open: it says why');
+    assert.deepEqual(await actionsShown(), []);
+  });
+
+  test('job page: the live log follows the stream, a resync and a reconnect fetch what was lost, the state reaches succeeded', async () => {
+    const j = stub.addJob({ state: 'queued', requested_by: 'alice', approved_by: 'bob', approved_at: now(),
+      can: { ...NONE, cancel: true } });
+    stub.startSteps(j);
+    await open('jobs/' + j.id);
+    await page.locator('.job-head .job-state[data-state="queued"]').waitFor();
+    await page.locator('.job-log').waitFor();
+    await streamOpen();
+    stub.update(j.id, { state: 'running', started_at: now() });
+    await page.locator('.job-head .job-state[data-state="running"]').waitFor();
+    await page.locator('.job-banner[data-state="running"]').waitFor();
+    j.steps[0].state = 'running';
+    j.steps[0].started_at = now();
+    for (let i = 1; i <= 30; i++) {
+      stub.log(j.id, `output ${i}`, { node: 'consul-' + (1 + (i % 4)), stream: i % 7 === 3 ? 'stderr' : 'stdout' });
+    }
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 30);
+    assert.equal(await page.locator('.log .log-line[data-line="3"]').getAttribute('class'), 'log-line log-stderr');
+    assert.match(await page.locator('.log .log-line[data-line="3"]').innerText(), /consul-4[\s\S]*output 3/);
+    // The steps follow (the page refetches the job while lines flow).
+    await page.locator('.steps-table tr.step[data-seq="1"][data-state="running"]').waitFor();
+
+    // The stream loses five lines; the resync event fetches them from the log API.
+    for (let i = 31; i <= 35; i++) stub.log(j.id, `lost ${i}`, { send: false });
+    const before = stub.requestsTo('GET', `/api/jobs/${j.id}/log`).length;
+    stub.emit('resync', { dropped: 5 });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 35);
+    const fetched = stub.requestsTo('GET', `/api/jobs/${j.id}/log`).slice(before);
+    assert.ok(fetched.some((r) => r.query.after === '30' && r.query.format === 'json'), JSON.stringify(fetched));
+
+    // Enough lines to scroll; the view follows them.
+    for (let i = 36; i <= 75; i++) stub.log(j.id, `more ${i}`, { node: 'consul-5' });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 75);
+    const box = page.locator('.log');
+    assert.ok(await box.evaluate((b) => b.scrollHeight > b.clientHeight && b.scrollTop + b.clientHeight >= b.scrollHeight - 2));
+    // The person scrolls up: new lines do not pull the view down; "jump to the end" does.
+    await box.evaluate((b) => {
+      b.scrollTop = 0;
+      b.dispatchEvent(new Event('scroll'));
+    });
+    const endBtn = page.getByRole('button', { name: 'Jump to the end (follow)' });
+    await endBtn.waitFor();
+    for (let i = 76; i <= 100; i++) stub.log(j.id, `more ${i}`, { node: 'consul-5' });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 100);
+    assert.equal(await box.evaluate((b) => b.scrollTop), 0);
+    await endBtn.click();
+    assert.ok(await box.evaluate((b) => b.scrollTop + b.clientHeight >= b.scrollHeight - 2));
+
+    // The stream drops; lines written meanwhile arrive after the reconnect.
+    stub.dropStreams();
+    for (let i = 101; i <= 103; i++) stub.log(j.id, `while away ${i}`, { send: false });
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 103);
+    await streamOpen();
+    // A line the stream skipped shows up as a hole before the next one: it is fetched.
+    stub.log(j.id, 'skipped 104', { send: false });
+    const holeFrom = stub.requestsTo('GET', `/api/jobs/${j.id}/log`).length;
+    stub.log(j.id, 'after the hole 105');
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 105);
+    assert.ok(stub.requestsTo('GET', `/api/jobs/${j.id}/log`).slice(holeFrom).some((r) => r.query.after === '103'));
+
+    for (const s of j.steps) Object.assign(s, { state: 'succeeded', exit_status: 0, started_at: s.started_at || now(), ended_at: now() });
+    stub.log(j.id, 'gate passed: 5 servers in raft, 5 voters, leader consul-1', { stream: 'info' });
+    stub.update(j.id, { state: 'succeeded', ended_at: now(), can: NONE });
+    await page.locator('.job-head .job-state[data-state="succeeded"]').waitFor();
+    await page.locator('.job-banner[data-state="succeeded"]').waitFor();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('.steps-table tr.step')];
+      return rows.length > 0 && rows.every((r) => r.dataset.state === 'succeeded');
+    });
+    await page.locator('.node-status-item[data-node="consul-5"][data-state="succeeded"]').waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('.log .log-line').length === 106);
+    const lines = await logLines();
+    assert.deepEqual(lines, Array.from({ length: 106 }, (_, i) => i + 1), 'every line once, in order');
+    assert.match(await page.locator('.log .log-line').last().innerText(), /gate passed/);
+    assert.ok(await box.evaluate((b) => b.scrollTop + b.clientHeight >= b.scrollHeight - 2), 'the view follows the tail');
+    assert.deepEqual(await actionsShown(), []);
+    // The plan folds away once the job ran, so the steps and the log come first.
+    assert.equal(await page.locator('details.plan-wrap').getAttribute('open'), null);
+    await shot('job-live');
+  });
+
+  test('job page: a 20,000-line log keeps at most 5,000 lines in the page and loads earlier ones on demand', async () => {
+    const j = stub.addJob({ state: 'running', requested_by: 'alice', approved_by: 'bob', started_at: now(),
+      can: { ...NONE, cancel: true } });
+    stub.startSteps(j);
+    stub.bigLog(j.id, 20000);
+    const t0 = Date.now();
+    await open('jobs/' + j.id);
+    await page.waitForFunction(() => {
+      const l = document.querySelector('.log .log-line:last-child');
+      return l && l.dataset.line === '20000';
+    }, null, { timeout: 20000 });
+    const loadMs = Date.now() - t0;
+    let lines = await logLines();
+    assert.equal(lines.length, 5000);
+    assert.equal(lines[0], 15001);
+    assert.equal(await page.locator('.log-status').innerText(), 'Lines 15001–20000 of 20000');
+    await streamOpen();
+    // Live lines past the cap push the oldest out.
+    for (let i = 20001; i <= 20050; i++) {
+      stub.emit('job_log', { job: j.id, line: i, time: now(), node: 'consul-2', stream: 'stdout', text: `live ${i}` });
+    }
+    stub.bigLog(j.id, 20050);
+    await page.waitForFunction(() => document.querySelector('.log .log-line:last-child')?.dataset.line === '20050');
+    lines = await logLines();
+    assert.equal(lines.length, 5000);
+    assert.equal(lines[0], 15051);
+    // Earlier lines on demand; past the cap the newest leave until "show the latest".
+    await page.getByRole('button', { name: 'Load earlier lines' }).click();
+    await page.waitForFunction(() => document.querySelector('.log .log-line')?.dataset.line === '14051');
+    lines = await logLines();
+    assert.ok(lines.length <= 5000, `${lines.length} lines in the page`);
+    assert.deepEqual(lines, Array.from({ length: lines.length }, (_, i) => 14051 + i));
+    await page.getByRole('button', { name: 'Show the latest lines' }).click();
+    await page.waitForFunction(() => document.querySelector('.log .log-line:last-child')?.dataset.line === '20050');
+    assert.equal((await logLines()).length, 5000);
+    // Responsive throughout: an input answers at once.
+    const t1 = Date.now();
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+    assert.ok(Date.now() - t1 < 1000, `a frame took ${Date.now() - t1} ms`);
+    console.log(`# 20,000-line log: tail shown in ${loadMs} ms`);
+    stub.update(j.id, { state: 'succeeded', ended_at: now(), can: NONE }, false);
+  });
+
+  test('jobs: the queue and the history with filters, keyset paging and live rows', async () => {
+    while (stub.jobs.size < 60) {
+      stub.addJob({ state: 'succeeded', requested_by: 'alice', approved_by: 'bob', ended_at: '2025-01-06T10:00:00Z' });
+    }
+    await open('jobs');
+    const hist = page.locator('.jobs-history tbody tr.job-row');
+    await page.waitForFunction(() => document.querySelectorAll('.jobs-history tbody tr.job-row').length === 50);
+    const ids = await hist.evaluateAll((rs) => rs.map((r) => Number(r.dataset.id)));
+    assert.deepEqual(ids, ids.slice().sort((a, b) => b - a), 'newest first');
+    const queue = await page.locator('.jobs-queue tr.job-row').evaluateAll((rs) => rs.map((r) => r.dataset.state));
+    assert.ok(queue.length >= 1 && queue.every((s) => ['running', 'queued', 'awaiting_approval'].includes(s)), `${queue}`);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page.waitForFunction((n) => document.querySelectorAll('.jobs-history tbody tr.job-row').length === n, stub.jobs.size);
+    const pages = stub.requestsTo('GET', '/api/jobs').filter((r) => r.query.before_id);
+    assert.equal(pages.at(-1).query.before_id, String(ids[49]));
+    await page.getByLabel('State').selectOption('rejected');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('.jobs-history tbody tr.job-row')];
+      return rows.length > 0 && rows.every((r) => r.dataset.state === 'rejected');
+    });
+    assert.equal(stub.requestsTo('GET', '/api/jobs').at(-1).query.state, 'rejected');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.jobs-history tbody tr.job-row').length === 50);
+    // A new request appears on top of the history and in the queue, live.
+    await streamOpen();
+    const n = stub.addJob({ requested_by: 'carol', reason: 'live row' });
+    stub.update(n.id, {});
+    await page.locator(`.jobs-history tbody tr.job-row:first-child[data-id="${n.id}"]`).waitFor();
+    await page.locator(`.jobs-queue tr.job-row[data-id="${n.id}"]`).waitFor();
+    await shot('jobs');
+  });
+
+  test('roles: a viewer reads nodes and jobs without controls, an operator requests but does not administer', async () => {
+    try {
+      for (const role of ['viewer', 'operator']) {
+        stub.role = role;
+        await open('nodes');
+        await page.reload();
+        await page.locator('.who .badge', { hasText: role }).waitFor();
+        await page.locator('tr.node-row[data-name="consul-1"]').waitFor();
+        assert.equal(await page.locator('.nodes-table button').count(), 0, `${role}: no admin buttons`);
+        assert.equal(await page.getByRole('button', { name: 'Add node' }).count(), 0);
+        const requests = await page.locator('.nodes-table a', { hasText: /^Request/ }).count();
+        assert.equal(requests, role === 'operator' ? 7 : 0, `${role}: request links`);
+        await page.goto(base + '/#/jobs');
+        await page.locator('.jobs-history tr.job-row').first().waitFor();
+        assert.equal(await page.locator('#new-change').count(), role === 'operator' ? 1 : 0);
+        await page.goto(base + '/#/jobs/new');
+        if (role === 'viewer') await page.locator('#main [role=alert]', { hasText: 'Your role does not allow this action.' }).waitFor();
+        else await page.locator('form.wizard').waitFor();
+      }
+      // A request link opens the wizard with the node chosen, at the strategy.
+      await page.goto(base + '/#/nodes');
+      await page.locator('tr.node-row[data-name="consul-5"] a', { hasText: 'Request add' }).click();
+      await page.locator('fieldset[data-step="strategy"]:not([hidden])').waitFor();
+      assert.equal(await page.getByLabel('Node', { exact: true }).inputValue(), 'consul-5');
+    } finally {
+      stub.role = undefined;
+      await page.reload();
+      await page.locator('.who .badge', { hasText: 'admin' }).waitFor();
+    }
+  });
+
+  test('approval off: the header says so, in both languages, and the wizard too', async () => {
+    stub.approvalRequired = false;
+    try {
+      await open('jobs/new');
+      await page.reload();
+      const banner = page.locator('#approval-off');
+      await banner.waitFor();
+      assert.match(await banner.innerText(), /Four-eyes approval is OFF\.[\s\S]*approval\.required is false/);
+      await page.locator('.wizard-intro', { hasText: 'Approval is OFF on this console' }).waitFor();
+      await page.getByRole('button', { name: '中文' }).click();
+      await page.locator('#approval-off', { hasText: '双人审批已关闭' }).waitFor();
+      await shot('approval-off-zh');
+      await page.getByRole('button', { name: 'English' }).click();
+      await page.locator('#approval-off', { hasText: 'Four-eyes approval is OFF' }).waitFor();
+      stub.approvalRequired = true;
+      await page.reload();
+      await page.locator('#main h1', { hasText: 'New change' }).waitFor();
+      assert.equal(await page.locator('#approval-off').count(), 0);
+    } finally {
+      stub.approvalRequired = undefined;
+    }
+  });
+
+  test('zh-CN: the nodes, jobs, wizard and job pages are translated, no key shown raw', async () => {
+    assert.ok(planJob, 'the wizard test created a job');
+    await open('nodes');
+    await page.getByRole('button', { name: '中文' }).click();
+    await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+    try {
+      const pages = [
+        ['nodes', '节点', '.nodes-table tr.node-row'],
+        ['jobs', '任务', '.jobs-history tr.job-row'],
+        ['jobs/new', '新建变更', 'form.wizard'],
+        ['jobs/' + planJob.id, `任务 #${planJob.id}：加入服务器 consul-5`, '.plan-diff'],
+      ];
+      for (const [route, h1, ready] of pages) {
+        await page.goto(base + '/#/' + route);
+        await page.locator('#main h1', { hasText: h1 }).waitFor();
+        await page.locator(ready).first().waitFor();
+        const text = await page.locator('body').innerText();
+        assert.doesNotMatch(text, /\b(nodes|jobs|job|wizard|plan|log|problem)\.[a-z_]+\b/, `${route}: a raw key`);
+        await shot('zh-' + route.replace(/\//g, '-'));
+      }
+      assert.match(await page.locator('.job-banner').innerText(), /等待审批/);
+      assert.match(await page.locator('.plan').innerText(), /预检查[\s\S]*步骤与确切命令[\s\S]*Compose 文件改动/);
+    } finally {
+      await page.getByRole('button', { name: 'English' }).click();
+      await page.waitForFunction(() => document.documentElement.lang === 'en');
+    }
+  });
+
+  test('narrow screen and keyboard: the removal of a dead server by keys alone, no page wider than the screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    stub.nodes.get('consul-4').consul = { member: true, server: true, in_raft: true, voter: true, leader: false, serf_status: 'failed' };
+    try {
+      await open('jobs/new');
+      await page.locator('form.wizard').waitFor();
+      // Tab to the wizard's Next (or submit) button and press Enter, as a keyboard user does.
+      const next = async () => {
+        for (let i = 0; i < 12 && await page.evaluate(() => document.activeElement.id) !== 'wz-next'; i++) {
+          await page.keyboard.press('Tab');
+        }
+        assert.equal(await page.evaluate(() => document.activeElement.id), 'wz-next');
+        await page.keyboard.press('Enter');
+      };
+      await page.locator('input[name="type"][value="node-add"]').focus();
+      await page.keyboard.press('ArrowDown'); // the remove radio
+      assert.equal(await page.getByLabel('Remove a server').isChecked(), true);
+      await next();
+      const sel = page.getByLabel('Node', { exact: true });
+      await page.waitForFunction(() => document.activeElement && document.activeElement.name === 'node');
+      const options = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+      assert.deepEqual(options, ['consul-1', 'consul-2', 'consul-3', 'consul-4']);
+      await sel.selectOption('consul-4');
+      const gone = page.locator('.gone-box');
+      await gone.waitFor();
+      assert.match(await gone.innerText(), /consul-4 does not answer in the cluster \(Serf status: failed\)/);
+      await next();
+      await page.locator('.wizard-status [role=alert]', { hasText: 'Confirm that the host is gone for good' }).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement.name), 'node_gone');
+      await page.keyboard.press('Space');
+      await next();
+      await page.locator('fieldset[data-step="strategy"]:not([hidden])').waitFor();
+      await next();
+      await page.locator('fieldset[data-step="review"]:not([hidden])').waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement.name), 'reason');
+      await page.keyboard.type('INC-77: consul-4 host burnt, replaced by consul-5');
+      await next();
+      await page.waitForURL(/#\/jobs\/\d+$/);
+      assert.deepEqual(stub.requestsTo('POST', '/api/jobs').at(-1).body, { type: 'node-remove', node: 'consul-4',
+        strategy: 'rolling', reason: 'INC-77: consul-4 host burnt, replaced by consul-5', options: { fix_trap: false, node_gone: true } });
+      await page.locator('.job-details [data-field="options"]', { hasText: 'host gone for good' }).waitFor();
+      for (const route of ['nodes', 'jobs', 'jobs/' + planJob.id, 'jobs/new']) {
+        await page.goto(base + '/#/' + route);
+        await page.locator('#main h1').waitFor();
+        await page.waitForTimeout(300);
+        const w = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth,
+          // the outermost elements that stick out, to name them when this fails
+          [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 &&
+            !(e.parentElement && e.parentElement.getBoundingClientRect().right > window.innerWidth + 1))
+            .slice(0, 5).map((e) => e.tagName + '.' + e.className)]);
+        assert.ok(w[0] <= w[1], `${route}: the page is ${w[0]} px wide on a ${w[1]} px screen: ${w[2]}`);
+        await shot('narrow-' + route.replace(/\//g, '-'));
+      }
+      await page.goto(base + '/#/jobs/' + planJob.id);
+      await page.locator('.plan-diff').first().waitFor();
+      await shot('narrow-job-plan');
+    } finally {
+      stub.nodes.get('consul-4').consul.serf_status = 'alive';
+      await page.setViewportSize({ width: 1400, height: 1000 });
+    }
+  });
 });
 
 test('logout returns to the login page', async () => {

@@ -3,7 +3,7 @@ import * as api from './api.js';
 import { el, replace, on } from './dom.js';
 import { initI18n, t, getLang, setLang, onLangChange, errorText } from './i18n.js';
 import { startEvents, stopEvents, subscribe, onStatus, connectionStatus, lastEvent } from './events.js';
-import { currentUser, setUser, can } from './session.js';
+import { currentUser, setUser, can, setApprovalRequired, approvalIsRequired } from './session.js';
 import { badge, errorBox } from './ui.js';
 import * as loginView from './views/login.js';
 import * as clusterView from './views/cluster.js';
@@ -11,11 +11,25 @@ import * as healthView from './views/health.js';
 import * as kvView from './views/kv.js';
 import * as auditView from './views/audit.js';
 import * as usersView from './views/users.js';
+import * as nodesView from './views/nodes.js';
+import * as jobsView from './views/jobs.js';
+import * as jobView from './views/job.js';
+import * as wizardView from './views/wizard.js';
 
 const ROUTES = {
   login: { view: loginView, title: 'nav.login', public: true },
   cluster: { view: clusterView, title: 'nav.cluster', nav: true },
   health: { view: healthView, title: 'nav.health', nav: true },
+  nodes: { view: nodesView, title: 'nav.nodes', nav: true },
+  // #/jobs (the list), #/jobs/new (the change wizard), #/jobs/<id> (one job)
+  jobs: {
+    view: jobsView, title: 'nav.jobs', nav: true,
+    sub: (path) => {
+      if (path === 'new') return { view: wizardView, title: 'wizard.title', role: 'operator' };
+      if (/^[1-9][0-9]{0,15}$/.test(path)) return { view: jobView, title: 'job.page_title' };
+      return null;
+    },
+  },
   kv: { view: kvView, title: 'nav.kv', nav: true },
   audit: { view: auditView, title: 'nav.audit', nav: true },
   users: { view: usersView, title: 'nav.users', nav: true, role: 'admin' },
@@ -49,7 +63,10 @@ function parseHash() {
 function setSession(s) {
   setUser(s.user);
   api.setCsrfToken(s.csrf_token);
+  setApprovalRequired(s.approval_required);
   startEvents(checkSession);
+  // The sign-in answer may not carry the settings; the session document does.
+  if (s.approval_required === undefined) checkSession();
 }
 
 function clearSession() {
@@ -62,8 +79,11 @@ function clearSession() {
 async function checkSession() {
   try {
     const s = await api.get('/api/session');
+    const was = approvalIsRequired();
     setUser(s.user);
     api.setCsrfToken(s.csrf_token);
+    setApprovalRequired(s.approval_required);
+    if (was !== approvalIsRequired()) renderTopbar();
   } catch (_) {
     /* 401 handled by api.js; a network error lets the stream retry */
   }
@@ -145,7 +165,9 @@ function renderTopbar() {
       el('span', { class: 'who-name', title: t('topbar.signed_in_as') }, user.name), ' ',
       badge(t('role.' + user.role), 'role')),
     langSwitcher(),
-    el('button', { type: 'button', class: 'btn btn-small btn-ghost', id: 'logout' }, t('topbar.logout')));
+    el('button', { type: 'button', class: 'btn btn-small btn-ghost', id: 'logout' }, t('topbar.logout')),
+    approvalIsRequired() ? null : el('div', { class: 'approval-off', id: 'approval-off', role: 'status' },
+      el('strong', null, t('topbar.approval_off')), ' ', t('topbar.approval_off_detail')));
 }
 
 subscribe('cluster', (c) => {
@@ -188,6 +210,7 @@ function runCleanup() {
 function route() {
   const r = parseHash();
   let def = ROUTES[r.name];
+  if (def && def.sub && r.path) def = def.sub(r.path);
   const user = currentUser();
   if (!def) {
     location.replace(user ? '#/cluster' : '#/login');
@@ -203,6 +226,8 @@ function route() {
     return;
   }
   runCleanup();
+  // A dialog belongs to the page it was opened on.
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   currentRoute = r;
   renderTopbar();
   document.title = t(def.title) + ' · Consulate';

@@ -1,7 +1,8 @@
-// The signed-in user, shared by the shell and the views.
+// The signed-in user and the session's settings, shared by the shell and the views.
 
 const RANKS = { viewer: 1, operator: 2, approver: 3, admin: 4 };
 let user = null;
+let approvalRequired = true;
 
 export function currentUser() {
   return user;
@@ -15,6 +16,16 @@ export function setUser(u) {
 export function can(role) {
   if (!user) return false;
   return (RANKS[user.role] || 0) >= (RANKS[role] || 99);
+}
+
+// The session document's approval_required (GET /api/session). Only an explicit false
+// turns four-eyes approval off; a session without the field keeps the safe default.
+export function setApprovalRequired(v) {
+  approvalRequired = v !== false;
+}
+
+export function approvalIsRequired() {
+  return approvalRequired;
 }
 
 export const ROLES = Object.keys(RANKS);

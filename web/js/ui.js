@@ -32,7 +32,8 @@ export function badge(text, kind, title) {
 }
 
 // Shows a modal <dialog>. body: nodes; onConfirm: async function run while the dialog
-// stays open; a thrown error is shown inside the dialog and the dialog stays open.
+// stays open; a thrown error is shown inside the dialog and the dialog stays open (with
+// the confirm button disabled when the error has final: true).
 // Resolves true when confirmed (and onConfirm succeeded), false when cancelled.
 export function confirmDialog({ title, body, confirmLabel, danger = false, onConfirm }) {
   return new Promise((resolve) => {
@@ -57,7 +58,7 @@ export function confirmDialog({ title, body, confirmLabel, danger = false, onCon
     };
     cancelBtn.addEventListener('click', () => finish(false));
     dlg.addEventListener('cancel', (e) => {
-      if (okBtn.disabled) e.preventDefault();
+      if (cancelBtn.disabled) e.preventDefault(); // a request is in flight
       else finish(false);
     });
     dlg.addEventListener('close', () => finish(false));
@@ -76,7 +77,8 @@ export function confirmDialog({ title, body, confirmLabel, danger = false, onCon
         finish(true);
       } catch (err) {
         replace(errSlot, errorBox(err));
-        okBtn.disabled = false;
+        // err.final: trying the same again cannot help; only Cancel stays.
+        okBtn.disabled = !!err.final;
         cancelBtn.disabled = false;
       }
     });

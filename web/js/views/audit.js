@@ -3,7 +3,8 @@ import * as api from '../api.js';
 import { el, replace, on, uid } from '../dom.js';
 import { t, has } from '../i18n.js';
 import { timeEl } from '../format.js';
-import { loading, errorBox, badge, empty } from '../ui.js';
+import { loading, errorBox, badge } from '../ui.js';
+import { keysetPager, bindFilters } from '../paging.js';
 
 const PAGE = 100;
 const filters = { actor: '', action: '', outcome: '', since: '', until: '', q: '' };
@@ -37,8 +38,6 @@ function field(label, input) {
 export function render(root) {
   const ac = new AbortController();
   let disposed = false;
-  let nextBefore = null;
-  let count = 0;
   const offs = [];
 
   const inputs = {
@@ -118,50 +117,15 @@ export function render(root) {
     return [main, detail];
   }
 
-  async function load(reset) {
-    const q = query();
-    if (reset) {
-      replace(tbody);
-      count = 0;
-      nextBefore = null;
-    }
-    moreBtn.hidden = true;
-    replace(status, loading());
-    try {
-      const res = await api.get('/api/audit', { ...q, limit: PAGE, before_id: reset ? '' : nextBefore },
-        { signal: ac.signal });
-      if (disposed) return;
-      const entries = res.entries || [];
-      for (const e of entries) tbody.append(...row(e));
-      count += entries.length;
-      nextBefore = res.next_before_id ?? null;
-      moreBtn.hidden = nextBefore === null;
-      replace(status, count ? el('p', { class: 'muted' }, t('audit.count', { n: count }))
-        : empty(t('audit.none')));
-    } catch (err) {
-      if (err.code === 'aborted' || disposed) return;
-      replace(status, errorBox(err));
-      moreBtn.hidden = nextBefore === null;
-    }
-  }
-
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    for (const k of Object.keys(filters)) filters[k] = inputs[k].value;
+  const pager = keysetPager({
+    path: '/api/audit', key: 'entries', query, rows: row, tbody, status, moreBtn, limit: PAGE,
+    countText: (n) => t('audit.count', { n }), noneText: t('audit.none'), signal: ac.signal,
+    gone: () => disposed,
+  });
+  bindFilters(form, inputs, filters, () => {
     updateExportLinks();
-    load(true);
+    pager.load(true);
   });
-  form.addEventListener('reset', () => {
-    setTimeout(() => {
-      for (const k of Object.keys(filters)) {
-        filters[k] = '';
-        inputs[k].value = '';
-      }
-      updateExportLinks();
-      load(true);
-    });
-  });
-  moreBtn.addEventListener('click', () => load(false));
   offs.push(on(tbody, 'click', 'button.detail-toggle', (e, b) => {
     const d = document.getElementById(b.getAttribute('aria-controls'));
     const open = b.getAttribute('aria-expanded') !== 'true';
@@ -193,7 +157,7 @@ export function render(root) {
   });
 
   updateExportLinks();
-  load(true);
+  pager.load(true);
   return () => {
     disposed = true;
     ac.abort();

@@ -9,7 +9,7 @@ import { loading, errorBox, badge, empty } from '../ui.js';
 
 const SERF_KIND = { alive: 'ok', failed: 'bad', left: 'muted', leaving: 'warn', none: 'muted', unknown: 'warn' };
 const CHECK_KIND = { passing: 'ok', warning: 'warn', critical: 'bad', maintenance: 'muted', none: 'muted' };
-const SEVERE = new Set(['consul_unreachable', 'no_leader', 'server_failed', 'check_critical']);
+const SEVERE = new Set(['consul_unreachable', 'no_leader', 'server_failed', 'server_missing', 'check_critical']);
 
 function serfText(s) {
   return has('serf.' + s) ? t('serf.' + s) : String(s ?? '');
