@@ -42,11 +42,6 @@ const DYNAMIC = {
   'wizard.step_': ['change', 'node', 'strategy', 'review'],
 };
 
-// Problem codes whose texts are written before the server's table has them, because
-// another branch adds the code (the Jobs issue: the engine adds server_missing to
-// server/cluster.c). Their texts are not reported as stale; once the table has the code
-// the entry does nothing and the check says it can go.
-const AHEAD = new Set(['server_missing']);
 
 // The problem codes of server/cluster.c's problem_names table ([CLUSTER_P_X] = "code"),
 // checked against the enum cluster_problem_code in include/cluster.h: every constant before
@@ -130,14 +125,8 @@ export function checkI18n(root = ROOT) {
   for (const k of Object.keys(en)) {
     const m = /^problem\.([a-z0-9_]+)(\.title)?$/.exec(k);
     if (m && problems.length && !problems.includes(m[1])) {
-      if (AHEAD.has(m[1])) notes.push(`${k}: written ahead of server/cluster.c (AHEAD in i18n-check.mjs)`);
-      else errors.push(`${k}: no problem code ${m[1]} in server/cluster.c`);
+      errors.push(`${k}: no problem code ${m[1]} in server/cluster.c`);
     }
-  }
-  for (const code of AHEAD) {
-    if (problems.includes(code)) notes.push(`${code} is in server/cluster.c now: remove it from AHEAD in i18n-check.mjs`);
-    // Written ahead still means written in full: both texts in both languages.
-    for (const k of [`problem.${code}`, `problem.${code}.title`]) used.set(k, 'AHEAD');
   }
   let literal = 0;
   for (const [k, file] of used) {
