@@ -100,17 +100,22 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# Runs each test in a network namespace of its own (scripts/run-tests.sh; tests/netns.c).
+$(BUILD)/tests/netns: tests/netns.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
+
 # tests/http/test_bench runs bench_audit (on a small database) to check its verdicts.
-test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
-e2e: test-deps all
+e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh ./scripts/e2e.sh
 
-unit-test: all $(UNIT_BINS)
+unit-test: all $(UNIT_BINS) $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
 
-http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes
+http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
 bench: test-deps all $(BENCH_BINS)

@@ -2,6 +2,8 @@
 # Runs the browser tests (tests/e2e) against the real server and simulator, installing what
 # they need when missing: Debian's chromium, Node.js, and playwright-core from npm (no
 # browser download). Prints the node test runner's summary.
+# `e2e.sh --prepare` only installs (scripts/run-tests.sh calls it outside the test's network
+# namespace, which has no route to the package mirrors).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
@@ -20,6 +22,7 @@ cd "$here/tests/e2e"
 if [ ! -d node_modules/playwright-core ]; then
     npm ci --no-audit --no-fund --loglevel=error >&2
 fi
+[ "${1:-}" = --prepare ] && exit 0
 export CONSULATE_BIN=${CONSULATE_BIN:-$here/build/consulate}
 export CONSUL_SIM_BIN=${CONSUL_SIM_BIN:-$here/build/consul-sim}
 exec node --test --test-concurrency=1 --test-reporter=spec run.mjs
