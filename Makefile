@@ -23,9 +23,10 @@ LIBS    = -lcivetweb $(PKG_LIBS) -lpthread -lm
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
-               $(BUILD)/obj/gen/migrations.o
+               $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/webfiles.o
 LIB_OBJS    := $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJS))
 MIGRATIONS  := $(sort $(wildcard migrations/*.sql))
+WEB_FILES   := $(shell find web -type f ! -name '.*')
 
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -63,6 +64,11 @@ test-deps:
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+# The UI is compiled in (web_root serves it from disk instead, while developing).
+$(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh | deps
+	@mkdir -p $(dir $@)
+	./scripts/embed-web.sh web > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | deps
 	@mkdir -p $(dir $@)
