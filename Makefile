@@ -19,11 +19,11 @@ PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CF
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 CFLAGS  = -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT) -Wl,--as-needed $(EXTRA_LDFLAGS)
-LIBS    = -lcivetweb $(PKG_LIBS) -lpthread -lm
+LIBS    = -lcivetweb $(PKG_LIBS) -lcrypto -lpthread -lm
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
-               $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/webfiles.o
+               $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/webfiles.o $(BUILD)/obj/gen/commit.o
 LIB_OBJS    := $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJS))
 MIGRATIONS  := $(sort $(wildcard migrations/*.sql))
 WEB_FILES   := $(shell find web -type f ! -name '.*')
@@ -39,7 +39,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: FORCE all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -64,6 +64,15 @@ test-deps:
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+# `consulate version` names the commit: "unknown" outside a git checkout of this tree. The
+# file is rewritten only when the commit changed.
+GIT_COMMIT := $(shell [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ] && \
+                git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+$(BUILD)/gen/commit.c: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#include "cli_version.h"\nconst char consulate_commit[] = "%s";\n' '$(GIT_COMMIT)' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
 # The UI is compiled in (web_root serves it from disk instead, while developing).
 $(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh | deps

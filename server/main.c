@@ -17,6 +17,7 @@
 #include "audit_verify.h"
 #include "auth.h"
 #include "cli_audit.h"
+#include "cli_version.h"
 #include "config.h"
 #include "consul.h"
 #include "events.h"
@@ -45,7 +46,8 @@ usage(FILE *f)
           "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
           "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
           "  migrate                             apply database migrations\n"
-          "  version                             print the version\n"
+          "  version                             print the version, the commit and the\n"
+          "                                      libraries' versions\n"
           "\n"
           "environment: CONSULATE_CONFIG, CONSULATE_DB, CONSULATE_LISTEN,\n"
           "             CONSULATE_CONSUL_ADDR (comma-separated), CONSULATE_CONSUL_TOKEN\n",
@@ -517,8 +519,7 @@ main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("consulate %s\n", CONSULATE_VERSION);
-        return 0;
+        return cli_version_main(stdout);
     }
     if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "audit") &&
         strcmp(cmd, "migrate")) {
