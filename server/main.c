@@ -17,9 +17,11 @@
 #include "audit_verify.h"
 #include "auth.h"
 #include "cli_audit.h"
+#include "cli_backup.h"
 #include "cli_version.h"
 #include "config.h"
 #include "consul.h"
+#include "db_lock.h"
 #include "events.h"
 #include "http.h"
 #include "inventory.h"
@@ -46,6 +48,10 @@ usage(FILE *f)
           "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
           "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
           "  migrate                             apply database migrations\n"
+          "  backup FILE                         consistent copy of the database, also while\n"
+          "                                      the server runs (never overwrites FILE)\n"
+          "  restore FILE                        replace the database with a backup (server\n"
+          "                                      stopped; audit chain verified; resealed)\n"
           "  version                             print the version, the commit and the\n"
           "                                      libraries' versions\n"
           "\n"
@@ -144,15 +150,32 @@ seal_start(struct store *s, const char *key, const char *anchor, const char *act
     return seal;
 }
 
-/* Opens and migrates the database. Returns NULL after printing why. */
+/* Opens and migrates the database; with lock_fd (serve), first takes its lock
+ * (include/db_lock.h), held in *lock_fd. Returns NULL after printing why. */
 static struct store *
-open_db(const struct config *cfg)
+open_db(const struct config *cfg, int *lock_fd)
 {
     char err[512];
     struct store *s = store_open(cfg->database, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "consulate: %s\n", err);
         return NULL;
+    }
+    if (lock_fd) {
+        pid_t holder = 0;
+        int lrc = db_lock_take(cfg->database, lock_fd, &holder, err, sizeof(err));
+        if (lrc == DB_LOCK_HELD) {
+            fprintf(stderr,
+                    "consulate: another consulate process (pid %ld) holds database %s (a "
+                    "server, or a restore): not starting\n",
+                    (long)holder, cfg->database);
+        } else if (lrc != DB_LOCK_OK) {
+            fprintf(stderr, "consulate: %s\n", err);
+        }
+        if (lrc != DB_LOCK_OK) {
+            store_close(s);
+            return NULL;
+        }
     }
     int from, to;
     int rc = store_migrate(s, &from, &to);
@@ -522,7 +545,7 @@ main(int argc, char **argv)
         return cli_version_main(stdout);
     }
     if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "audit") &&
-        strcmp(cmd, "migrate")) {
+        strcmp(cmd, "migrate") && strcmp(cmd, "backup") && strcmp(cmd, "restore")) {
         fprintf(stderr, "consulate: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
@@ -538,13 +561,25 @@ main(int argc, char **argv)
         config_free(&cfg);
         return rc;
     }
-    struct store *s = open_db(&cfg);
+    char *audit_key = NULL, *audit_anchor = NULL;
+    audit_files(&cfg, config_used, &audit_key, &audit_anchor);
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
+        rc = cmd[0] == 'b' ? cli_backup_main(cfg.database, argc - 1, argv + 1)
+                           : cli_restore_main(cfg.database, audit_key, audit_anchor, argc - 1,
+                                              argv + 1);
+        free(audit_key);
+        free(audit_anchor);
+        config_free(&cfg);
+        return rc;
+    }
+    int lock_fd = -1;
+    struct store *s = open_db(&cfg, strcmp(cmd, "serve") == 0 ? &lock_fd : NULL);
     if (!s) {
+        free(audit_key);
+        free(audit_anchor);
         config_free(&cfg);
         return 1;
     }
-    char *audit_key = NULL, *audit_anchor = NULL;
-    audit_files(&cfg, config_used, &audit_key, &audit_anchor);
     if (strcmp(cmd, "migrate") == 0) {
         int v = 0;
         store_schema_version(s, &v);
@@ -562,6 +597,7 @@ main(int argc, char **argv)
         rc = cli_audit_main(s, audit_key, audit_anchor, argc - 1, argv + 1);
     }
     store_close(s);
+    db_lock_release(lock_fd);
     free(audit_key);
     free(audit_anchor);
     config_free(&cfg);

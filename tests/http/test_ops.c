@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -136,11 +138,258 @@ test_version(void **state)
     free(cmd);
 }
 
+/* ---- backup and restore ---- */
+
+/* A child process that logs in and out as admin until killed: audit rows keep coming. */
+static pid_t
+start_writer(struct srv *s)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int64_t end = time_mono_ms() + 30000; /* whatever happens to the test */
+        while (time_mono_ms() < end) {
+            struct client *c = srv_login(s, "admin", s->admin_pw);
+            if (c) {
+                struct resp r = client_req(c, "DELETE", "/api/session", NULL);
+                resp_free(&r);
+                client_free(c);
+            }
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+static void
+stop_writer(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* One integer from sql on the database file at path, or -1. */
+static long long
+file_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static int
+file_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db) == SQLITE_OK &&
+                     sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
+                 ? 0
+                 : -1;
+    sqlite3_close(db);
+    return rc;
+}
+
+static int
+file_mode(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+/* `consulate args… --config <s's config>`; out as run_cli. */
+static int
+cli(struct srv *s, char **out, const char *a1, const char *a2)
+{
+    const char *args[] = {a1, a2, "--config", s->config, NULL};
+    if (!a2) {
+        args[1] = "--config";
+        args[2] = s->config;
+        args[3] = NULL;
+    }
+    return run_cli(args, NULL, out);
+}
+
+static void
+test_backup_restore(void **state)
+{
+    (void)state;
+    struct srv *s = srv_start(NULL);
+    assert_non_null(s);
+    assert_int_equal(srv_add_user(s, "before-backup", "viewer", "correct-horse-1"), 201);
+    pid_t writer = start_writer(s);
+    /* let the writer get going */
+    long long n0 = db_count_audit(s, "auth.login", "ok");
+    for (int i = 0; i < 100 && db_count_audit(s, "auth.login", "ok") < n0 + 5; i++) {
+        usleep(50000);
+    }
+    char *b1 = xasprintf("%s/backup-1.db", s->dir);
+    char *out = NULL;
+    /* a consistent copy while the server runs and writes */
+    int rc = cli(s, &out, "backup", b1);
+    if (rc != 0) {
+        fail_msg("backup: %s", out);
+    }
+    assert_non_null(strstr(out, "backed up"));
+    free(out);
+    assert_int_equal(file_mode(b1), 0600);
+    long long in_backup = file_int(b1, "SELECT count(*) FROM audit_log");
+    assert_true(in_backup > n0);
+    assert_int_equal(file_int(b1, "SELECT count(*) FROM users WHERE name='before-backup'"), 1);
+    char *wal = xasprintf("%s-wal", b1);
+    assert_int_equal(access(wal, F_OK), -1); /* one self-contained file */
+    free(wal);
+    /* the writer kept writing past the copy */
+    for (int i = 0; i < 100 && db_count_audit(s, "auth.login", NULL) <= in_backup; i++) {
+        usleep(50000);
+    }
+    stop_writer(writer);
+    assert_true(file_int(s->db, "SELECT count(*) FROM audit_log") > in_backup);
+    /* the copy's chain and MACs verify; only its anchor (there is none for it) is missing */
+    const char *verify[] = {"audit", "verify", "--config", s->config, "--db", b1, NULL};
+    run_cli(verify, NULL, &out);
+    char *macs = xasprintf("MACs: %lld verified, 0 invalid, 0 missing", in_backup);
+    if (!strstr(out, macs) || !strstr(out, "(anchor_missing)")) {
+        fail_msg("verify of the backup: %s", out);
+    }
+    free(macs);
+    for (const char *p = strstr(out, "problem: "); p; p = strstr(p + 1, "problem: ")) {
+        char *line = xstrndup(p, strcspn(p, "\n"));
+        if (!str_ends_with(line, "(anchor_missing)")) {
+            fail_msg("verify of the backup: %s", out);
+        }
+        free(line);
+    }
+    assert_null(strstr(out, "(chain_broken)"));
+    assert_null(strstr(out, "(mac_invalid)"));
+    assert_null(strstr(out, "(mac_missing)"));
+    free(out);
+    /* never overwrites */
+    char *before = file_read_all(b1, 64 << 20, NULL);
+    assert_int_equal(cli(s, &out, "backup", b1), 1);
+    assert_non_null(strstr(out, "File exists"));
+    free(out);
+    char *after = file_read_all(b1, 64 << 20, NULL);
+    assert_string_equal(before, after); /* (the header at least) */
+    free(before);
+    free(after);
+    /* usage */
+    assert_int_equal(cli(s, &out, "backup", NULL), 2);
+    free(out);
+
+    /* a change after the backup, which the restore takes back */
+    assert_int_equal(srv_add_user(s, "after-backup", "viewer", "correct-horse-2"), 201);
+    /* a tampered copy of the backup: one entry's detail changed */
+    char *bad = xasprintf("%s/tampered.db", s->dir);
+    char *cmd = xasprintf("cp %s %s", b1, bad);
+    assert_int_equal(sh(cmd), 0);
+    free(cmd);
+    assert_int_equal(file_exec(bad, "DROP TRIGGER audit_log_no_update; "
+                                    "UPDATE audit_log SET target='someone-else' WHERE id=2"), 0);
+
+    /* refused while the server runs: nothing changes */
+    long long live = file_int(s->db, "SELECT count(*) FROM audit_log");
+    assert_int_equal(cli(s, &out, "restore", b1), 1);
+    char *pid = xasprintf("pid %d", (int)s->pid);
+    if (!strstr(out, pid) || !strstr(out, "stop the server")) {
+        fail_msg("restore while running said: %s", out);
+    }
+    free(pid);
+    free(out);
+    /* a second server on the same database does not start either */
+    const char *serve[] = {"serve", "--config", s->config, NULL};
+    assert_int_equal(run_cli(serve, NULL, &out), 1);
+    assert_non_null(strstr(out, "holds database"));
+    free(out);
+    char *dir = xstrdup(s->dir);
+    char *admin_pw = xstrdup(s->admin_pw);
+    char *config = xstrdup(s->config);
+    char *db = xstrdup(s->db);
+    srv_stop_keep(s, 1);
+    assert_true(file_int(db, "SELECT count(*) FROM audit_log") >= live);
+    live = file_int(db, "SELECT count(*) FROM audit_log");
+
+    /* the tampered copy is refused: the chain breaks at entry 2 */
+    const char *restore_bad[] = {"restore", bad, "--config", config, NULL};
+    assert_int_equal(run_cli(restore_bad, NULL, &out), 1);
+    if (!strstr(out, "chain_broken") || !strstr(out, "nothing was changed")) {
+        fail_msg("tampered restore said: %s", out);
+    }
+    free(out);
+    assert_int_equal(file_int(db, "SELECT count(*) FROM audit_log"), live);
+    assert_int_equal(file_int(db, "SELECT count(*) FROM users WHERE name='after-backup'"), 1);
+    char *tmp = xasprintf("%s.restoring", db);
+    assert_int_equal(access(tmp, F_OK), -1);
+    free(tmp);
+
+    /* the good copy: restored, the previous database and anchor kept beside it */
+    const char *restore[] = {"restore", b1, "--config", config, NULL};
+    rc = run_cli(restore, NULL, &out);
+    if (rc != 0) {
+        fail_msg("restore: %s", out);
+    }
+    const char *kept = strstr(out, "previous database is kept as ");
+    assert_non_null(kept);
+    char *kept_path = xstrndup(kept + 29, strcspn(kept + 29, "\n"));
+    assert_non_null(strstr(out, "previous audit anchor is kept as "));
+    free(out);
+    assert_int_equal(file_mode(kept_path), 0600);
+    assert_int_equal(file_int(kept_path, "SELECT count(*) FROM audit_log"), live);
+    assert_int_equal(file_int(kept_path, "SELECT count(*) FROM users WHERE name='after-backup'"),
+                     1);
+    assert_int_equal(file_mode(db), 0600);
+    /* the restored log: the backup's entries, then the reseal that records the restore */
+    assert_int_equal(file_int(db, "SELECT count(*) FROM audit_log"), in_backup + 1);
+    assert_int_equal(file_int(db, "SELECT count(*) FROM audit_log WHERE action='audit.reseal' "
+                                  "AND detail LIKE '%anchor_entry_missing%'"),
+                     1);
+    /* its chain verifies, anchor included */
+    const char *verify_live[] = {"audit", "verify", "--config", config, NULL};
+    rc = run_cli(verify_live, NULL, &out);
+    if (rc != 0) {
+        fail_msg("verify after restore: %s", out);
+    }
+    free(out);
+    /* the server starts on the restored data */
+    s = srv_start_in(dir, NULL);
+    assert_non_null(s);
+    snprintf(s->admin_pw, sizeof(s->admin_pw), "%s", admin_pw);
+    struct client *c = srv_login(s, "before-backup", "correct-horse-1");
+    assert_non_null(c);
+    client_free(c);
+    c = client_new(s);
+    assert_int_equal(client_login(c, "after-backup", "correct-horse-2"), 401);
+    client_free(c);
+    c = srv_login(s, "admin", admin_pw);
+    assert_non_null(c);
+    struct resp r = client_req(c, "GET", "/api/audit/verify", NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "ok")));
+    resp_free(&r);
+    client_free(c);
+    srv_stop(s);
+    free(kept_path);
+    free(dir);
+    free(admin_pw);
+    free(config);
+    free(db);
+    free(bad);
+    free(b1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_backup_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
