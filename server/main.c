@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "cli_audit.h"
 #include "cli_backup.h"
+#include "cli_cert.h"
 #include "cli_version.h"
 #include "config.h"
 #include "consul.h"
@@ -52,6 +53,8 @@ usage(FILE *f)
           "                                      the server runs (never overwrites FILE)\n"
           "  restore FILE                        replace the database with a backup (server\n"
           "                                      stopped; audit chain verified; resealed)\n"
+          "  cert --self-signed [--host NAME]... [--out FILE]\n"
+          "                                      a certificate and key for tls.certificate\n"
           "  version                             print the version, the commit and the\n"
           "                                      libraries' versions\n"
           "\n"
@@ -543,6 +546,9 @@ main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         return cli_version_main(stdout);
+    }
+    if (strcmp(cmd, "cert") == 0) {
+        return cli_cert_main(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "audit") &&
         strcmp(cmd, "migrate") && strcmp(cmd, "backup") && strcmp(cmd, "restore")) {

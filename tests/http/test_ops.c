@@ -20,6 +20,9 @@
 #include <curl/curl.h>
 #include <libssh2.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <yaml.h>
@@ -384,12 +387,189 @@ test_backup_restore(void **state)
     free(b1);
 }
 
+/* ---- cert --self-signed ---- */
+
+/* The "AB:CD:…" SHA-256 fingerprint of the first certificate in pem (text). */
+static char *
+pem_fingerprint(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (!x) {
+        return NULL;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    X509_digest(x, EVP_sha256(), md, &n);
+    X509_free(x);
+    char *out = xcalloc(1, n * 3 + 1);
+    for (unsigned int i = 0; i < n; i++) {
+        sprintf(out + i * 3, "%02X%s", md[i], i + 1 < n ? ":" : "");
+    }
+    return out;
+}
+
+static size_t
+discard(char *p, size_t size, size_t n, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return size * n;
+}
+
+/* GET url over HTTPS trusting ca (the certificate file); returns the HTTP status (0 when the
+ * connection or verification failed) and the fingerprint of the certificate the server
+ * presented (caller frees). */
+static long
+https_get(const char *url, const char *ca, char **fp)
+{
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    long status = 0;
+    *fp = NULL;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        struct curl_certinfo *ci = NULL;
+        if (curl_easy_getinfo(c, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci && ci->num_of_certs) {
+            for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next) {
+                if (str_starts_with(l->data, "Cert:")) {
+                    *fp = pem_fingerprint(l->data + 5);
+                }
+            }
+        }
+    } else {
+        fprintf(stderr, "test_ops: %s: %s\n", url, curl_easy_strerror(rc));
+    }
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void
+test_cert(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/consulate-cert-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *pem = xasprintf("%s/console.pem", dir);
+    const char *args[] = {"cert", "--self-signed", "--host", "127.0.0.1", "--host",
+                          "console.example.com", "--out", pem, NULL};
+    char *out = NULL;
+    int rc = run_cli(args, NULL, &out);
+    if (rc != 0) {
+        fail_msg("cert: %s", out);
+    }
+    assert_int_equal(file_mode(pem), 0600);
+    char *printed = line_of(out, "SHA-256 fingerprint: ");
+    assert_non_null(printed);
+    free(out);
+    const char *fp = printed + strlen("SHA-256 fingerprint: ");
+    assert_int_equal(strlen(fp), 32 * 3 - 1);
+    /* the file: the certificate, then its key, in the form tls.certificate reads */
+    char *text = file_read_all(pem, 1 << 20, NULL);
+    assert_non_null(text);
+    const char *key = strstr(text, "-----BEGIN PRIVATE KEY-----");
+    assert_true(str_starts_with(text, "-----BEGIN CERTIFICATE-----"));
+    assert_non_null(key);
+    char *in_file = pem_fingerprint(text);
+    assert_string_equal(in_file, fp);
+    free(in_file);
+    /* the server serves it; a client trusting it connects and sees the same fingerprint */
+    char *cfg = xasprintf("\"tls\":{\"certificate\":\"%s\"}", pem);
+    struct srv *s = srv_start(cfg);
+    free(cfg);
+    assert_non_null(s);
+    assert_true(str_starts_with(s->base, "https://"));
+    char *cert_only = xasprintf("%s/cert-only.pem", dir);
+    FILE *f = fopen(cert_only, "w");
+    assert_non_null(f);
+    fwrite(text, 1, (size_t)(key - text), f);
+    fclose(f);
+    char *url = xasprintf("%s/healthz", s->base);
+    char *seen = NULL;
+    assert_int_equal(https_get(url, cert_only, &seen), 200);
+    assert_non_null(seen);
+    assert_string_equal(seen, fp);
+    free(seen);
+    free(url);
+    /* by name too (the second --host) */
+    char *by_name = xasprintf("https://console.example.com:%d/healthz", s->port);
+    CURL *c = curl_easy_init();
+    char *entry = xasprintf("console.example.com:%d:127.0.0.1", s->port);
+    struct curl_slist *resolve = curl_slist_append(NULL, entry);
+    free(entry);
+    curl_easy_setopt(c, CURLOPT_URL, by_name);
+    curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+    curl_easy_setopt(c, CURLOPT_CAINFO, cert_only);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK); /* the Host check answers 421: fine */
+    curl_easy_cleanup(c);
+    curl_slist_free_all(resolve);
+    free(by_name);
+    srv_stop(s);
+
+    /* never overwrites */
+    assert_int_equal(run_cli(args, NULL, &out), 1);
+    assert_non_null(strstr(out, "never overwrites"));
+    free(out);
+    char *again = file_read_all(pem, 1 << 20, NULL);
+    assert_string_equal(again, text);
+    free(again);
+    /* usage: no --self-signed, a name that is neither */
+    const char *no_kind[] = {"cert", "--out", pem, NULL};
+    assert_int_equal(run_cli(no_kind, NULL, &out), 2);
+    free(out);
+    const char *bad_host[] = {"cert", "--self-signed", "--host", "a b", "--out", "x.pem", NULL};
+    assert_int_equal(run_cli(bad_host, NULL, &out), 2);
+    assert_non_null(strstr(out, "'a b'"));
+    free(out);
+    /* the default: consulate.pem in the current directory, for localhost and 127.0.0.1 */
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    const char *bin = getenv("CONSULATE_BIN");
+    char bin_abs[4096];
+    assert_non_null(realpath(bin ? bin : "build/consulate", bin_abs));
+    char *saved = xstrdup(bin ? bin : "build/consulate");
+    setenv("CONSULATE_BIN", bin_abs, 1);
+    assert_int_equal(chdir(dir), 0);
+    const char *plain[] = {"cert", "--self-signed", NULL};
+    rc = run_cli(plain, NULL, &out);
+    assert_int_equal(chdir(cwd), 0);
+    setenv("CONSULATE_BIN", saved, 1);
+    free(saved);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "names: localhost 127.0.0.1"));
+    free(out);
+    char *dflt = xasprintf("%s/consulate.pem", dir);
+    assert_int_equal(file_mode(dflt), 0600);
+    char *cmd = xasprintf("openssl x509 -in %s -noout -ext subjectAltName | "
+                          "grep -q 'DNS:localhost, IP Address:127.0.0.1'",
+                          dflt);
+    assert_int_equal(sh(cmd), 0);
+    free(cmd);
+    free(dflt);
+    free(text);
+    free(cert_only);
+    free(printed);
+    free(pem);
+    cmd = xasprintf("rm -rf %s", dir);
+    sh(cmd);
+    free(cmd);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_backup_restore),
+        cmocka_unit_test(test_cert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
