@@ -39,7 +39,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: FORCE all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -65,14 +65,15 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-# `consulate version` names the commit: "unknown" outside a git checkout of this tree. The
-# file is rewritten only when the commit changed.
+# `consulate version` names the commit: "unknown" outside a git checkout of this tree.
+# $(BUILD)/gen/commit.txt is rewritten (when reading this file) only when the commit changed,
+# so an unchanged tree relinks nothing.
 GIT_COMMIT := $(shell [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ] && \
                 git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-$(BUILD)/gen/commit.c: FORCE
-	@mkdir -p $(dir $@)
-	@printf '#include "cli_version.h"\nconst char consulate_commit[] = "%s";\n' '$(GIT_COMMIT)' > $@.tmp; \
-	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+COMMIT_TXT := $(shell mkdir -p $(BUILD)/gen && (echo '$(GIT_COMMIT)' | \
+                cmp -s - $(BUILD)/gen/commit.txt || echo '$(GIT_COMMIT)' > $(BUILD)/gen/commit.txt))
+$(BUILD)/gen/commit.c: $(BUILD)/gen/commit.txt
+	@printf '#include "cli_version.h"\nconst char consulate_commit[] = "%s";\n' "$$(cat $<)" > $@
 
 # The UI is compiled in (web_root serves it from disk instead, while developing).
 $(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh | deps

@@ -141,6 +141,28 @@ stamp_now(char *out, size_t len)
     strftime(out, len, "%Y%m%dT%H%M%SZ", &tm);
 }
 
+char *
+backup_before_migration(const char *db_path, int from, int to, char *err, size_t errlen)
+{
+    char stamp[32];
+    stamp_now(stamp, sizeof(stamp));
+    char *copy = xasprintf("%s.pre-migration-%d-%d-%s", db_path, from, to, stamp);
+    sqlite3 *src = NULL;
+    if (create_exclusive(copy) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", copy, strerror(errno));
+        free(copy);
+        return NULL;
+    }
+    if (open_existing(db_path, 0, &src, err, errlen) != 0 || copy_db(src, copy, err, errlen) != 0) {
+        sqlite3_close(src);
+        unlink_db(copy);
+        free(copy);
+        return NULL;
+    }
+    sqlite3_close(src);
+    return copy;
+}
+
 int
 cli_backup_main(const char *db_path, int argc, char **argv)
 {

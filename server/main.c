@@ -180,6 +180,24 @@ open_db(const struct config *cfg, int *lock_fd)
             return NULL;
         }
     }
+    /* an upgrade: the database as it was is kept before the first migration touches it */
+    int cur = 0;
+    if (store_schema_version(s, &cur) == STORE_OK && cur > 0 && cur < store_latest_version()) {
+        char *copy = backup_before_migration(cfg->database, cur, store_latest_version(), err,
+                                             sizeof(err));
+        if (!copy) {
+            fprintf(stderr, "consulate: cannot keep a copy of %s before migrating it: %s; not "
+                            "migrating\n",
+                    cfg->database, err);
+            store_close(s);
+            return NULL;
+        }
+        printf("consulate: migrating %s from schema version %d to %d; the database as it was "
+               "is kept as %s\n",
+               cfg->database, cur, store_latest_version(), copy);
+        fflush(stdout);
+        free(copy);
+    }
     int from, to;
     int rc = store_migrate(s, &from, &to);
     if (rc == STORE_TOO_NEW) {

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glob.h>
+
 #include <cmocka.h>
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -29,6 +31,7 @@
 
 #include "app.h"
 #include "harness.h"
+#include "store.h"
 #include "util.h"
 
 static int
@@ -563,6 +566,126 @@ test_cert(void **state)
     free(cmd);
 }
 
+/* ---- upgrade ---- */
+
+/* A database as the previous consulate left it: migrations/ up to the last but one applied
+ * (from the source tree), a user in it. Returns the schema version it has. */
+static int
+old_database(const char *path)
+{
+    const char *src = getenv("CONSULATE_SRC");
+    char *pattern = xasprintf("%s/migrations/*.sql", src ? src : ".");
+    glob_t g;
+    assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+    free(pattern);
+    assert_true(g.gl_pathc >= 2);
+    int version = (int)g.gl_pathc - 1;
+    assert_int_equal(version, store_latest_version() - 1);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (int i = 0; i < version; i++) {
+        char *sql = file_read_all(g.gl_pathv[i], 1 << 20, NULL);
+        assert_non_null(sql);
+        char *msg = NULL;
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            fail_msg("%s: %s", g.gl_pathv[i], msg);
+        }
+        free(sql);
+    }
+    char *pragma = xasprintf("PRAGMA user_version=%d; PRAGMA journal_mode=WAL;", version);
+    assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL), SQLITE_OK);
+    free(pragma);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO users(name, role, password_hash, created_at, "
+                                  "updated_at) VALUES ('from-before', 'viewer', 'x', 1, 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    chmod(path, 0600);
+    globfree(&g);
+    return version;
+}
+
+/* The copies <db>.pre-migration-* beside db: how many, and the first one's name. */
+static int
+premigration_copies(const char *db, char **first)
+{
+    char *pattern = xasprintf("%s.pre-migration-*", db);
+    glob_t g;
+    int n = glob(pattern, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    if (first) {
+        *first = n ? xstrdup(g.gl_pathv[0]) : NULL;
+    }
+    if (n) {
+        globfree(&g);
+    }
+    free(pattern);
+    return n;
+}
+
+static void
+test_upgrade(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/consulate-upgrade-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *db = xasprintf("%s/consulate.db", dir);
+    int from = old_database(db);
+    int to = store_latest_version();
+    /* the newer binary migrates on start, keeping the database as it was first */
+    struct srv *s = srv_start_in(dir, NULL);
+    assert_non_null(s);
+    char *copy = NULL;
+    assert_int_equal(premigration_copies(db, &copy), 1);
+    char *want = xasprintf("%s.pre-migration-%d-%d-", db, from, to);
+    assert_true(str_starts_with(copy, want));
+    free(want);
+    assert_int_equal(file_mode(copy), 0600);
+    assert_int_equal(file_int(copy, "PRAGMA user_version"), from);
+    assert_int_equal(file_int(copy, "SELECT count(*) FROM users WHERE name='from-before'"), 1);
+    assert_int_equal(file_int(db, "PRAGMA user_version"), to);
+    struct client *c = client_new(s); /* the server works on the migrated database */
+    struct resp r = client_req(c, "GET", "/healthz", NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_free(c);
+    srv_stop_keep(s, 1);
+    /* the data came along; nothing more to migrate, so no new copy */
+    const char *list[] = {"user", "list", "--db", db, NULL};
+    char *out = NULL;
+    assert_int_equal(run_cli(list, NULL, &out), 0);
+    assert_non_null(strstr(out, "from-before"));
+    free(out);
+    const char *mig[] = {"migrate", "--db", db, NULL};
+    assert_int_equal(run_cli(mig, NULL, &out), 0);
+    free(out);
+    assert_int_equal(premigration_copies(db, NULL), 1);
+    /* an older binary refuses a newer database, clearly, for every command, changing nothing */
+    char *pragma = xasprintf("PRAGMA user_version=%d", to + 1);
+    assert_int_equal(file_exec(db, pragma), 0);
+    free(pragma);
+    assert_int_equal(run_cli(mig, NULL, &out), 1);
+    char *msg = xasprintf("has schema version %d, newer than this consulate (%d)", to + 1, to);
+    if (!strstr(out, msg) || !strstr(out, "upgrade consulate")) {
+        fail_msg("migrate said: %s", out);
+    }
+    free(out);
+    char *cfg = xasprintf("%s/config.json", dir);
+    const char *serve2[] = {"serve", "--config", cfg, NULL};
+    assert_int_equal(run_cli(serve2, NULL, &out), 1);
+    assert_non_null(strstr(out, msg));
+    free(out);
+    free(cfg);
+    free(msg);
+    assert_int_equal(file_int(db, "PRAGMA user_version"), to + 1);
+    assert_int_equal(premigration_copies(db, NULL), 1);
+    free(copy);
+    free(db);
+    char *cmd = xasprintf("rm -rf %s", dir);
+    sh(cmd);
+    free(cmd);
+}
+
 int
 main(void)
 {
@@ -570,6 +693,7 @@ main(void)
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_backup_restore),
         cmocka_unit_test(test_cert),
+        cmocka_unit_test(test_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
