@@ -441,16 +441,22 @@ restore_locked(const char *db_path, const char *key_path, const char *anchor_pat
                 err);
         goto fail;
     }
+    /* the anchor kept where `audit verify --db <kept copy>` looks for it by default */
     struct stat st;
+    char *default_anchor = xasprintf("%s.audit-anchor", db_path);
     if (stat(anchor_path, &st) == 0) {
-        anchor_kept = xasprintf("%s.pre-restore-%s", anchor_path, stamp);
+        anchor_kept = kept && strcmp(anchor_path, default_anchor) == 0
+                          ? xasprintf("%s.audit-anchor", kept)
+                          : xasprintf("%s.pre-restore-%s", anchor_path, stamp);
         if (copy_file(anchor_path, anchor_kept) != 0) {
             fprintf(stderr, "consulate: cannot keep the audit anchor as %s: %s; nothing was "
                             "changed\n",
                     anchor_kept, strerror(errno));
+            free(default_anchor);
             goto fail;
         }
     }
+    free(default_anchor);
     if (rename(tmp, db_path) != 0) {
         fprintf(stderr, "consulate: cannot move %s into place: %s; nothing was changed\n", tmp,
                 strerror(errno));

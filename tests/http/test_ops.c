@@ -347,6 +347,16 @@ test_backup_restore(void **state)
     assert_non_null(strstr(out, "previous audit anchor is kept as "));
     free(out);
     assert_int_equal(file_mode(kept_path), 0600);
+    /* the replaced database and its anchor, kept together, still verify */
+    char *kept_anchor = xasprintf("%s.audit-anchor", kept_path);
+    assert_int_equal(file_mode(kept_anchor), 0600);
+    free(kept_anchor);
+    const char *verify_kept[] = {"audit", "verify", "--config", config, "--db", kept_path, NULL};
+    rc = run_cli(verify_kept, NULL, &out);
+    if (rc != 0) {
+        fail_msg("verify of the kept database: %s", out);
+    }
+    free(out);
     assert_int_equal(file_int(kept_path, "SELECT count(*) FROM audit_log"), live);
     assert_int_equal(file_int(kept_path, "SELECT count(*) FROM users WHERE name='after-backup'"),
                      1);
