@@ -850,6 +850,9 @@ embedded_file(struct req *r, const char *rel)
                     rel[3 + vlen] == '/';
     if (versioned) {
         rel += 3 + vlen;
+        if (strcmp(rel, "/index.html") == 0) {
+            return 0; /* its references are relative to / */
+        }
     }
     const struct web_file *f = NULL;
     for (const struct web_file *w = web_files; w->path; w++) {

@@ -363,6 +363,7 @@ test_nothing_else(void **state)
         xstrdup("/v/0000000000000000/js/app.js"),
         xasprintf("/v/%s/", v),
         xasprintf("/v/%s/nope.css", v),
+        xasprintf("/v/%s/index.html", v),
         xstrdup("/../etc/passwd"),
         xstrdup("/%2e%2e/%2e%2e/etc/passwd"),
         xstrdup("/%2E%2E%2fMakefile"),
