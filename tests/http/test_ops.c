@@ -117,6 +117,18 @@ test_version(void **state)
     }
     free(commit);
     free(out);
+    /* built outside a git checkout (a tarball): the Makefile says "unknown" */
+    char tree[] = "/tmp/consulate-nogit-XXXXXX";
+    assert_non_null(mkdtemp(tree));
+    const char *src = getenv("CONSULATE_SRC");
+    char *mk = xasprintf("cp %s/Makefile %s/ && make -s -C %s build/gen/commit.c >/dev/null && "
+                         "grep -q 'consulate_commit\\[\\] = \"unknown\";' %s/build/gen/commit.c",
+                         src ? src : ".", tree, tree, tree);
+    assert_int_equal(sh(mk), 0);
+    free(mk);
+    mk = xasprintf("rm -rf %s", tree);
+    sh(mk);
+    free(mk);
 
     /* the binary without its lib/: HTTPS would not work, and version says so */
     char dir[] = "/tmp/consulate-version-XXXXXX";
