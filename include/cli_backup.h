@@ -13,8 +13,8 @@ int cli_backup_main(const char *db_path, int argc, char **argv);
 
 /* argv[0] is "restore", argv[1] the file; key and anchor are the audit files. Returns the
  * exit status (0, 1, 2 usage). */
-int cli_restore_main(const char *db_path, const char *key_path, const char *anchor_path,
-                     int argc, char **argv);
+int cli_restore_main(const char *db_path, const char *key_path, const char *anchor_path, int argc,
+                     char **argv);
 
 /* Before a migration from schema version from to to: a consistent copy of the database as
  * <db_path>.pre-migration-<from>-<to>-<UTC stamp> (mode 0600). Returns its name (the caller

@@ -6,13 +6,13 @@
 #include <stddef.h>
 
 struct web_file {
-    const char *path;               /* "/index.html", "/js/app.js" */
-    const unsigned char *data;      /* the bytes served (index.html: references versioned) */
+    const char *path;          /* "/index.html", "/js/app.js" */
+    const unsigned char *data; /* the bytes served (index.html: references versioned) */
     size_t len;
-    const unsigned char *gz;        /* gzip -9n of data, or NULL when that is not smaller */
+    const unsigned char *gz; /* gzip -9n of data, or NULL when that is not smaller */
     size_t gz_len;
-    const char *etag;               /* strong ETag of data, quoted */
-    const char *gz_etag;            /* strong ETag of gz, quoted, or NULL */
+    const char *etag;    /* strong ETag of data, quoted */
+    const char *gz_etag; /* strong ETag of gz, quoted, or NULL */
 };
 
 /* Every embedded file, sorted by path, ended by an entry whose path is NULL. */

@@ -63,8 +63,8 @@ unlink_db(const char *path)
 static int
 open_existing(const char *path, int readonly, sqlite3 **db, char *err, size_t errlen)
 {
-    int rc = sqlite3_open_v2(path, db, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(path, db, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path, *db ? sqlite3_errmsg(*db) : "?");
         sqlite3_close(*db);
@@ -256,8 +256,7 @@ check_copy(const char *path, const char *file, const char *key_path, const char 
     seal = audit_seal_open(key_path, anchor_path, 0);
     struct audit_verify_report r;
     if (audit_verify(s, seal, &r) != STORE_OK) {
-        fprintf(stderr, "consulate: cannot read the audit log of %s: %s\n", file,
-                store_errmsg(s));
+        fprintf(stderr, "consulate: cannot read the audit log of %s: %s\n", file, store_errmsg(s));
         goto out;
     }
     int key_problem = r.maced > 0 && r.key != AUDIT_FILE_OK;
@@ -326,8 +325,7 @@ keep_previous(const char *db_path, const char *stamp, char **kept, char *err, si
         free(copy);
         return -1;
     }
-    if (open_existing(db_path, 0, &cur, err, errlen) != 0 ||
-        copy_db(cur, copy, err, errlen) != 0) {
+    if (open_existing(db_path, 0, &cur, err, errlen) != 0 || copy_db(cur, copy, err, errlen) != 0) {
         sqlite3_close(cur);
         unlink_db(copy);
         free(copy);
@@ -395,8 +393,7 @@ cli_restore_main(const char *db_path, const char *key_path, const char *anchor_p
 /* The restore, under the lock: the copy is made beside the database and checked there, so
  * what is checked is what gets renamed into place. */
 static int
-restore_locked(const char *db_path, const char *key_path, const char *anchor_path,
-               const char *file)
+restore_locked(const char *db_path, const char *key_path, const char *anchor_path, const char *file)
 {
     char err[1024];
     char *tmp = xasprintf("%s.restoring", db_path);
@@ -449,8 +446,9 @@ restore_locked(const char *db_path, const char *key_path, const char *anchor_pat
                           ? xasprintf("%s.audit-anchor", kept)
                           : xasprintf("%s.pre-restore-%s", anchor_path, stamp);
         if (copy_file(anchor_path, anchor_kept) != 0) {
-            fprintf(stderr, "consulate: cannot keep the audit anchor as %s: %s; nothing was "
-                            "changed\n",
+            fprintf(stderr,
+                    "consulate: cannot keep the audit anchor as %s: %s; nothing was "
+                    "changed\n",
                     anchor_kept, strerror(errno));
             free(default_anchor);
             goto fail;

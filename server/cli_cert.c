@@ -97,8 +97,8 @@ make_cert(EVP_PKEY *key, const char *const *hosts, int n)
          X509_time_adj_ex(X509_getm_notAfter(x), CERT_DAYS, 0, NULL) && X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
     ok = ok &&
-         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)hosts[0],
-                                    -1, -1, 0) &&
+         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)hosts[0], -1,
+                                    -1, 0) &&
          X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                                     (const unsigned char *)"consulate (self-signed)", -1, -1, 0) &&
          X509_set_issuer_name(x, name);

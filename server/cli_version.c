@@ -51,8 +51,7 @@ cli_version_main(FILE *out)
     const char *https = https_openssl(&handle, &path);
     if (https && !dlsym(handle, "SSL_get_peer_certificate")) {
         /* OpenSSL 3 itself: civetweb 1.15 would call a NULL pointer (compat/) */
-        fprintf(out, "https broken: %s is not the lib/libssl.so shim beside the binary\n",
-                path);
+        fprintf(out, "https broken: %s is not the lib/libssl.so shim beside the binary\n", path);
     } else if (https) {
         fprintf(out, "https %s (%s)\n", https, path);
     } else {

@@ -789,8 +789,8 @@ disk_file(struct req *r, const char *rel)
     if (!body) {
         return 0;
     }
-    int status = http_reply(r, 200, content_type_for(file_real), "Cache-Control: no-cache\r\n",
-                            body, len);
+    int status =
+        http_reply(r, 200, content_type_for(file_real), "Cache-Control: no-cache\r\n", body, len);
     free(body);
     return status;
 }
@@ -867,7 +867,8 @@ embedded_file(struct req *r, const char *rel)
     int gz = f->gz && accepts_gzip(mg_get_header(r->conn, "Accept-Encoding"));
     const char *etag = gz ? f->gz_etag : f->etag;
     char headers[256];
-    snprintf(headers, sizeof(headers), "Cache-Control: %s\r\nETag: %s\r\n%sVary: Accept-Encoding\r\n",
+    snprintf(headers, sizeof(headers),
+             "Cache-Control: %s\r\nETag: %s\r\n%sVary: Accept-Encoding\r\n",
              versioned ? "public, max-age=31536000, immutable" : "no-cache", etag,
              gz ? "Content-Encoding: gzip\r\n" : "");
     if (etag_matches(mg_get_header(r->conn, "If-None-Match"), etag)) {

@@ -183,11 +183,12 @@ open_db(const struct config *cfg, int *lock_fd)
     /* an upgrade: the database as it was is kept before the first migration touches it */
     int cur = 0;
     if (store_schema_version(s, &cur) == STORE_OK && cur > 0 && cur < store_latest_version()) {
-        char *copy = backup_before_migration(cfg->database, cur, store_latest_version(), err,
-                                             sizeof(err));
+        char *copy =
+            backup_before_migration(cfg->database, cur, store_latest_version(), err, sizeof(err));
         if (!copy) {
-            fprintf(stderr, "consulate: cannot keep a copy of %s before migrating it: %s; not "
-                            "migrating\n",
+            fprintf(stderr,
+                    "consulate: cannot keep a copy of %s before migrating it: %s; not "
+                    "migrating\n",
                     cfg->database, err);
             store_close(s);
             return NULL;
@@ -588,9 +589,9 @@ main(int argc, char **argv)
     char *audit_key = NULL, *audit_anchor = NULL;
     audit_files(&cfg, config_used, &audit_key, &audit_anchor);
     if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
-        rc = cmd[0] == 'b' ? cli_backup_main(cfg.database, argc - 1, argv + 1)
-                           : cli_restore_main(cfg.database, audit_key, audit_anchor, argc - 1,
-                                              argv + 1);
+        rc = cmd[0] == 'b'
+                 ? cli_backup_main(cfg.database, argc - 1, argv + 1)
+                 : cli_restore_main(cfg.database, audit_key, audit_anchor, argc - 1, argv + 1);
         free(audit_key);
         free(audit_anchor);
         config_free(&cfg);

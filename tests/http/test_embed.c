@@ -404,7 +404,8 @@ test_web_root_serves_from_disk(void **state)
     struct fx *f = *state;
     char *web = xasprintf("%s/devweb", f->dir);
     char *cmd = xasprintf("mkdir -p %s/js && printf 'console.log(1);' > %s/js/app.js && "
-                          "printf '<p>dev</p>' > %s/index.html", web, web, web);
+                          "printf '<p>dev</p>' > %s/index.html",
+                          web, web, web);
     assert_int_equal(sh(cmd), 0);
     free(cmd);
     char *cfg = xasprintf("\"web_root\":\"%s\"", web);

@@ -3,22 +3,22 @@
  * real binary, most of them beside a running server. */
 #include <ctype.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <glob.h>
 
-#include <cmocka.h>
 #include <civetweb.h>
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 #include <curl/curl.h>
 #include <libssh2.h>
 #include <openssl/crypto.h>
@@ -207,10 +207,10 @@ static int
 file_exec(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open(path, &db) == SQLITE_OK &&
-                     sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
-                 ? 0
-                 : -1;
+    int rc =
+        sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
+            ? 0
+            : -1;
     sqlite3_close(db);
     return rc;
 }
@@ -310,7 +310,8 @@ test_backup_restore(void **state)
     assert_int_equal(sh(cmd), 0);
     free(cmd);
     assert_int_equal(file_exec(bad, "DROP TRIGGER audit_log_no_update; "
-                                    "UPDATE audit_log SET target='someone-else' WHERE id=2"), 0);
+                                    "UPDATE audit_log SET target='someone-else' WHERE id=2"),
+                     0);
 
     /* refused while the server runs: nothing changes */
     long long live = file_int(s->db, "SELECT count(*) FROM audit_log");
@@ -482,8 +483,9 @@ test_cert(void **state)
     char dir[] = "/tmp/consulate-cert-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *pem = xasprintf("%s/console.pem", dir);
-    const char *args[] = {"cert", "--self-signed", "--host", "127.0.0.1", "--host",
-                          "console.example.com", "--out", pem, NULL};
+    const char *args[] = {"cert",   "--self-signed",       "--host", "127.0.0.1",
+                          "--host", "console.example.com", "--out",  pem,
+                          NULL};
     char *out = NULL;
     int rc = run_cli(args, NULL, &out);
     if (rc != 0) {
