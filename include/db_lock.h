@@ -1,7 +1,11 @@
-/* db_lock: who holds the database. `serve` holds an fcntl write lock on <database>.lock (its
- * pid written inside) for its whole life, and `restore` for its work: a restore never
- * replaces a database a server has open, a server never starts on one being replaced, and
- * two servers never share one. The kernel drops the lock when the process ends, however. */
+/* db_lock: who holds the database, through fcntl locks on two bytes of <database>.lock (the
+ * kernel drops them when the process ends, however it ends):
+ *  - byte 0, "serving": `serve` holds it exclusively for its whole life (its pid is written
+ *    in the file), so two servers never share a database;
+ *  - byte 1, "in use": every process with the database open holds it shared (the server and
+ *    the other commands), `restore` exclusively.
+ * So a restore never replaces a database a server or another command has open, and nothing
+ * opens one while it is being replaced. */
 #ifndef CONSULATE_DB_LOCK_H
 #define CONSULATE_DB_LOCK_H
 
@@ -10,11 +14,18 @@
 
 enum db_lock_rc { DB_LOCK_OK = 0, DB_LOCK_HELD = 1, DB_LOCK_ERROR = -1 };
 
-/* Takes the lock of the database at db_path (the file <db_path>.lock, mode 0600, created when
- * absent; its directory must exist). DB_LOCK_OK: *fd holds it until db_lock_release.
- * DB_LOCK_HELD: another process has it, *holder is its pid (0 when unknown). DB_LOCK_ERROR:
- * err says why. */
-int db_lock_take(const char *db_path, int *fd, pid_t *holder, char *err, size_t errlen);
+enum db_lock_mode {
+    DB_LOCK_USE = 0,     /* a command using the database: byte 1 shared */
+    DB_LOCK_SERVE = 1,   /* the server: byte 0 exclusive, byte 1 shared */
+    DB_LOCK_REPLACE = 2, /* restore: bytes 0 and 1 exclusive */
+};
+
+/* Takes the lock of the database at db_path in mode (the file <db_path>.lock, mode 0600,
+ * created when absent, with missing directories 0700), without waiting. DB_LOCK_OK: *fd holds it
+ * until db_lock_release. DB_LOCK_HELD: another process holds what conflicts, *holder is its
+ * pid (0 when unknown) and *serving is 1 when that is a server. DB_LOCK_ERROR: err says why. */
+int db_lock_take(const char *db_path, enum db_lock_mode mode, int *fd, pid_t *holder, int *serving,
+                 char *err, size_t errlen);
 void db_lock_release(int fd);
 
 #endif

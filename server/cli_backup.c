@@ -182,15 +182,23 @@ cli_backup_main(const char *db_path, int argc, char **argv)
         return 1;
     }
     char err[1024];
+    int fd, serving;
+    pid_t holder;
+    int lrc = db_lock_take(db_path, DB_LOCK_USE, &fd, &holder, &serving, err, sizeof(err));
+    if (lrc == DB_LOCK_HELD) {
+        snprintf(err, sizeof(err), "a restore (pid %ld) is replacing the database", (long)holder);
+    }
     sqlite3 *src = NULL;
-    if (open_existing(db_path, 0, &src, err, sizeof(err)) != 0 ||
+    if (lrc != DB_LOCK_OK || open_existing(db_path, 0, &src, err, sizeof(err)) != 0 ||
         copy_db(src, file, err, sizeof(err)) != 0) {
         sqlite3_close(src);
+        db_lock_release(fd);
         unlink_db(file);
         fprintf(stderr, "consulate: backup failed: %s; nothing was written\n", err);
         return 1;
     }
     sqlite3_close(src);
+    db_lock_release(fd);
     sqlite3 *d = NULL;
     long long version = -1, entries = -1;
     if (open_existing(file, 1, &d, err, sizeof(err)) == 0) {
@@ -275,19 +283,6 @@ out:
     return rc;
 }
 
-/* Makes the directories above path (0700) that are missing. */
-static void
-make_parents(const char *path)
-{
-    char *copy = xstrdup(path);
-    for (char *p = copy + 1; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        mkdir(copy, 0700);
-        *p = '/';
-    }
-    free(copy);
-}
-
 /* Copies the file at from to a new file to (mode 0600). Returns 0 or -1. */
 static int
 copy_file(const char *from, const char *to)
@@ -362,23 +357,15 @@ cli_restore_main(const char *db_path, const char *key_path, const char *anchor_p
                 errno ? strerror(errno) : "not a regular file");
         return 1;
     }
-    make_parents(db_path);
     char err[1024];
-    int fd;
+    int fd, serving;
     pid_t holder;
-    int lrc = db_lock_take(db_path, &fd, &holder, err, sizeof(err));
+    int lrc = db_lock_take(db_path, DB_LOCK_REPLACE, &fd, &holder, &serving, err, sizeof(err));
     if (lrc == DB_LOCK_HELD) {
-        if (holder) {
-            fprintf(stderr,
-                    "consulate: a consulate process (pid %ld) holds %s: stop the server before "
-                    "restoring; nothing was changed\n",
-                    (long)holder, db_path);
-        } else {
-            fprintf(stderr,
-                    "consulate: another consulate process holds %s: stop the server before "
-                    "restoring; nothing was changed\n",
-                    db_path);
-        }
+        fprintf(stderr,
+                "consulate: %s (pid %ld) %s %s: stop it before restoring; nothing was changed\n",
+                serving ? "a consulate server" : "a consulate process", (long)holder,
+                serving ? "is serving" : "has open", db_path);
         return 1;
     }
     if (lrc != DB_LOCK_OK) {

@@ -153,32 +153,30 @@ seal_start(struct store *s, const char *key, const char *anchor, const char *act
     return seal;
 }
 
-/* Opens and migrates the database; with lock_fd (serve), first takes its lock
- * (include/db_lock.h), held in *lock_fd. Returns NULL after printing why. */
+/* Opens and migrates the database after taking its lock (include/db_lock.h) in mode, held in
+ * *lock_fd. Returns NULL after printing why. */
 static struct store *
-open_db(const struct config *cfg, int *lock_fd)
+open_db(const struct config *cfg, enum db_lock_mode mode, int *lock_fd)
 {
     char err[512];
+    pid_t holder = 0;
+    int serving = 0;
+    int lrc = db_lock_take(cfg->database, mode, lock_fd, &holder, &serving, err, sizeof(err));
+    if (lrc == DB_LOCK_HELD) {
+        fprintf(stderr, "consulate: %s (pid %ld) %s database %s; %s\n",
+                serving ? "a consulate server" : "a restore", (long)holder,
+                serving ? "is serving" : "is replacing", cfg->database,
+                mode == DB_LOCK_SERVE ? "not starting" : "try again when it is done");
+        return NULL;
+    }
+    if (lrc != DB_LOCK_OK) {
+        fprintf(stderr, "consulate: %s\n", err);
+        return NULL;
+    }
     struct store *s = store_open(cfg->database, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "consulate: %s\n", err);
         return NULL;
-    }
-    if (lock_fd) {
-        pid_t holder = 0;
-        int lrc = db_lock_take(cfg->database, lock_fd, &holder, err, sizeof(err));
-        if (lrc == DB_LOCK_HELD) {
-            fprintf(stderr,
-                    "consulate: another consulate process (pid %ld) holds database %s (a "
-                    "server, or a restore): not starting\n",
-                    (long)holder, cfg->database);
-        } else if (lrc != DB_LOCK_OK) {
-            fprintf(stderr, "consulate: %s\n", err);
-        }
-        if (lrc != DB_LOCK_OK) {
-            store_close(s);
-            return NULL;
-        }
     }
     /* an upgrade: the database as it was is kept before the first migration touches it */
     int cur = 0;
@@ -598,8 +596,10 @@ main(int argc, char **argv)
         return rc;
     }
     int lock_fd = -1;
-    struct store *s = open_db(&cfg, strcmp(cmd, "serve") == 0 ? &lock_fd : NULL);
+    struct store *s =
+        open_db(&cfg, strcmp(cmd, "serve") == 0 ? DB_LOCK_SERVE : DB_LOCK_USE, &lock_fd);
     if (!s) {
+        db_lock_release(lock_fd);
         free(audit_key);
         free(audit_anchor);
         config_free(&cfg);

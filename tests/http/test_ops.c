@@ -2,6 +2,7 @@
  * and the upgrade path (a copy before migrating, a newer database refused). Each runs the
  * real binary, most of them beside a running server. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -121,9 +122,10 @@ test_version(void **state)
     char tree[] = "/tmp/consulate-nogit-XXXXXX";
     assert_non_null(mkdtemp(tree));
     const char *src = getenv("CONSULATE_SRC");
-    char *mk = xasprintf("cp %s/Makefile %s/ && make -s -C %s build/gen/commit.c >/dev/null && "
-                         "grep -q 'consulate_commit\\[\\] = \"unknown\";' %s/build/gen/commit.c",
-                         src ? src : ".", tree, tree, tree);
+    char *mk =
+        xasprintf("cp %s/Makefile %s/ && make -s -C %s build/gen/commit.c >/dev/null 2>&1 && "
+                  "grep -q 'consulate_commit\\[\\] = \"unknown\";' %s/build/gen/commit.c",
+                  src ? src : ".", tree, tree, tree);
     assert_int_equal(sh(mk), 0);
     free(mk);
     mk = xasprintf("rm -rf %s", tree);
@@ -317,7 +319,7 @@ test_backup_restore(void **state)
     long long live = file_int(s->db, "SELECT count(*) FROM audit_log");
     assert_int_equal(cli(s, &out, "restore", b1), 1);
     char *pid = xasprintf("pid %d", (int)s->pid);
-    if (!strstr(out, pid) || !strstr(out, "stop the server")) {
+    if (!strstr(out, pid) || !strstr(out, "is serving") || !strstr(out, "stop it")) {
         fail_msg("restore while running said: %s", out);
     }
     free(pid);
@@ -325,7 +327,7 @@ test_backup_restore(void **state)
     /* a second server on the same database does not start either */
     const char *serve[] = {"serve", "--config", s->config, NULL};
     assert_int_equal(run_cli(serve, NULL, &out), 1);
-    assert_non_null(strstr(out, "holds database"));
+    assert_non_null(strstr(out, "is serving database"));
     free(out);
     char *dir = xstrdup(s->dir);
     char *admin_pw = xstrdup(s->admin_pw);
@@ -334,6 +336,44 @@ test_backup_restore(void **state)
     srv_stop_keep(s, 1);
     assert_true(file_int(db, "SELECT count(*) FROM audit_log") >= live);
     live = file_int(db, "SELECT count(*) FROM audit_log");
+
+    /* the lock protocol (include/db_lock.h), with this process in the other role: a command
+     * with the database open (byte 1 shared) keeps a restore out ... */
+    char *lockfile = xasprintf("%s.lock", db);
+    int lfd = open(lockfile, O_RDWR);
+    assert_true(lfd >= 0);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    assert_int_equal(fcntl(lfd, F_SETLK, &fl), 0);
+    const char *restore_b1[] = {"restore", b1, "--config", config, NULL};
+    assert_int_equal(run_cli(restore_b1, NULL, &out), 1);
+    pid = xasprintf("pid %d) has open", (int)getpid());
+    if (!strstr(out, pid) || !strstr(out, "nothing was changed")) {
+        fail_msg("restore beside a command said: %s", out);
+    }
+    free(pid);
+    free(out);
+    /* ... and a restore under way (byte 1 exclusive) keeps every command out */
+    fl.l_type = F_WRLCK;
+    assert_int_equal(fcntl(lfd, F_SETLK, &fl), 0);
+    const char *list[] = {"user", "list", "--config", config, NULL};
+    assert_int_equal(run_cli(list, NULL, &out), 1);
+    assert_non_null(strstr(out, "a restore"));
+    free(out);
+    const char *serve_again[] = {"serve", "--config", config, NULL};
+    assert_int_equal(run_cli(serve_again, NULL, &out), 1);
+    assert_non_null(strstr(out, "is replacing"));
+    free(out);
+    char *b2 = xasprintf("%s/backup-2.db", dir);
+    const char *backup2[] = {"backup", b2, "--config", config, NULL};
+    assert_int_equal(run_cli(backup2, NULL, &out), 1);
+    assert_non_null(strstr(out, "a restore"));
+    free(out);
+    assert_int_equal(access(b2, F_OK), -1);
+    free(b2);
+    close(lfd);
+    free(lockfile);
+    assert_int_equal(run_cli(list, NULL, &out), 0); /* free again */
+    free(out);
 
     /* the tampered copy is refused: the chain breaks at entry 2 */
     const char *restore_bad[] = {"restore", bad, "--config", config, NULL};
