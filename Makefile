@@ -26,7 +26,8 @@ SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
                $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/webfiles.o $(BUILD)/obj/gen/commit.o
 LIB_OBJS    := $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJS))
 MIGRATIONS  := $(sort $(wildcard migrations/*.sql))
-WEB_FILES   := $(shell find web -type f ! -name '.*')
+# the directories too: removing a file changes only its directory
+WEB_FILES   := $(shell find web -type f ! -name '.*') $(shell find web -type d)
 
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
