@@ -261,6 +261,13 @@ check_copy(const char *path, const char *file, const char *key_path, const char 
         fprintf(stderr, "consulate: %s is not a consulate database (no schema)\n", file);
         goto out;
     }
+    /* an older schema is brought up to date first (this is a private copy), so the log is
+     * read as this binary reads it */
+    if (store_migrate(s, NULL, NULL) != STORE_OK) {
+        fprintf(stderr, "consulate: %s cannot be migrated to schema version %d: %s\n", file,
+                store_latest_version(), store_errmsg(s));
+        goto out;
+    }
     seal = audit_seal_open(key_path, anchor_path, 0);
     struct audit_verify_report r;
     if (audit_verify(s, seal, &r) != STORE_OK) {

@@ -743,6 +743,22 @@ test_upgrade(void **state)
     free(msg);
     assert_int_equal(file_int(db, "PRAGMA user_version"), to + 1);
     assert_int_equal(premigration_copies(db, NULL), 1);
+    /* a backup made by the previous version restores: brought up to date on the way */
+    char *old = xasprintf("%s/old-backup.db", dir);
+    assert_int_equal(old_database(old), from);
+    char *fresh = xasprintf("%s/fresh/consulate.db", dir);
+    const char *restore_old[] = {"restore", old, "--db", fresh, NULL};
+    int rc = run_cli(restore_old, NULL, &out);
+    if (rc != 0) {
+        fail_msg("restore of an older backup: %s", out);
+    }
+    free(out);
+    assert_int_equal(file_int(fresh, "PRAGMA user_version"), to);
+    assert_int_equal(file_int(fresh, "SELECT count(*) FROM users WHERE name='from-before'"), 1);
+    assert_int_equal(file_int(fresh, "SELECT count(*) FROM audit_log WHERE action='audit.reseal'"),
+                     1);
+    free(old);
+    free(fresh);
     free(copy);
     free(db);
     char *cmd = xasprintf("rm -rf %s", dir);
