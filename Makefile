@@ -19,13 +19,15 @@ PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CF
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 CFLAGS  = -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT) -Wl,--as-needed $(EXTRA_LDFLAGS)
-LIBS    = -lcivetweb $(PKG_LIBS) -lpthread -lm
+LIBS    = -lcivetweb $(PKG_LIBS) -lcrypto -lpthread -lm
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(patsubst server/%.c,$(BUILD)/obj/server/%.o,$(SERVER_SRCS)) \
-               $(BUILD)/obj/gen/migrations.o
+               $(BUILD)/obj/gen/migrations.o $(BUILD)/obj/gen/webfiles.o $(BUILD)/obj/gen/commit.o
 LIB_OBJS    := $(filter-out $(BUILD)/obj/server/main.o,$(SERVER_OBJS))
 MIGRATIONS  := $(sort $(wildcard migrations/*.sql))
+# the directories too: removing a file changes only its directory
+WEB_FILES   := $(shell find web -type f ! -name '.*') $(shell find web -type d)
 
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -63,6 +65,21 @@ test-deps:
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+# `consulate version` names the commit: "unknown" outside a git checkout of this tree.
+# $(BUILD)/gen/commit.txt is rewritten (when reading this file) only when the commit changed,
+# so an unchanged tree relinks nothing.
+GIT_COMMIT := $(shell [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ] && \
+                git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+COMMIT_TXT := $(shell mkdir -p $(BUILD)/gen && (echo '$(GIT_COMMIT)' | \
+                cmp -s - $(BUILD)/gen/commit.txt || echo '$(GIT_COMMIT)' > $(BUILD)/gen/commit.txt))
+$(BUILD)/gen/commit.c: $(BUILD)/gen/commit.txt
+	@printf '#include "cli_version.h"\nconst char consulate_commit[] = "%s";\n' "$$(cat $<)" > $@
+
+# The UI is compiled in (web_root serves it from disk instead, while developing).
+$(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh | deps
+	@mkdir -p $(dir $@)
+	./scripts/embed-web.sh web > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | deps
 	@mkdir -p $(dir $@)
