@@ -34,8 +34,15 @@ i=0
 for f in $files; do
     src="$root/$f"
     if [ "$f" = index.html ]; then
-        sed -E "s#(href|src)=\"([^\"/:?\#][^\":?\#]*)\"#\1=\"v/$version/\2\"#g" "$src" \
-            > "$tmp/index.html"
+        # every module announced up front (modulepreload), so the browser fetches them side
+        # by side instead of discovering them one import level at a time
+        preload=$(for m in $files; do
+            case "$m" in
+            *.js) printf '<link rel="modulepreload" href="v/%s/%s">\\n' "$version" "$m" ;;
+            esac
+        done)
+        sed -E -e "s#(href|src)=\"([^\"/:?\#][^\":?\#]*)\"#\1=\"v/$version/\2\"#g" \
+            -e "s#^(<script type=\"module\")#$preload\1#" "$src" > "$tmp/index.html"
         src="$tmp/index.html"
     fi
     bytes "$src" "f$i"

@@ -166,12 +166,31 @@ test_index_and_its_assets(void **state)
     assert_true(vl >= 8 && vl < sizeof(f->version));
     memcpy(f->version, v, vl);
     f->version[vl] = '\0';
-    /* with the prefix taken out, index.html is the file in web/ */
+    /* every module is announced up front: one modulepreload line each, before the script */
     char *prefix = xasprintf("v/%s/", f->version);
+    static const char pre[] = "<link rel=\"modulepreload\" href=\"";
+    struct buf body;
+    buf_init(&body, 1 << 20);
+    int preloads = 0;
+    for (const char *p = r.body; *p;) {
+        size_t ll = strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n');
+        if (strncmp(p, pre, strlen(pre)) == 0) {
+            assert_memory_equal(p + strlen(pre), prefix, strlen(prefix));
+            assert_non_null(strstr(p, ".js\">\n"));
+            preloads++;
+        } else {
+            buf_append(&body, p, ll);
+        }
+        p += ll;
+    }
+    assert_true(preloads >= 20); /* web/js and web/js/views */
+    assert_non_null(strstr(r.body, "js/app.js\">\n"));
+    assert_true(strstr(r.body, pre) < strstr(r.body, "<script type=\"module\""));
+    /* with those lines and the prefix taken out, index.html is the file in web/ */
     struct buf un;
     buf_init(&un, 1 << 20);
     int refs = 0;
-    for (const char *p = r.body; *p;) {
+    for (const char *p = body.data; *p;) {
         const char *hit = strstr(p, prefix);
         if (!hit) {
             buf_puts(&un, p);
@@ -188,6 +207,7 @@ test_index_and_its_assets(void **state)
     assert_memory_equal(un.data, want, len);
     free(want);
     buf_free(&un);
+    buf_free(&body);
     assert_true(refs >= 3); /* favicon, stylesheet, app module */
     /* every asset index.html references: the file in web/, cached for a year */
     for (const char *p = r.body; (p = strstr(p, prefix)); p += strlen(prefix)) {
