@@ -38,7 +38,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: all deps test-deps demo-deps test unit-test http-test e2e bench fuzz run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -59,6 +59,9 @@ deps:
 
 test-deps:
 	@./scripts/deps.sh --with-test
+
+demo-deps:
+	@./scripts/deps.sh --with-demo
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
@@ -128,7 +131,7 @@ fuzz: deps
 run: all
 	$(BUILD)/consulate serve $(if $(CONFIG),--config $(CONFIG))
 
-demo: all $(BUILD)/fake-nodes
+demo: demo-deps all $(BUILD)/fake-nodes
 	@BUILD=$(BUILD) ./scripts/demo.sh
 
 clean:
