@@ -1,7 +1,7 @@
 // A stand-in for the Jobs API of JOBS.md (/api/nodes*, /api/jobs*, the job and job_log
 // events on /api/events, approval_required in GET /api/session), served to the browser
-// through Playwright's page.route, for the browser tests of the nodes, wizard, jobs and
-// job pages written before the engine exists. Everything else goes to the real server.
+// through Playwright's page.route, for browser tests of the nodes, jobs and job pages
+// (written before the engine existed). Everything else goes to the real server.
 //
 // REST calls are answered by route.fulfill from the state kept here. The event stream is
 // redirected (route.continue with another URL) to a small HTTP server of this module on
