@@ -803,6 +803,25 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
   });
 
   test('wizard: the operator requests the node-add of consul-5 and lands on its plan preview with the compose diffs', async () => {
+    // The hosts as a real site has them: a comment in consul-1's file that looks like markup,
+    // consul-2's file with CRLF line ends, consul-3's command in the seed's backslash trap (a
+    // plain scalar with lines ending in \: its running agent notices only at a restart), and
+    // leftovers in consul-5's data dir.
+    const composeOf = (n) => path.join(node(n).compose_dir, 'docker-compose.yaml');
+    const edit = (n, f) => {
+      const before = fs.readFileSync(composeOf(n), 'utf8');
+      const after = f(before);
+      assert.notEqual(after, before, `${n}'s file changed`);
+      fs.writeFileSync(composeOf(n), after);
+    };
+    edit('consul-1', (t) => t.replace('\n  consul-exporter:', '\n    # <img src=x onerror="window.__pwned=1"> owner: ops\n  consul-exporter:'));
+    edit('consul-2', (t) => t.replace(/\n/g, '\r\n'));
+    edit('consul-3', (t) => t.replace('command: "agent ', 'command: agent ').replace('-retry-join=127.0.0.54"\n', '-retry-join=127.0.0.54\n'));
+    const leftovers = node('consul-5').data_dir;
+    fs.mkdirSync(path.join(leftovers, 'serf'), { recursive: true });
+    fs.writeFileSync(path.join(leftovers, 'node-id'), '0b6f7a2e-5d1c-4c55-9f0e-6b1d2c3e4f50\n');
+    fs.writeFileSync(path.join(leftovers, 'notes.txt'), 'left from the host\'s previous life\n');
+
     await switchUser(USERS.operator.name, USERS.operator.password);
     await page.goto(base + '/#/jobs/new');
     await page.locator('form.wizard').waitFor();
@@ -824,6 +843,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     assert.match(await warn.innerText(), /NO LEADER/);
     await page.getByLabel('rolling', { exact: true }).check();
     await warn.waitFor({ state: 'hidden' });
+    await page.getByLabel('Approve the fix of the backslash trap as part of this change').check();
     await page.getByRole('button', { name: 'Next' }).click();
     const posts = [];
     const onRequest = (r) => {
@@ -836,12 +856,12 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
       assert.equal(posts.length, 0);
       const reason = 'CHG-1234: a fifth server, failure tolerance 2';
       await page.getByLabel('Reason', { exact: true }).fill(reason);
-      assert.match(await page.locator('.review').innerText(), /Add a server[\s\S]*consul-5[\s\S]*rolling/);
+      assert.match(await page.locator('.review').innerText(), /Add a server[\s\S]*consul-5[\s\S]*rolling[\s\S]*fix the backslash trap/);
       await page.getByRole('button', { name: 'Request the change' }).click();
       // The prechecks and the dry run over SSH take a moment.
       await page.waitForURL(/#\/jobs\/\d+$/, { timeout: 60000 });
       assert.deepEqual(posts, [{ type: 'node-add', node: 'consul-5', strategy: 'rolling', reason,
-        options: { fix_trap: false, node_gone: false } }]);
+        options: { fix_trap: true, node_gone: false } }]);
     } finally {
       page.off('request', onRequest);
     }
@@ -859,7 +879,19 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     assert.match(await page.locator('.plan-summary').innerText(), /^Add consul-5 \(127\.0\.0\.55\)/);
     assert.equal(await page.locator('.prechecks-table tr.precheck').count(), addJob.prechecks.length);
     assert.ok(addJob.prechecks.length >= 10, `${addJob.prechecks.length} prechecks`);
+    // Every precheck passed; the data dir's leftovers are noted (not blocking): the plan moves them aside.
     assert.equal(await page.locator('.prechecks-table tr.precheck[data-ok="false"]').count(), 0);
+    assert.deepEqual(addJob.prechecks.filter((p) => !p.blocking).map((p) => [p.name, p.node, p.ok]), [['data_dir', 'consul-5', true]]);
+    assert.match(await page.locator('tr.precheck[data-name="data_dir"]').innerText(), /consul-5[\s\S]*is not empty[\s\S]*the plan moves it aside/);
+    assert.ok(addJob.plan.steps.some((s) => s.node === 'consul-5' && /^mv '/.test(s.command || '') && s.command.includes(node('consul-5').data_dir)),
+      JSON.stringify(addJob.plan.steps));
+    assert.match(await page.locator('tr.precheck[data-name="docker_version"]').innerText(), /ok[\s\S]*docker 20\.10\.24\+dfsg1/);
+    // The trap in consul-3's file is named, and fixed by this plan (approved with it).
+    assert.deepEqual(await page.locator('.plan-warning').allInnerTexts(), addJob.plan.warnings);
+    assert.match(await page.locator('.plan-summary').innerText(), /; the backslash trap is fixed too$/);
+    const trap = addJob.prechecks.filter((p) => p.name === 'compose_file' && /backslash trap/.test(p.message));
+    assert.deepEqual(trap.map((p) => p.node), ['consul-3'], JSON.stringify(addJob.prechecks));
+    await page.locator('tr.precheck[data-name="compose_file"]', { hasText: 'falls into the backslash trap; the change fixes it' }).waitFor();
     assert.match(await page.locator('tr.precheck[data-name="ports"]').first().innerText(),
       /consul-5 reaches consul-\d \(127\.0\.0\.5\d\) on 8500, 9107, 8300 and 8301/);
     assert.equal(await page.locator('.plan-step').count(), addJob.plan.steps.length);
@@ -870,15 +902,26 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     // One diff per compose file the job writes: the new host's and the four servers'.
     assert.deepEqual(addJob.plan.diffs.map((d) => d.node).sort(), ['consul-1', 'consul-2', 'consul-3', 'consul-4', 'consul-5']);
     assert.equal(await page.locator('.plan-diff').count(), 5);
+    // Each diff's lines as the page shows them, without the CR marks.
+    const shownLines = (d, cls) => page.locator(`.plan-diff[data-node="${d}"] .${cls}`).evaluateAll((ls) => ls.map((l) =>
+      [...l.childNodes].filter((c) => !(c.classList && c.classList.contains('diff-cr'))).map((c) => c.textContent).join('')));
     for (const d of addJob.plan.diffs) {
-      const lines = d.diff.split('\n');
+      const lines = d.diff.split('\n').map((l) => l.replace(/\r$/, ''));
       const adds = lines.filter((l) => l.startsWith('+') && !l.startsWith('+++'));
       const dels = lines.filter((l) => l.startsWith('-') && !l.startsWith('---'));
-      const shown = page.locator(`.plan-diff[data-node="${d.node}"]`);
-      assert.deepEqual(await shown.locator('.diff-add').allInnerTexts(), adds, `${d.node}: added lines`);
-      assert.deepEqual(await shown.locator('.diff-del').allInnerTexts(), dels, `${d.node}: removed lines`);
+      assert.deepEqual(await shownLines(d.node, 'diff-add'), adds, `${d.node}: added lines`);
+      assert.deepEqual(await shownLines(d.node, 'diff-del'), dels, `${d.node}: removed lines`);
+      assert.deepEqual(await shownLines(d.node, 'diff-hunk'), lines.filter((l) => l.startsWith('@@')), `${d.node}: hunks`);
       assert.ok(adds.some((l) => l.includes('127.0.0.55')), `${d.node}: the diff adds consul-5's address`);
     }
+    // A file's text that looks like markup stays text.
+    const hostile = page.locator('.plan-diff[data-node="consul-1"] .diff-ctx', { hasText: 'onerror' });
+    assert.equal(await hostile.innerText(), '     # <img src=x onerror="window.__pwned=1"> owner: ops');
+    assert.equal(await page.locator('.plan img, .plan script').count(), 0);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    // CRLF lines are marked; consul-3's diff quotes its command (the trap fixed).
+    assert.ok(await page.locator('.plan-diff[data-node="consul-2"] .diff-cr').count() > 0, 'CRLF lines are marked');
+    assert.ok((await shownLines('consul-3', 'diff-del')).length > 1, 'consul-3\'s command is rewritten, not only extended');
     // The new host's file binds its own address and joins the four servers.
     const newFile = await page.locator('.plan-diff[data-node="consul-5"] .diff-add').allInnerTexts();
     assert.ok(newFile.some((l) => l.includes('-bind=127.0.0.55')), newFile.join('\n'));
