@@ -172,7 +172,7 @@ while read -r _ name address fp body; do
     esac
     api POST "/api/nodes/$name/trust-hostkey" "{\"fingerprint\":\"$fp\"}" >/dev/null || setup_failed
 done < <(grep '^node ' "$dir/inventory.txt")
-approver_password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+approver_password=$(head -c 15 /dev/urandom | base64 | tr -d '/+=')
 api POST /api/users "{\"name\":\"approver\",\"role\":\"approver\",\"password\":\"$approver_password\"}" \
     >/dev/null || setup_failed
 api DELETE /api/session >/dev/null || setup_failed
