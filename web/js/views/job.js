@@ -131,6 +131,20 @@ function stepsSection(job) {
         el('td', { class: 'nowrap' }, s.ended_at ? timeEl(s.ended_at) : '-')))))));
 }
 
+// What a diagnose job found, each with its explanation and, where there is one, the fix.
+function findingsSection(job) {
+  const f = (job.result || {}).findings;
+  if (!Array.isArray(f) || job.type !== 'diagnose') return null;
+  return el('section', { class: 'card job-findings', 'aria-labelledby': 'findings-h' },
+    el('h2', { id: 'findings-h' }, t('job.findings')),
+    f.length ? el('ul', { class: 'findings' }, f.map((x) =>
+      el('li', { class: 'finding', dataset: { code: x.code || '' } },
+        el('code', null, x.code || ''), ' ', el('span', null, x.message || ''),
+        x.fix ? el('div', null, el('span', { class: 'muted' }, t('job.finding_fix')),
+          el('pre', { class: 'finding-fix' }, x.fix)) : null)))
+      : el('p', { class: 'muted' }, t('job.findings_none')));
+}
+
 function commentField(required, label) {
   const id = uid('comment');
   const area = el('textarea', { id, name: 'comment', rows: '3', required, maxlength: '1000' });
@@ -160,13 +174,14 @@ export function render(root, params) {
   planWrap.append(planSlot);
   planWrap.hidden = true;
   const stepsSlot = el('div');
+  const findingsSlot = el('div');
   const log = jobLog(id, ac.signal);
   log.node.hidden = true;
 
   replace(root,
     el('p', { class: 'back-link' }, el('a', { href: '#/jobs' }, t('job.back'))),
     el('div', { class: 'page-head' }, el('div', { class: 'job-head' }, title, stateSlot), actions),
-    bannerSlot, notice, detailSlot, planWrap, stepsSlot, log.node);
+    bannerSlot, notice, detailSlot, findingsSlot, planWrap, stepsSlot, log.node);
 
   let autoSet = null; // what draw() last set, so its own toggle is not taken for the person's
   planWrap.addEventListener('toggle', () => {
@@ -207,6 +222,7 @@ export function render(root, params) {
       planWrap.open = want;
     }
     replace(stepsSlot, stepsSection(job));
+    replace(findingsSlot, findingsSection(job));
   }
 
   let loadSeq = 0;
