@@ -51,7 +51,7 @@ help:
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster|compose, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
-	@echo "make demo       run the console against a simulated 4-server datacenter"
+	@echo "make demo       run the console against a simulated 4-server datacenter on fake hosts (add consul-5; admin + approver)"
 	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
 
 deps:

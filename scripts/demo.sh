@@ -119,10 +119,11 @@ srv_pid=$!
 exec 5<"$dir/srv.out"
 url=""
 password=""
-while read -r -t 30 line <&5; do
+# Both lines, in whichever order they come.
+while { [ -z "$url" ] || [ -z "$password" ]; } && read -r -t 30 line <&5; do
     case "$line" in
     *"with password: "*) password=${line##*with password: } ;;
-    *"listening on "*) url=${line##*listening on }; break ;;
+    *"listening on "*) url=${line##*listening on } ;;
     esac
 done
 if [ -z "$url" ] || [ -z "$password" ]; then
