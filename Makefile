@@ -40,7 +40,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 
-.PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: all deps test-deps demo-deps test unit-test http-test e2e bench fuzz run demo clean help format
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -53,7 +53,7 @@ help:
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster|compose, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
-	@echo "make demo       run the console against a simulated 4-server datacenter"
+	@echo "make demo       run the console against a simulated 4-server datacenter on fake hosts (add consul-5; admin + approver)"
 	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
 
 deps:
@@ -61,6 +61,9 @@ deps:
 
 test-deps:
 	@./scripts/deps.sh --with-test
+
+demo-deps:
+	@./scripts/deps.sh --with-demo
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh | deps
 	@mkdir -p $(dir $@)
@@ -145,7 +148,7 @@ fuzz: deps
 run: all
 	$(BUILD)/consulate serve $(if $(CONFIG),--config $(CONFIG))
 
-demo: all $(BUILD)/fake-nodes
+demo: demo-deps all $(BUILD)/fake-nodes
 	@BUILD=$(BUILD) ./scripts/demo.sh
 
 clean:
