@@ -39,6 +39,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 .SECONDARY:
 
 .PHONY: all deps test-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: dist deb
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -51,6 +52,8 @@ help:
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
+	@echo "make dist       the offline bundle $(DIST_TGZ)"
+	@echo "make deb        the Debian package $(DEB)"
 	@echo "make demo       run the console against a simulated 4-server datacenter"
 	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
 
@@ -74,12 +77,17 @@ $(BUILD)/obj/%.o: %.c | deps
 
 # civetweb dlopens "libssl.so": the binary's RPATH ($ORIGIN/lib, as DT_RPATH so that it
 # also applies to dlopen from libcivetweb) finds the OpenSSL 3 shim in $(BUILD)/lib first.
-$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so | deps
+# It dlopens "libcrypto.so" too, which only libssl-dev provides: compat/libcrypto_compat.c.
+$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so | deps
 	$(CC) $(LDFLAGS) -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib' -o $@ $(SERVER_OBJS) $(LIBS)
 
 $(BUILD)/lib/libssl.so: compat/libssl_compat.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -l:libssl.so.3 -l:libcrypto.so.3
+
+$(BUILD)/lib/libcrypto.so: compat/libcrypto_compat.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
 
 $(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -100,13 +108,30 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# Packages (scripts/dist.sh, scripts/deb.sh; packaging/). The version is include/app.h's.
+VERSION  := $(shell sed -n 's/^.define CONSULATE_VERSION "\(.*\)"$$/\1/p' include/app.h)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DIST_TGZ := $(BUILD)/dist/consulate-$(VERSION)-linux-$(DEB_ARCH).tar.gz
+DEB      := $(BUILD)/consulate_$(VERSION)_$(DEB_ARCH).deb
+PACKAGING := $(wildcard packaging/* packaging/deb/*) README.md
+
+dist: $(DIST_TGZ)
+deb: $(DEB)
+
+$(DIST_TGZ): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so scripts/dist.sh $(PACKAGING)
+	@BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) ./scripts/dist.sh
+
+$(DEB): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so scripts/deb.sh $(PACKAGING)
+	@BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) ./scripts/deb.sh
+
 # Runs each test in a network namespace of its own (scripts/run-tests.sh; tests/netns.c).
 $(BUILD)/tests/netns: tests/netns.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
 
 # tests/http/test_bench runs bench_audit (on a small database) to check its verdicts.
-test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
+# tests/http/test_dist checks the packages: they are built first.
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns $(DIST_TGZ) $(DEB)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
 e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
@@ -115,7 +140,7 @@ e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
 unit-test: all $(UNIT_BINS) $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
 
-http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
+http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns $(DIST_TGZ) $(DEB)
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
 bench: test-deps all $(BENCH_BINS)
