@@ -7,10 +7,11 @@
 #   site.sh bundle DIR    DIR: the extracted bundle (consulate-VERSION/)
 #   site.sh deb FILE      FILE: the .deb
 #
-# Checks: the user, the owners and modes, the first administrator made as the docs say
-# (runuser … user add), the service's user serving and a login, a second install (an
-# upgrade) that keeps the config, the audit key and the database byte for byte; for the .deb
-# also remove (keeps them) and purge (deletes them).
+# Checks, with the -dev packages' lib*.so names gone as on a site: the user, the owners and
+# modes, the first administrator made as the docs say (runuser … user add), the service's
+# user serving and a login, over HTTP and HTTPS, a second install (an upgrade) that keeps the
+# config, the audit key and the database byte for byte; for the .deb also remove (keeps
+# them) and purge (deletes them).
 # Exit: 0 passed, 1 failed (with the reason), 77 no mount namespace or overlay here (skip).
 set -euo pipefail
 
@@ -48,6 +49,12 @@ for d in usr etc var opt; do
         exit 77
     fi
 done
+# A site's machine has none of the -dev packages: their unversioned lib*.so names go (civetweb
+# dlopens libssl.so and libcrypto.so: the package's shims must be what it finds).
+for d in /usr/lib/*-linux-gnu; do
+    find "$d" -maxdepth 1 -name 'lib*.so' -type l -delete
+done
+[ ! -e /usr/lib/x86_64-linux-gnu/libcrypto.so ] || fail "libcrypto.so is still there"
 if getent passwd consulate >/dev/null; then
     fail "this machine already has a user consulate: cannot test its creation"
 fi
@@ -73,6 +80,7 @@ else
     bin=/usr/bin/consulate
 fi
 pw=site-password-1234
+scheme=""
 
 install_pkg
 getent passwd consulate | grep -q ':/var/lib/consulate:/usr/sbin/nologin$' ||
@@ -99,22 +107,25 @@ echo "$pw" | runuser -u consulate -- "$bin" --config /etc/consulate/config.json 
     fail "runuser … user add admin: exit $?"
 check 600 consulate:consulate /var/lib/consulate/consulate.db
 
-serve() {
+serve() { # [config]: serve as the service's user, log in, stop
+    local config=${1:-/etc/consulate/config.json}
     : >"$SITE_TMP/serve.out"
     setpriv --reuid=consulate --regid=consulate --init-groups \
-        env CONSULATE_LISTEN=127.0.0.1:0 "$bin" serve --config /etc/consulate/config.json \
+        env CONSULATE_LISTEN=127.0.0.1:0 "$bin" serve --config "$config" \
         >"$SITE_TMP/serve.out" 2>"$SITE_TMP/serve.err" &
     spid=$!
     port=""
     for _ in $(seq 1 300); do
-        port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$SITE_TMP/serve.out")
+        port=$(sed -n 's|.*listening on https\{0,1\}://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$SITE_TMP/serve.out")
         [ -n "$port" ] && break
         kill -0 $spid 2>/dev/null || fail "the server exited at start"
         sleep 0.1
     done
     [ -n "$port" ] || fail "the server did not listen within 30 s"
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-        -d "{\"username\":\"admin\",\"password\":\"$pw\"}" "http://127.0.0.1:$port/api/session")
+    scheme=$(sed -n 's|.*listening on \(https\{0,1\}\)://.*|\1|p' "$SITE_TMP/serve.out")
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SITE_TMP/cert.pem" \
+        -H 'Content-Type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$pw\"}" "$scheme://127.0.0.1:$port/api/session")
     [ "$code" = 200 ] || fail "login as admin: HTTP $code"
     # no password was printed: the packaged config creates no bootstrap admin
     if grep -q "with password" "$SITE_TMP/serve.out" "$SITE_TMP/serve.err"; then
@@ -125,6 +136,20 @@ serve() {
 }
 serve
 check 600 consulate:consulate /var/lib/consulate/consulate.db.audit-anchor
+# HTTPS: the config's tls.certificate set to a certificate for 127.0.0.1
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$SITE_TMP/key.pem" -out "$SITE_TMP/cert.pem" \
+    >/dev/null 2>&1 || fail "openssl could not make a certificate"
+cat "$SITE_TMP/cert.pem" "$SITE_TMP/key.pem" >/etc/consulate/site.pem
+chown consulate:consulate /etc/consulate/site.pem
+chmod 0600 /etc/consulate/site.pem
+sed 's|"certificate": null|"certificate": "/etc/consulate/site.pem"|' /etc/consulate/config.json \
+    >/etc/consulate/tls.json
+grep -q site.pem /etc/consulate/tls.json || fail "no tls.certificate in the example config"
+chgrp consulate /etc/consulate/tls.json
+serve /etc/consulate/tls.json
+[ "$scheme" = https ] || fail "tls.certificate set, but the server listens on $scheme"
+rm /etc/consulate/tls.json /etc/consulate/site.pem
 
 # A second install (an upgrade) keeps the site's files byte for byte.
 printf ' \n' >>/etc/consulate/config.json
