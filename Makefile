@@ -77,17 +77,19 @@ $(BUILD)/obj/%.o: %.c | deps
 
 # civetweb dlopens "libssl.so": the binary's RPATH ($ORIGIN/lib, as DT_RPATH so that it
 # also applies to dlopen from libcivetweb) finds the OpenSSL 3 shim in $(BUILD)/lib first.
-# It dlopens "libcrypto.so" too, which only libssl-dev provides: compat/libcrypto_compat.c.
-$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so | deps
+$(BUILD)/consulate: $(SERVER_OBJS) $(BUILD)/lib/libssl.so | deps
 	$(CC) $(LDFLAGS) -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/lib' -o $@ $(SERVER_OBJS) $(LIBS)
 
 $(BUILD)/lib/libssl.so: compat/libssl_compat.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -l:libssl.so.3 -l:libcrypto.so.3
 
+# civetweb dlopens "libcrypto.so" too, which only libssl-dev provides: the second shim
+# (compat/libcrypto_compat.c), beside the first.
 $(BUILD)/lib/libcrypto.so: compat/libcrypto_compat.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
+$(BUILD)/consulate: $(BUILD)/lib/libcrypto.so
 
 $(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -124,14 +126,16 @@ $(DIST_TGZ): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so
 $(DEB): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so scripts/deb.sh $(PACKAGING)
 	@BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) ./scripts/deb.sh
 
+# tests/http/test_dist checks the packages: `make test` builds them first.
+test http-test: $(DIST_TGZ) $(DEB)
+
 # Runs each test in a network namespace of its own (scripts/run-tests.sh; tests/netns.c).
 $(BUILD)/tests/netns: tests/netns.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
 
 # tests/http/test_bench runs bench_audit (on a small database) to check its verdicts.
-# tests/http/test_dist checks the packages: they are built first.
-test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns $(DIST_TGZ) $(DEB)
+test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS) $(HTTP_BINS) $(E2E)
 
 e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
@@ -140,7 +144,7 @@ e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
 unit-test: all $(UNIT_BINS) $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)
 
-http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns $(DIST_TGZ) $(DEB)
+http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
 bench: test-deps all $(BENCH_BINS)

@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 
 src=$(cd "$(dirname "$0")" && pwd)
-for f in consulate lib/libssl.so consulate.service config.example.json; do
+for f in consulate lib/libssl.so lib/libcrypto.so consulate.service config.example.json; do
     [ -e "$src/$f" ] || die "$src/$f is missing: run install.sh from the extracted bundle"
 done
 
@@ -97,12 +97,15 @@ cp "$src/consulate" "$opt/.new/consulate"
 chmod 0755 "$opt/.new/consulate"
 chmod 0644 "$opt/.new/lib/"*
 for f in config.example.json README.md; do
-    [ -e "$src/$f" ] && cp "$src/$f" "$opt/.new/$f" && chmod 0644 "$opt/.new/$f"
+    if [ -e "$src/$f" ]; then
+        cp "$src/$f" "$opt/.new/$f"
+        chmod 0644 "$opt/.new/$f"
+    fi
 done
 if [ -d "$opt/lib" ]; then mv "$opt/lib" "$opt/.old"; fi
 mv "$opt/.new/lib" "$opt/lib"
 for f in consulate config.example.json README.md; do
-    [ -e "$opt/.new/$f" ] && mv -f "$opt/.new/$f" "$opt/$f"
+    if [ -e "$opt/.new/$f" ]; then mv -f "$opt/.new/$f" "$opt/$f"; fi
 done
 rm -rf "$opt/.new" "$opt/.old"
 echo "$prog: installed $("$opt/consulate" version 2>/dev/null || echo consulate) in $opt"

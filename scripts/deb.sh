@@ -39,7 +39,9 @@ gzip -9n <README.md >"$root/usr/share/doc/consulate/README.md.gz"
 chmod 0644 "$root/usr/share/doc/consulate/README.md.gz"
 chmod 0750 "$root/etc/consulate"
 
-depends="libc6 (>= $(dpkg-query -W -f='${Version}' libc6 | sed 's/-.*//'))"
+# glibc (the build's version or newer), the libraries' packages, and passwd for postinst's
+# useradd/groupadd (required in every Debian, but not Essential).
+depends="libc6 (>= $(dpkg-query -W -f='${Version}' libc6 | sed 's/-.*//')), passwd"
 for p in $(grep -v '^[[:space:]]*#' packaging/runtime-deps.txt | awk 'NF {print $1}'); do
     depends="$depends, $p"
 done
