@@ -35,18 +35,17 @@
 #include "harness.h"
 #include "util.h"
 
-static char build_dir[4096];   /* the directory of $CONSULATE_BIN */
-static char src_dir[4096];    /* $CONSULATE_SRC */
-static char arch[32];         /* dpkg --print-architecture */
-static char tmp_dir[64];      /* everything this test makes */
-static char bundle[700];      /* the extracted bundle: tmp/consulate-VERSION */
-static char debx[700];        /* the extracted .deb */
-static char orig_bin[4096];    /* $CONSULATE_BIN as started */
+static char build_dir[4096]; /* the directory of $CONSULATE_BIN */
+static char src_dir[4096];   /* $CONSULATE_SRC */
+static char arch[32];        /* dpkg --print-architecture */
+static char tmp_dir[64];     /* everything this test makes */
+static char bundle[700];     /* the extracted bundle: tmp/consulate-VERSION */
+static char debx[700];       /* the extracted .deb */
+static char orig_bin[4096];  /* $CONSULATE_BIN as started */
 
 /* Runs a shell command (printf-style); returns its exit status and, when out is not NULL,
  * its stdout (stderr goes to the test's stderr; caller frees). */
-static int
-sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 sh(char **out, const char *fmt, ...)
@@ -170,8 +169,7 @@ ldd_check(const char *what, const char *cmd, const char *inside)
             continue;
         }
         if (!is_glibc_file(path)) {
-            fprintf(stderr, "%s: needs %s from outside the bundle and not glibc's\n", what,
-                    path);
+            fprintf(stderr, "%s: needs %s from outside the bundle and not glibc's\n", what, path);
             problems++;
         }
     }
@@ -187,8 +185,7 @@ ldd_check(const char *what, const char *cmd, const char *inside)
  * system_ok, anywhere but the build directory); each of must (NULL-terminated) must be among
  * them. Counts those under inside. Returns the problems (printed). */
 static int
-maps_check(pid_t pid, const char *inside, int system_ok, int *n_inside,
-           const char *const *must)
+maps_check(pid_t pid, const char *inside, int system_ok, int *n_inside, const char *const *must)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
@@ -366,14 +363,11 @@ test_bundle_layout(void **state)
         const char *rel;
         unsigned mode;
     } want[] = {
-        {"consulate", 0755},           {"install.sh", 0755},
-        {"consulate.service", 0644},   {"config.example.json", 0644},
-        {"lib/libssl.so", 0644},       {"lib/libssl.so.3", 0644},
-        {"lib/libcrypto.so", 0644},
-        {"lib/libcrypto.so.3", 0644},  {"lib/libcivetweb.so.1", 0644},
-        {"lib/libcurl.so.4", 0644},    {"lib/libssh2.so.1", 0644},
-        {"lib/libsqlite3.so.0", 0644}, {"lib/libsodium.so.23", 0644},
-        {"lib/libyaml-0.so.2", 0644},  {"lib/libcjson.so.1", 0644},
+        {"consulate", 0755},           {"install.sh", 0755},         {"consulate.service", 0644},
+        {"config.example.json", 0644}, {"lib/libssl.so", 0644},      {"lib/libssl.so.3", 0644},
+        {"lib/libcrypto.so", 0644},    {"lib/libcrypto.so.3", 0644}, {"lib/libcivetweb.so.1", 0644},
+        {"lib/libcurl.so.4", 0644},    {"lib/libssh2.so.1", 0644},   {"lib/libsqlite3.so.0", 0644},
+        {"lib/libsodium.so.23", 0644}, {"lib/libyaml-0.so.2", 0644}, {"lib/libcjson.so.1", 0644},
     };
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
         char *p = path_in(bundle, want[i].rel);
@@ -397,9 +391,9 @@ test_bundle_layout(void **state)
     assert_int_equal(sh(NULL, "cmp -s %s/consulate %s/consulate", build_dir, bundle), 0);
 
     /* the example config is the packaging one and the unit is hardened */
-    assert_int_equal(sh(NULL, "cmp -s %s/packaging/config.example.json %s/config.example.json",
-                        src_dir, bundle),
-                     0);
+    assert_int_equal(
+        sh(NULL, "cmp -s %s/packaging/config.example.json %s/config.example.json", src_dir, bundle),
+        0);
     char *unit_path = path_in(bundle, "consulate.service");
     char *unit = file_read_all(unit_path, 1 << 16, NULL);
     assert_non_null(unit);
@@ -563,15 +557,15 @@ test_install_sh(void **state)
     char *k = file_read_all(key, 1024, &keylen);
     assert_int_equal(keylen, 32);
     free(k);
-    assert_int_equal(
-        sh(NULL, "cmp -s %s/packaging/config.example.json %s", src_dir, config), 0);
+    assert_int_equal(sh(NULL, "cmp -s %s/packaging/config.example.json %s", src_dir, config), 0);
 
     /* The site's flow with the installed config: the first administrator from the command
      * line (the example config creates none by itself), then serve and log in. The audit
      * key is the one install.sh made (the config's directory), the anchor beside the db. */
     setenv("CONSULATE_BIN", binary, 1);
-    const char *add[] = {"--config", config, "--db", db, "user", "add", "admin", "--role",
-                         "admin", "--password-stdin", NULL};
+    const char *add[] = {"--config", config,  "--db",   db,      "user",
+                         "add",      "admin", "--role", "admin", "--password-stdin",
+                         NULL};
     char *cli = NULL;
     int rc = run_cli(add, "site-password-1234\n", &cli);
     setenv("CONSULATE_BIN", orig_bin, 1);
@@ -725,14 +719,14 @@ test_deb_fields_and_depends(void **state)
     assert_true(n >= 8);
     assert_null(strstr(dep, "-dev"));
     free(list);
-    /* and the list is right: the package of every library the binary and the shim need
+    /* and the list is right: the package of every library the binary and the shims need
      * (DT_NEEDED), by dpkg's record, is in Depends */
     char *needed = NULL;
     assert_int_equal(sh(&needed,
                         "readelf -d %s/usr/lib/consulate/consulate "
-                        "%s/usr/lib/consulate/lib/libssl.so | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p' "
-                        "| sort -u",
-                        debx, debx),
+                        "%s/usr/lib/consulate/lib/libssl.so %s/usr/lib/consulate/lib/libcrypto.so "
+                        "| sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p' | sort -u",
+                        debx, debx, debx),
                      0);
     save = NULL;
     int libs = 0;
@@ -742,8 +736,8 @@ test_deb_fields_and_depends(void **state)
             continue; /* make SANITIZE=…: the sanitizers' runtime, not the product's */
         }
         char *owner = NULL;
-        int rc = sh(&owner, "dpkg -S '*/%s' | grep -v -e '-i386' -e ':i386' | head -1 | cut -d: -f1",
-                    so);
+        int rc = sh(&owner,
+                    "dpkg -S '*/%s' | grep -v -e '-i386' -e ':i386' | head -1 | cut -d: -f1", so);
         owner[strcspn(owner, "\n")] = '\0';
         if (rc != 0 || owner[0] == '\0') {
             fail_msg("no Debian package holds %s", so);
@@ -809,7 +803,8 @@ test_deb_control_files(void **state)
                      1);
     free(contents);
     free(listing);
-    assert_int_equal(sh(NULL, "cmp -s %s/packaging/config.example.json %s/etc/consulate/config.json",
+    assert_int_equal(sh(NULL,
+                        "cmp -s %s/packaging/config.example.json %s/etc/consulate/config.json",
                         src_dir, debx),
                      0);
     assert_int_equal(sh(NULL,
@@ -896,7 +891,8 @@ test_dockerfile(void **state)
     assert_non_null(strstr(rt, "COPY packaging/runtime-deps.txt"));
     assert_null(strstr(rt, "COPY deps.txt"));
     assert_null(strstr(rt, "-dev"));
-    assert_non_null(strstr(rt, "COPY --from=build /src/build/consulate /usr/lib/consulate/consulate"));
+    assert_non_null(
+        strstr(rt, "COPY --from=build /src/build/consulate /usr/lib/consulate/consulate"));
     assert_non_null(
         strstr(rt, "COPY --from=build /src/build/lib/libssl.so /usr/lib/consulate/lib/libssl.so"));
     assert_non_null(strstr(
