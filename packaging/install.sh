@@ -108,7 +108,7 @@ for f in consulate config.example.json README.md; do
     if [ -e "$opt/.new/$f" ]; then mv -f "$opt/.new/$f" "$opt/$f"; fi
 done
 rm -rf "$opt/.new" "$opt/.old"
-echo "$prog: installed $("$opt/consulate" version 2>/dev/null || echo consulate) in $opt"
+echo "$prog: installed $("$opt/consulate" version 2>/dev/null | head -1) in $opt"
 
 # ---- state: /var/lib/consulate (the database and the audit anchor) ----
 mkdir -p "$var"

@@ -10,6 +10,7 @@
 # to glibc.
 set -eu
 BUILD=${BUILD:-build}
+unset LD_LIBRARY_PATH LD_PRELOAD # the loader answers for the binary as it will run
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 VERSION=${VERSION:-$(sed -n 's/^#define CONSULATE_VERSION "\(.*\)"$/\1/p' include/app.h)}

@@ -99,7 +99,7 @@ else
     check 644 root:root /lib/systemd/system/consulate.service
     dpkg -s consulate | grep -q '^Status: install ok installed' || fail "dpkg: not installed"
 fi
-"$bin" version | grep -q "consulate" || fail "$bin version"
+"$bin" version >/dev/null || fail "$bin version exited $?"
 
 # The first administrator, as the README says, then the service's user serves.
 echo "$pw" | runuser -u consulate -- "$bin" --config /etc/consulate/config.json \
