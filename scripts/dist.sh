@@ -5,7 +5,7 @@
 # part of glibc (found through the RPATH $ORIGIN/lib the binary is linked with), the OpenSSL 3
 # shims lib/libssl.so and lib/libcrypto.so that civetweb dlopens, the example config, the systemd unit, install.sh
 # and README.md. The libraries are found from the binary itself: the loader's own answer
-# (ldd) for the binary and for the shims, whose needs the binary's DT_NEEDED does not show.
+# (its PT_INTERP in --list mode, as ldd asks it) for the binary and for the shims, whose needs the binary's DT_NEEDED does not show.
 # Then the bundle is checked the same way: each object in it resolves only inside lib/ or
 # to glibc.
 set -eu
@@ -43,11 +43,16 @@ is_glibc() {
     return 1
 }
 
-# "soname path" of each library the loader finds for the objects given (ldd runs the
-# loader in trace mode); fails on "not found".
+# The loader the binary names (PT_INTERP): what ldd runs in list mode, without ldd's shell
+# script around it (one process per object, not a dozen).
+interp=$(readelf -l "$bin" | sed -n 's/.*program interpreter: \(.*\)\]$/\1/p')
+[ -x "$interp" ] || { echo "dist: $bin names no loader" >&2; exit 1; }
+
+# "soname path" of each library the loader finds for the objects given; fails on
+# "not found".
 needs() {
     for o in "$@"; do
-        ldd "$o" | while read -r l1 l2 l3 _; do
+        "$interp" --list "$o" | while read -r l1 l2 l3 _; do
             case "$l1 $l2 $l3" in
             *"not found"*) echo "dist: $o: $l1 not found" >&2; echo "FAIL" ;;
             *" => /"*) echo "$l1 $l3" ;;
@@ -84,7 +89,8 @@ readelf -d "$dir/consulate" | grep -q 'Library rpath: \[\$ORIGIN/lib\]' ||
 # The check: from the bundle, everything resolves in lib/ or to glibc. The libraries are
 # asked with lib/ first, as the binary's RPATH makes it for them and for the dlopened shim.
 abs=$(cd "$dir" && pwd)
-bad=$( { ldd "$abs/consulate"; for f in "$abs"/lib/*; do LD_LIBRARY_PATH=$abs/lib ldd "$f"; done; } |
+bad=$( { "$interp" --list "$abs/consulate"
+        for f in "$abs"/lib/*; do "$interp" --library-path "$abs/lib" --list "$f"; done; } |
     while read -r l1 l2 l3 _; do
         case "$l1 $l2 $l3" in
         *"not found"*) echo "$l1 not found" ;;
