@@ -6,8 +6,8 @@
 #       -v consulate-data:/var/lib/consulate -v consulate-key:/var/lib/consulate-key \
 #       consulate
 #
-# build: deps.txt's packages without the test-only ones (the list `make deps` and CI read),
-#        then `make`, the target CI builds with.
+# build: deps.txt's packages without the marked ones (`test`: only the tests need them; the
+#        list `make deps` and CI read), then `make`, the target CI builds with.
 # runtime: only the libraries the binary needs (packaging/runtime-deps.txt, the list the
 #        .deb's Depends is made from) and curl for the health check; the binary and the
 #        OpenSSL 3 shims in the .deb's layout (/usr/lib/consulate, lib/ beside the binary, found
@@ -21,7 +21,7 @@ FROM debian:12-slim AS build
 WORKDIR /src
 COPY deps.txt ./
 RUN apt-get update \
-    && grep -v '^[[:space:]]*#' deps.txt | awk 'NF && $2 != "test" {print $1}' \
+    && grep -v '^[[:space:]]*#' deps.txt | awk 'NF == 1 {print $1}' \
        | xargs apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
