@@ -14,6 +14,7 @@
 # upgrades the binary and its libraries and leaves the site's data alone.
 # Needs nothing beyond a Debian 12 base system (sh, coreutils, useradd); no network.
 set -eu
+PATH=$PATH:/usr/sbin:/sbin # useradd, groupadd (not on the PATH of `su` without -)
 
 prog=install.sh
 die() {
