@@ -7,7 +7,8 @@
 #   site.sh bundle DIR    DIR: the extracted bundle (consulate-VERSION/)
 #   site.sh deb FILE      FILE: the .deb
 #
-# Checks, with the -dev packages' lib*.so names gone as on a site: the user, the owners and
+# Checks, with the -dev packages' lib*.so names gone as on a site (for the bundle, the
+# machine's copies of the libraries it carries too): the user, the owners and
 # modes, the first administrator made as the docs say (runuser … user add), the service's
 # user serving and a login, over HTTP and HTTPS, a second install (an upgrade) that keeps the
 # config, the audit key and the database byte for byte; for the .deb also remove (keeps
@@ -49,12 +50,28 @@ for d in usr etc var opt; do
         exit 77
     fi
 done
+# A certificate for 127.0.0.1 (for the HTTPS check), while openssl still has its libraries.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$SITE_TMP/key.pem" -out "$SITE_TMP/cert.pem" \
+    >/dev/null 2>&1 || fail "openssl could not make a certificate"
+
 # A site's machine has none of the -dev packages: their unversioned lib*.so names go (civetweb
 # dlopens libssl.so and libcrypto.so: the package's shims must be what it finds).
 for d in /usr/lib/*-linux-gnu; do
     find "$d" -maxdepth 1 -name 'lib*.so' -type l -delete
 done
 [ ! -e /usr/lib/x86_64-linux-gnu/libcrypto.so ] || fail "libcrypto.so is still there"
+# The bundle needs not even the runtime libraries: the machine's copies go too (curl, the
+# test's client, then runs with the bundle's libcurl).
+client_libs=""
+if [ "$mode" = bundle ]; then
+    for so in libcivetweb.so.1 libcjson.so.1 libsqlite3.so.0 libcurl.so.4 libssh2.so.1 \
+        libsodium.so.23 libyaml-0.so.2 libssl.so.3 libcrypto.so.3; do
+        for d in /usr/lib/*-linux-gnu; do rm -f "$d/$so"; done
+    done
+    client_libs=/opt/consulate/lib
+    if curl --version >/dev/null 2>&1; then fail "curl still runs: the libraries are not gone"; fi
+fi
 if getent passwd consulate >/dev/null; then
     fail "this machine already has a user consulate: cannot test its creation"
 fi
@@ -123,7 +140,7 @@ serve() { # [config]: serve as the service's user, log in, stop
     done
     [ -n "$port" ] || fail "the server did not listen within 30 s"
     scheme=$(sed -n 's|.*listening on \(https\{0,1\}\)://.*|\1|p' "$SITE_TMP/serve.out")
-    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SITE_TMP/cert.pem" \
+    code=$(LD_LIBRARY_PATH=$client_libs curl -s -o /dev/null -w '%{http_code}' --cacert "$SITE_TMP/cert.pem" \
         -H 'Content-Type: application/json' \
         -d "{\"username\":\"admin\",\"password\":\"$pw\"}" "$scheme://127.0.0.1:$port/api/session")
     [ "$code" = 200 ] || fail "login as admin: HTTP $code"
@@ -136,10 +153,7 @@ serve() { # [config]: serve as the service's user, log in, stop
 }
 serve
 check 600 consulate:consulate /var/lib/consulate/consulate.db.audit-anchor
-# HTTPS: the config's tls.certificate set to a certificate for 127.0.0.1
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$SITE_TMP/key.pem" -out "$SITE_TMP/cert.pem" \
-    >/dev/null 2>&1 || fail "openssl could not make a certificate"
+# HTTPS: the config's tls.certificate set to the certificate made above
 cat "$SITE_TMP/cert.pem" "$SITE_TMP/key.pem" >/etc/consulate/site.pem
 chown consulate:consulate /etc/consulate/site.pem
 chmod 0600 /etc/consulate/site.pem
