@@ -41,6 +41,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 .SECONDARY:
 
 .PHONY: all deps test-deps demo-deps test unit-test http-test e2e bench fuzz run demo clean help format
+.PHONY: dist deb
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -53,6 +54,8 @@ help:
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster|compose, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
+	@echo "make dist       the offline bundle $(DIST_TGZ)"
+	@echo "make deb        the Debian package $(DEB)"
 	@echo "make demo       run the console against a simulated 4-server datacenter on fake hosts (add consul-5; admin + approver)"
 	@echo "make SANITIZE=address,undefined test   the same tests under sanitizers"
 
@@ -101,6 +104,13 @@ $(BUILD)/lib/libssl.so: compat/libssl_compat.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -l:libssl.so.3 -l:libcrypto.so.3
 
+# civetweb dlopens "libcrypto.so" too, which only libssl-dev provides: the second shim
+# (compat/libcrypto_compat.c), beside the first.
+$(BUILD)/lib/libcrypto.so: compat/libcrypto_compat.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
+$(BUILD)/consulate: $(BUILD)/lib/libcrypto.so
+
 $(BUILD)/consul-sim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRCS)) $(BUILD)/obj/server/util.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -119,6 +129,25 @@ $(BUILD)/tests/http/%: $(BUILD)/obj/tests/http/%.o $(patsubst %.c,$(BUILD)/obj/%
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(patsubst %.c,$(BUILD)/obj/%.o,$(HTTP_HELP)) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Packages (scripts/dist.sh, scripts/deb.sh; packaging/). The version is include/app.h's.
+VERSION  := $(shell sed -n 's/^.define CONSULATE_VERSION "\(.*\)"$$/\1/p' include/app.h)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DIST_TGZ := $(BUILD)/dist/consulate-$(VERSION)-linux-$(DEB_ARCH).tar.gz
+DEB      := $(BUILD)/consulate_$(VERSION)_$(DEB_ARCH).deb
+PACKAGING := $(wildcard packaging/* packaging/deb/*) README.md
+
+dist: $(DIST_TGZ)
+deb: $(DEB)
+
+$(DIST_TGZ): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so scripts/dist.sh $(PACKAGING)
+	@BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) ./scripts/dist.sh
+
+$(DEB): $(BUILD)/consulate $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so scripts/deb.sh $(PACKAGING)
+	@BUILD=$(BUILD) VERSION=$(VERSION) ARCH=$(DEB_ARCH) ./scripts/deb.sh
+
+# tests/http/test_dist checks the packages: `make test` builds them first.
+test http-test: $(DIST_TGZ) $(DEB)
 
 # Runs each test in a network namespace of its own (scripts/run-tests.sh; tests/netns.c).
 $(BUILD)/tests/netns: tests/netns.c | deps
