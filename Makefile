@@ -41,7 +41,7 @@ BENCH_BINS  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 .SECONDARY:
 
 .PHONY: all deps test-deps demo-deps test unit-test http-test e2e bench fuzz run demo clean help format
-.PHONY: dist deb
+.PHONY: dist deb screenshots
 
 # The browser tests run in the plain build only (the sanitizer run repeats the C tests).
 E2E := $(if $(SANITIZE),,./scripts/e2e.sh)
@@ -51,6 +51,7 @@ help:
 	@echo "make            build $(BUILD)/consulate (installs missing Debian packages first)"
 	@echo "make test       build and run every test"
 	@echo "make e2e        the browser tests only (Chromium)"
+	@echo "make screenshots the browser tests, keeping their pictures in docs/screenshots/"
 	@echo "make bench      run the benchmarks and print their figures"
 	@echo "make fuzz       fuzz the request-body path for 5 minutes (FUZZ_TARGET=cluster|compose, FUZZ_SECONDS=N)"
 	@echo "make run        run the console against the configured Consul"
@@ -160,6 +161,11 @@ test: test-deps all $(UNIT_BINS) $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $
 
 e2e: test-deps all $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh ./scripts/e2e.sh
+
+# The README's pictures: the browser tests take them (build/e2e/docs/), this keeps them.
+screenshots: e2e
+	@mkdir -p docs/screenshots
+	cp build/e2e/docs/*.png docs/screenshots/
 
 unit-test: all $(UNIT_BINS) $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(UNIT_BINS)

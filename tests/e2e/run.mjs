@@ -252,6 +252,25 @@ async function shot(name) {
   await page.screenshot({ path: path.join(OUT, name + '.png'), fullPage: true });
 }
 
+// The README's pictures (build/e2e/docs/NAME.LANG.png; `make screenshots` copies them to
+// docs/screenshots/): the page p as it is, in English, then in Chinese, then back to English.
+const DOCS = path.join(OUT, 'docs');
+async function docShots(p, name) {
+  fs.mkdirSync(DOCS, { recursive: true });
+  const lang = () => p.locator('html').getAttribute('lang');
+  const to = async (button, want) => {
+    if ((await lang()) === want) return;
+    await p.getByRole('button', { name: button }).click();
+    await p.waitForFunction((l) => document.documentElement.lang === l, want);
+    await p.waitForTimeout(300); // the page redrawn in its new language
+  };
+  await to('English', 'en');
+  await p.screenshot({ path: path.join(DOCS, name + '.en.png') });
+  await to('中文', 'zh-CN');
+  await p.screenshot({ path: path.join(DOCS, name + '.zh-CN.png') });
+  await to('English', 'en');
+}
+
 async function login(user, password) {
   await page.goto(base + '/#/login');
   await page.getByLabel('User name').fill(user);
@@ -430,6 +449,7 @@ test('health view lists checks failing first, with the failing demo check and it
   await page.getByRole('button', { name: 'Clear filters' }).click();
   await page.locator('.check-list .check[data-status="passing"]').first().waitFor();
   await shot('health');
+  await docShots(page, 'health');
 });
 
 test('audit view lists the login and the chain verifies', async () => {
@@ -525,6 +545,7 @@ test('KV: create, edit with CAS, conflict, history and restore', async () => {
   await page.locator('pre.value', { hasText: '"v": 2' }).waitFor();
   await page.waitForFunction(() => document.querySelectorAll('.history-list .history-entry').length >= 4);
   await shot('kv');
+  await docShots(page, 'kv');
 
   // An unsaved edit survives a language switch.
   await page.getByRole('button', { name: 'Edit' }).click();
@@ -575,6 +596,7 @@ test('users: password length check, add a user, last_admin is refused', async ()
   assert.match(await dlg.innerText(), /last administrator/);
   await dlg.getByRole('button', { name: 'Cancel' }).click();
   await shot('users');
+  await docShots(page, 'users');
 });
 
 test('a viewer sees no write or admin controls', async () => {
@@ -694,6 +716,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     assert.match(await c5.locator('.hostkey-cell').innerText(), /not pinned/);
     assert.match(await c5.innerText(), /spare[\s\S]*not a member/);
     await shot('nodes');
+    await docShots(page, 'nodes');
   });
 
   test('nodes: trusting consul-5\'s key shows the fingerprint its sshd presents, refuses a key other than the one compared, then pins it', async () => {
@@ -932,6 +955,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     // The requester may cancel, not approve (four eyes): no approve or reject button.
     assert.deepEqual(await actionsShown(), ['cancel']);
     await shot('job-plan');
+    await docShots(page, 'job-plan');
   });
 
   test('job page: an approver approves in a second browser, the live log reaches succeeded, the topology shows five voters', async () => {
@@ -971,6 +995,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     assert.deepEqual(await actionsShown(), []);
     assert.equal(await page.locator('details.plan-wrap').getAttribute('open'), null, 'the plan folds away once the job ran');
     await shot('job-succeeded');
+    await docShots(page, 'job-done');
     // The approver's page followed too.
     await ap.locator('.job-head .job-state[data-state="succeeded"]').waitFor();
 
@@ -983,6 +1008,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
     assert.equal(await page.locator('.problem[data-code="even_server_count"]').count(), 0, 'five servers: no even-count advice');
     await page.waitForTimeout(300);
     await shot('cluster-five-voters');
+    await docShots(page, 'cluster');
     // consul-5 is a server now on the nodes page, too.
     await page.goto(base + '/#/nodes');
     await page.locator('tr.node-row[data-name="consul-5"] .consul-cell', { hasText: 'alive' }).waitFor({ timeout: 30000 });
@@ -1062,6 +1088,7 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
       assert.ok(found.fix.includes('command: "agent '), found.fix);
       assert.match(await page.locator('.log').innerText(), /docker-compose\.yaml/);
       await shot('job-diagnose');
+      await docShots(page, 'diagnose');
     } finally {
       fs.writeFileSync(file, before);
     }
@@ -1069,6 +1096,11 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
 
   test('zh-CN: the nodes, jobs, wizard and job pages are translated, no key shown raw', async () => {
     assert.ok(addJob, 'the wizard test created a job');
+    for (const [route, ready] of [['jobs/new', 'form.wizard'], ['jobs', '.jobs-history tr.job-row']]) {
+      await open(route);
+      await page.locator(ready).first().waitFor();
+      await docShots(page, route === 'jobs' ? 'jobs' : 'wizard');
+    }
     await open('nodes');
     await page.getByRole('button', { name: '中文' }).click();
     await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
@@ -1171,6 +1203,25 @@ describe('jobs over SSH against fake hosts (the real engine)', () => {
       }
       await simServer('consul-4', 'start');
     }
+  });
+
+  test('audit: the node-add is on the record, from request to finish, with the refused self-approval', async () => {
+    assert.ok(addJob, 'the wizard test created a job');
+    await switchUser('admin', adminPassword);
+    const r = await adminApi.call('GET', '/api/audit?action=job.&limit=500');
+    const of = (id) => r.entries.filter((e) => e.target === String(id));
+    const add = of(addJob.id);
+    const actions = new Set(add.map((e) => e.action + '/' + e.outcome));
+    for (const want of ['job.request/ok', 'job.approve/ok', 'job.start/ok', 'job.step/ok', 'job.finish/ok']) {
+      assert.ok(actions.has(want), `${want} for job ${addJob.id}: ${[...actions].join(' ')}`);
+    }
+    assert.ok(add.filter((e) => e.action === 'job.step').length >= addJob.plan.steps.length,
+      'one job.step entry per remote step');
+    assert.ok(r.entries.some((e) => e.action === 'job.approve' && e.outcome === 'denied'),
+      'the requester\'s own approval is recorded as denied');
+    await open('audit');
+    await page.locator('.audit-table tbody tr').first().waitFor();
+    await docShots(page, 'audit');
   });
 });
 

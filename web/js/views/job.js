@@ -42,6 +42,11 @@ function stateBanner(job) {
   } else if (s === 'failed') {
     kind = 'bad';
     text = t('job.banner.failed');
+  } else if (s === 'succeeded' && job.type === 'diagnose') {
+    // read-only: no gate ran; what matters is what it found
+    const n = Array.isArray(r.findings) ? r.findings.length : 0;
+    kind = n ? 'warn' : 'ok';
+    text = n ? t('job.banner.diagnosed', { n }) : t('job.banner.diagnosed_none');
   } else if (s === 'succeeded') {
     kind = 'ok';
     text = t('job.banner.succeeded');
@@ -131,6 +136,11 @@ function stepsSection(job) {
         el('td', { class: 'nowrap' }, s.ended_at ? timeEl(s.ended_at) : '-')))))));
 }
 
+// The finding codes of server/procedures_diag.c with a translated title; the message (the
+// server's, in English) says the details.
+const FINDINGS = ['backslash_trap', 'compose_broken', 'compose_invalid', 'compose_missing', 'consul_not_running',
+  'extra_arguments', 'no_single_leader', 'node_name_conflict', 'not_in_raft', 'raft_unavailable'];
+
 // What a diagnose job found, each with its explanation and, where there is one, the fix.
 function findingsSection(job) {
   const f = (job.result || {}).findings;
@@ -139,7 +149,8 @@ function findingsSection(job) {
     el('h2', { id: 'findings-h' }, t('job.findings')),
     f.length ? el('ul', { class: 'findings' }, f.map((x) =>
       el('li', { class: 'finding', dataset: { code: x.code || '' } },
-        el('code', null, x.code || ''), ' ', el('span', null, x.message || ''),
+        el('strong', { class: 'finding-title' }, FINDINGS.includes(x.code) ? t('finding.' + x.code) : x.code || ''), ' ',
+        el('code', { class: 'muted' }, x.code || ''), el('div', { class: 'finding-message' }, x.message || ''),
         x.fix ? el('div', null, el('span', { class: 'muted' }, t('job.finding_fix')),
           el('pre', { class: 'finding-fix' }, x.fix)) : null)))
       : el('p', { class: 'muted' }, t('job.findings_none')));
