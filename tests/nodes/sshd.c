@@ -210,6 +210,17 @@ launch(struct sshd_node *n, const char *extra)
         /* OpenSSH's privilege separation directory, which systemd would create */
         mkdir("/run/sshd", 0755);
     }
+    /* Unless the caller sets the sessions' environment itself: HOME is a directory of this
+     * sshd's own, so a session's shell does not read this machine's ~/.bashrc (which may be
+     * slow, e.g. pyenv's rehash taking a lock that parallel logins wait on, or print). Only
+     * the first SetEnv line counts, so the caller's (with its own HOME) wins. */
+    char home[sizeof(n->dir) + 16];
+    char env[sizeof(home) + 16] = "";
+    if (!extra || !strstr(extra, "SetEnv")) {
+        snprintf(home, sizeof(home), "%s/home", n->dir);
+        mkdir(home, 0700);
+        snprintf(env, sizeof(env), "SetEnv HOME=%s", home);
+    }
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
              "ListenAddress %s:%d\n"
@@ -231,8 +242,9 @@ launch(struct sshd_node *n, const char *extra)
              "MaxStartups 64\n"
              "MaxSessions 64\n"
              "LogLevel VERBOSE\n"
+             "%s\n"
              "%s\n",
-             n->addr, n->port, n->host_key, n->authorized_keys, extra ? extra : "");
+             n->addr, n->port, n->host_key, n->authorized_keys, env, extra ? extra : "");
     if (write_file(n->config, cfg, 0600) != 0) {
         fprintf(stderr, "sshd: cannot write %s\n", n->config);
         return -1;
