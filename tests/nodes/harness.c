@@ -368,7 +368,11 @@ start_sshd(struct nodes *h, struct nodes_node *n)
     char pub[PATH_MAX];
     char extra[PATH_MAX + 128];
     snprintf(pub, sizeof(pub), "%s.pub", h->client_key);
-    snprintf(extra, sizeof(extra), "SetEnv PATH=%s/bin:/usr/sbin:/usr/bin:/sbin:/bin", n->root);
+    /* HOME is the host's root: a session's bash reads <root>/.bashrc (there is none), not
+     * the test user's own, whose tools (pyenv's rehash lock, for one) made each session
+     * wait up to a minute while parallel tests logged in */
+    snprintf(extra, sizeof(extra), "SetEnv PATH=%s/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=%s",
+             n->root, n->root);
     struct sshd_opts so = {
         .addr = n->address,
         .authorized_key = pub,
