@@ -910,6 +910,145 @@ test_precheck_port_unreachable(void **state)
     free(fw);
 }
 
+/* ---------------------------------------------------------------- c: a step fails midway */
+
+/* What a rollback must bring back: every host's compose file, its containers as `docker ps -a`
+ * shows them (with their IDs when ids: not recreated), and the simulator's raft. */
+static char *
+running_state(bool ids)
+{
+    struct buf b;
+    buf_init(&b, 16 << 20);
+    for (int i = 1; i <= N_HOSTS; i++) {
+        const struct nodes_node *n = node(i);
+        char *text = nodes_read_file(n->compose_file);
+        buf_printf(&b, "== %s\n%s\n", n->name, text ? text : "(no compose file)");
+        free(text);
+        char *cmd = xasprintf("docker ps -a --no-trunc --format '%s{{.Names}} {{.State}} "
+                              "{{.Image}} {{.Command}}'",
+                              ids ? "{{.ID}} " : "");
+        char *out = NULL;
+        nodes_run(H, n, cmd, &out);
+        buf_printf(&b, "%s", out ? out : "");
+        free(out);
+        free(cmd);
+    }
+    cJSON *st = sim_state(H->sim);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(st, "servers"))
+    {
+        /* a server the simulator has seen stays listed after it stopped for good (as a left
+         * member stays in Consul's member list): stopped and out of raft is as before */
+        if (!json_get_bool(v, "running", 0) && !json_get_bool(v, "in_raft", 0)) {
+            continue;
+        }
+        /* the retry-join list the agent runs with: the container's command as started */
+        char *rj = json_print(cJSON_GetObjectItemCaseSensitive(v, "retry_join"));
+        buf_printf(&b, "sim %s running=%d in_raft=%d voter=%d retry_join=%s\n",
+                   json_get_str(v, "name", ""), json_get_bool(v, "running", 0),
+                   json_get_bool(v, "in_raft", 0), json_get_bool(v, "voter", 0), rj ? rj : "?");
+        free(rj);
+    }
+    cJSON_Delete(st);
+    return buf_steal(&b);
+}
+
+/* The job failed at the faulted step, was rolled back, and the world is as before. */
+static void
+assert_rolled_back(cJSON *j, const char *before, bool ids, const char *fault_node)
+{
+    assert_state(j, "rolled_back");
+    int64_t id = job_id(j);
+    const cJSON *result = cJSON_GetObjectItemCaseSensitive(j, "result");
+    assert_true(json_get_bool(cJSON_GetObjectItemCaseSensitive(result, "rollback"), "succeeded", 0));
+    int failed = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(j, "steps"))
+    {
+        if (strcmp(json_get_str(s, "state", ""), "failed") == 0) {
+            failed++;
+            assert_string_equal(json_get_str(s, "node", ""), fault_node);
+            assert_non_null(strstr(json_get_str(s, "command", ""), "up -d"));
+        }
+    }
+    assert_int_equal(failed, 1);
+    assert_files("start");
+    assert_true(sim_voters(4, 10000));
+    assert_true(api_voters(4, 10000));
+    char *after = running_state(ids);
+    if (strcmp(before, after) != 0) {
+        fail_msg("not as before the job:\n%s", first_diff(before, after));
+    }
+    free(after);
+    /* the audit has the failed step and the end */
+    char *a = audit_of(id);
+    if (count_lines(a, "job.step error jobs") < 1 || count_lines(a, "job.finish error jobs") != 1 ||
+        count_lines(a, "job.approve ok alice") != 1 || count_lines(a, "job.start ") != 1) {
+        fail_msg("job %lld: audit:\n%s", (long long)id, a);
+    }
+    free(a);
+    /* the only new files on the hosts are the job's backups */
+    for (int i = 1; i <= N_HOSTS; i++) {
+        char *dir = xasprintf("%s", node(i)->compose_dir);
+        struct dirent **ents = NULL;
+        int n = scandir(dir, &ents, NULL, alphasort);
+        for (int k = 0; k < n; k++) {
+            const char *e = ents[k]->d_name;
+            if (strcmp(e, ".") && strcmp(e, "..") && strcmp(e, "docker-compose.yaml") &&
+                strncmp(e, "docker-compose.yaml.bak-", 24) &&
+                strncmp(e, "docker-compose.yaml.rolled-back-", 32)) {
+                fail_msg("unexpected file %s/%s", dir, e);
+            }
+            free(ents[k]);
+        }
+        free(ents);
+        free(dir);
+    }
+}
+
+/* rolling add: the new node's docker-compose up fails (after its file was written) */
+static void
+test_fail_rolling_new_up(void **state)
+{
+    (void)state;
+    char *before = running_state(true);
+    assert_int_equal(nodes_fault_add(node(5), &(struct nodes_fault){
+                                                  .match = "up -d",
+                                                  .exit_status = 1,
+                                                  .stderr_text = "ERROR: for consul  Cannot start "
+                                                                 "service consul: no space left "
+                                                                 "on device",
+                                                  .times = 1,
+                                              }),
+                     0);
+    cJSON *j = run_job(ADD5);
+    assert_rolled_back(j, before, true, "consul-5");
+    cJSON_Delete(j);
+    free(before);
+}
+
+/* full-restart add: every server is down and edited, then the 3rd server's up fails */
+static void
+test_fail_full_restart_third_up(void **state)
+{
+    (void)state;
+    char *before = running_state(false);
+    assert_int_equal(nodes_fault_add(node(3), &(struct nodes_fault){
+                                                  .match = "up -d",
+                                                  .exit_status = 1,
+                                                  .stderr_text = "ERROR: for consul  Cannot start "
+                                                                 "service consul: no space left "
+                                                                 "on device",
+                                                  .times = 1,
+                                              }),
+                     0);
+    cJSON *j = run_job("{\"type\":\"node-add\",\"node\":\"consul-5\",\"strategy\":\"full-restart\","
+                       "\"reason\":\"grow to five the seed's way\"}");
+    assert_rolled_back(j, before, false, "consul-3");
+    cJSON_Delete(j);
+    free(before);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -928,6 +1067,8 @@ main(int argc, char **argv)
         cmocka_unit_test_teardown(test_precheck_port_unreachable, reset),
         cmocka_unit_test_teardown(test_rolling, reset),
         cmocka_unit_test_teardown(test_full_restart, reset),
+        cmocka_unit_test_teardown(test_fail_rolling_new_up, reset),
+        cmocka_unit_test_teardown(test_fail_full_restart_third_up, reset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
