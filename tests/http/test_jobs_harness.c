@@ -7,12 +7,20 @@
  *     byte-identical to tests/fixtures/jobs/added/, 5 voters and one leader; after the remove
  *     every file is byte-identical to tests/fixtures/jobs/start/ and consul-5's file is kept
  *     as the backup the log names. The same with full-restart, with the leaderless seconds;
- *   - every precheck failure the harness can cause refuses before anything changes: the job
- *     is created failed with every precheck listed, and a snapshot (every file under every
- *     host's root, `docker ps -a` on every host, the simulator's raft) is the same after;
- *   - a step failing midway rolls back: files byte for byte, nodes as they ran, 4 voters;
+ *   - every precheck failure the harness can cause refuses before anything changes (sshd
+ *     stopped, key not pinned, key changed, old docker, old docker-compose, a hostname that is
+ *     a member's name, a missing compose file, a port the new node cannot reach, a removal
+ *     below quorum, the last server): the job is created failed with every precheck listed,
+ *     and a snapshot (every file under every host's root, `docker ps -a` on every host, the
+ *     simulator's raft) is the same after;
+ *   - a step failing midway rolls back: files byte for byte, containers as they ran (the
+ *     agents' retry-join too), 4 voters, state rolled_back, job.step errors in the audit;
  *   - node-remove of a dead server: force-leave on a healthy one, its entries removed;
  *   - self-approval is 403 and audited; every state change is in GET /api/audit.
+ *
+ * The tests share one harness and one consulate in order; reset() undoes every fault after
+ * each. Most of the time goes to the prechecks (a few seconds per request: every remote
+ * command of a dry run, one after another), not to the simulator (speed 20).
  *
  * Needs CONSULATE_BIN, CONSUL_SIM_BIN, CONSULATE_SRC; the hosts use the production ports, so
  * it runs in its own network namespace (build/tests/netns, as scripts/run-tests.sh does). */
@@ -441,7 +449,7 @@ snapshot(void)
 {
     struct buf b;
     buf_init(&b, 256 << 20);
-    for (int i = 1; i <= N_HOSTS; i++) {
+    for (int i = 1; i <= H->n; i++) {
         const struct nodes_node *n = node(i);
         buf_printf(&b, "== %s\n", n->name);
         char *out = NULL;
@@ -979,6 +987,46 @@ test_precheck_port_unreachable(void **state)
     free(fw);
 }
 
+/* The last server cannot be removed: a cluster of one (its own harness on 127.0.0.31 and its
+ * own consulate, beside the shared one). */
+static void
+test_precheck_last_server(void **state)
+{
+    (void)state;
+    struct nodes *h0 = H;
+    struct srv *s0 = S;
+    struct client *admin0 = ADMIN, *op0 = OP, *alice0 = ALICE;
+    struct nodes_opts o = {.servers = 1, .speed = SPEED, .ip_base = "127.0.0.31", .seed = 5};
+    struct nodes *one = nodes_start(&o);
+    assert_non_null(one);
+    struct srv *srv = srv_start("\"consul\":{\"addresses\":[\"http://127.0.0.31:8500\"]}");
+    assert_non_null(srv);
+    H = one;
+    S = srv;
+    ADMIN = srv_login(srv, "admin", srv->admin_pw);
+    assert_non_null(ADMIN);
+    assert_int_equal(srv_add_user(srv, "olga", "operator", "operator-pw-1"), 201);
+    assert_int_equal(srv_add_user(srv, "alice", "approver", "approver-pw-1"), 201);
+    OP = srv_login(srv, "olga", "operator-pw-1");
+    ALICE = srv_login(srv, "alice", "approver-pw-1");
+    assert_int_equal(add_inventory(), 0);
+    assert_true(api_voters(1, 10000));
+    cJSON *j = refused("{\"type\":\"node-remove\",\"node\":\"consul-1\",\"reason\":\"the last "
+                       "one\"}",
+                       "quorum", NULL, "last server");
+    cJSON_Delete(j);
+    client_free(ADMIN);
+    client_free(OP);
+    client_free(ALICE);
+    srv_stop(srv);
+    nodes_stop(one);
+    H = h0;
+    S = s0;
+    ADMIN = admin0;
+    OP = op0;
+    ALICE = alice0;
+}
+
 /* ---------------------------------------------------------------- c: a step fails midway */
 
 /* What a rollback must bring back: every host's compose file, its containers as `docker ps -a`
@@ -1253,6 +1301,7 @@ main(int argc, char **argv)
         cmocka_unit_test_teardown(test_precheck_duplicate_hostname, reset),
         cmocka_unit_test_teardown(test_precheck_compose_missing, reset),
         cmocka_unit_test_teardown(test_precheck_port_unreachable, reset),
+        cmocka_unit_test(test_precheck_last_server),
         cmocka_unit_test_teardown(test_rolling, reset),
         cmocka_unit_test_teardown(test_full_restart, reset),
         cmocka_unit_test_teardown(test_fail_rolling_new_up, reset),
