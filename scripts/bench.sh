@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs each benchmark binary given (make bench: BUILD=… ./scripts/bench.sh build/tests/bench/*)
-# and prints its table, then the idle memory of a freshly started server, then one summary
+# and prints its table, then the first load of the console in Chromium, then the idle memory of a freshly started server, then one summary
 # line. A missed target is printed as MISSED and does not fail the run; a benchmark that
 # exits non-zero (it could not run, or it found a wrong answer: a FAILED row) makes this
 # script exit 1.
@@ -36,6 +36,23 @@ for b in "$@"; do
     fi
     echo
 done
+
+# The first load of the console in headless Chromium (tests/e2e/bench-firstload.mjs).
+echo "== first load (Chromium)"
+if "$CONSULATE_SRC/scripts/e2e.sh" --prepare; then
+    node "$CONSULATE_SRC/tests/e2e/bench-firstload.mjs" | tee "$out"
+    rc=${PIPESTATUS[0]}
+    missed=$((missed + $(grep -c 'MISSED' "$out")))
+    if [ "$rc" -ne 0 ]; then
+        echo "benchmark bench-firstload failed (exit $rc)" >&2
+        failed="$failed bench-firstload"
+        status=1
+    fi
+else
+    failed="$failed bench-firstload(install)"
+    status=1
+fi
+echo
 
 # Idle RSS of `consulate serve` on port 0 with a fresh temporary database.
 if [ -x "$CONSULATE_BIN" ]; then

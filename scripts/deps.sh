@@ -1,14 +1,22 @@
 #!/bin/sh
 # Installs the Debian packages listed in deps.txt that are missing. Idempotent and fast
 # when everything is present (one dpkg-query per package, no apt-get call).
-# Usage: deps.sh [--with-test]   (without it, packages marked "test" are left out)
+# Usage: deps.sh [--with-test | --with-demo]
+#   (none)         the packages without a marker (build and run)
+#   --with-test    every package (the tests need them all)
+#   --with-demo    those without a marker and those marked "demo" (make demo)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [ "${1:-}" = "--with-test" ]; then
-    list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | awk 'NF {print $1}')
-else
-    list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | awk 'NF && $2 != "test" {print $1}')
-fi
+case "${1:-}" in
+--with-test) want='NF' ;;
+--with-demo) want='NF == 1 || / demo( |$)/' ;;
+"") want='NF == 1' ;;
+*)
+    echo "usage: deps.sh [--with-test | --with-demo]" >&2
+    exit 2
+    ;;
+esac
+list=$(grep -v '^[[:space:]]*#' "$here/deps.txt" | awk "$want {print \$1}")
 missing=""
 for p in $list; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

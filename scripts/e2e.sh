@@ -1,5 +1,6 @@
 #!/bin/bash
-# Runs the browser tests (tests/e2e) against the real server and simulator, installing what
+# Runs the browser tests (tests/e2e) against the real server and fake Consul hosts reached
+# over SSH (build/fake-nodes: the simulator, an sshd per host), installing what
 # they need when missing: Debian's chromium, Node.js, and playwright-core from npm (no
 # browser download). Prints the node test runner's summary.
 # `e2e.sh --prepare` only installs (scripts/run-tests.sh calls it outside the test's network
@@ -25,4 +26,5 @@ fi
 [ "${1:-}" = --prepare ] && exit 0
 export CONSULATE_BIN=${CONSULATE_BIN:-$here/build/consulate}
 export CONSUL_SIM_BIN=${CONSUL_SIM_BIN:-$here/build/consul-sim}
+export FAKE_NODES_BIN=${FAKE_NODES_BIN:-$here/build/fake-nodes}
 exec node --test --test-concurrency=1 --test-reporter=spec run.mjs

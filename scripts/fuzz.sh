@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds a libFuzzer target with clang (address and undefined-behaviour sanitizers) and runs it
-# on a copy of its seed corpus. Usage: fuzz.sh [body|cluster] [seconds]  (default: body 300)
+# on a copy of its seed corpus. Usage: fuzz.sh [body|cluster|compose] [seconds]  (default: body 300)
 # Environment: FUZZ_JOBS (parallel jobs, default 1). New inputs that raise coverage land in
 # build/fuzz/<target>-corpus; a crash is saved as build/fuzz/crash-* and fails the run.
 set -eu
@@ -23,16 +23,27 @@ fi
 case "$target" in
 body) srcs="tests/fuzz/fuzz_body.c server/json_body.c server/util.c" ;;
 cluster) srcs="tests/fuzz/fuzz_cluster.c server/cluster.c server/prom.c server/util.c" ;;
-*) echo "fuzz: unknown target '$target' (body or cluster)" >&2; exit 2 ;;
+compose) srcs="tests/fuzz/fuzz_compose.c $(echo server/compose*.c) server/util.c" ;;
+*) echo "fuzz: unknown target '$target' (body, cluster or compose)" >&2; exit 2 ;;
 esac
 out="$here/build/fuzz"
 mkdir -p "$out" "$out/$target-corpus"
 cd "$here"
 # shellcheck disable=SC2086
 clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -D_GNU_SOURCE -Iinclude $srcs $(pkg-config --cflags --libs libcjson libsodium) -lm \
+    -D_GNU_SOURCE -Iinclude $srcs $(pkg-config --cflags --libs libcjson libsodium yaml-0.1) -lm \
     -lpthread -o "$out/fuzz_$target"
 seeds="tests/fuzz/corpus/$target"
+if [ "$target" = compose ]; then
+    # the compose fixtures, each behind the byte that picks the address and the operations
+    seeds="build/fuzz/compose-seeds"
+    mkdir -p "$seeds"
+    for f in tests/fixtures/compose/*.yaml; do
+        for b in '\000' '\101' '\202' '\303'; do
+            { printf "$b"; cat "$f"; } >"$seeds/$(basename "$f" .yaml)-$(printf '%s' "$b" | tr -d '\\')"
+        done
+    done
+fi
 [ -d "$seeds" ] || seeds=""
 echo "fuzz: running fuzz_$target for $seconds s (corpus $out/$target-corpus ${seeds:++ $seeds})"
 jobs=""

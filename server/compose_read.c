@@ -457,7 +457,8 @@ parse_flags(struct cstate *st)
     diag(st, COMPOSE_DIAG_FLAGS_STOPPED, 1, a->line,
          "line %d: the agent reads flags only up to argument %zu, %s, which is not a flag; "
          "%zu argument(s) from there on are not read as flags (%zu look like flags: %s%s), and "
-         "Consul either ignores them or refuses to start (\"Unexpected extra arguments\")",
+         "the agent exits (\"config: Unknown extra arguments\" before Consul 1.10, "
+         "\"Unexpected extra arguments\" from 1.10)",
          a->line, i + 1, q, st->nargs - i, nlost, lost.data ? lost.data : "",
          nlost > 4 ? ", …" : "");
     buf_free(&lost);

@@ -25,7 +25,7 @@ struct ckey {
 static const struct ckey keys[] = {
     {"listen", CT_LISTEN, OFF(listen), 0, 0, "127.0.0.1:8080"},
     {"database", CT_STR, OFF(database), 0, 0, "./var/consulate.db"},
-    {"web_root", CT_STR, OFF(web_root), 0, 0, "./web"},
+    {"web_root", CT_STR, OFF(web_root), 1, 0, NULL},
     {"threads", CT_INT, OFF(threads), 4, 1024, "512"},
     {"allowed_hosts", CT_HOSTS, OFF(allowed_hosts), 0, 0, NULL},
     {"trusted_proxies", CT_IPS, OFF(trusted_proxies), 0, 0, NULL},

@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
+#include "webfiles.h"
 
 static const char security_headers[] =
     "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
@@ -742,65 +743,172 @@ content_type_for(const char *path)
     return "application/octet-stream";
 }
 
-/* Serves a file under web_root. Refuses encoded or literal "..", NUL, backslashes and
- * anything that resolves outside the root; directories are not listed. */
+/* The request path decoded and checked: encoded or literal "..", NUL and other control
+ * characters, backslashes and empty segments are refused (NULL); "/" is "/index.html". */
+static char *
+static_path(const char *path)
+{
+    char *rel = http_pct_decode(path, strlen(path), 0);
+    if (!rel) { /* undecodable, or an encoded NUL */
+        return NULL;
+    }
+    if (strcmp(rel, "/") == 0) {
+        free(rel);
+        return xstrdup("/index.html");
+    }
+    int bad = rel[0] != '/' || strstr(rel, "..") || strchr(rel, '\\') || strstr(rel, "//");
+    for (const char *p = rel; *p && !bad; p++) {
+        bad = (unsigned char)*p < 0x20 || *p == 0x7f;
+    }
+    if (bad) {
+        free(rel);
+        return NULL;
+    }
+    return rel;
+}
+
+/* Serves a file under web_root (developing: the files as they are on disk, no-cache). 0
+ * when there is no such regular file inside the root. */
+static int
+disk_file(struct req *r, const char *rel)
+{
+    char root_real[PATH_MAX], file_real[PATH_MAX];
+    if (!realpath(r->app->cfg->web_root, root_real)) {
+        return 0;
+    }
+    char *full = xasprintf("%s%s", root_real, rel);
+    int found = realpath(full, file_real) && str_starts_with(file_real, root_real) &&
+                file_real[strlen(root_real)] == '/';
+    free(full);
+    struct stat st;
+    if (!found || stat(file_real, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    size_t len;
+    char *body = file_read_all(file_real, 16 << 20, &len);
+    if (!body) {
+        return 0;
+    }
+    int status =
+        http_reply(r, 200, content_type_for(file_real), "Cache-Control: no-cache\r\n", body, len);
+    free(body);
+    return status;
+}
+
+/* 1 when the Accept-Encoding header accepts gzip (a q of 0 refuses it). */
+static int
+accepts_gzip(const char *ae)
+{
+    while (ae && *ae) {
+        ae += strspn(ae, " \t,");
+        size_t n = strcspn(ae, ",;");
+        int gzip = (n == 4 && strncasecmp(ae, "gzip", 4) == 0) || (n == 1 && ae[0] == '*');
+        const char *q = ae + n;
+        const char *end = q + strcspn(q, ",");
+        if (gzip) {
+            const char *qv = strstr(q, "q=");
+            if (qv && qv < end) {
+                return strtod(qv + 2, NULL) > 0;
+            }
+            return 1;
+        }
+        ae = end;
+    }
+    return 0;
+}
+
+/* 1 when an If-None-Match list names etag (or is "*"); weak comparison, as RFC 9110 asks. */
+static int
+etag_matches(const char *inm, const char *etag)
+{
+    size_t elen = strlen(etag);
+    while (inm && *inm) {
+        inm += strspn(inm, " \t,");
+        if (*inm == '*') {
+            return 1;
+        }
+        if (strncmp(inm, "W/", 2) == 0) {
+            inm += 2;
+        }
+        size_t n = strcspn(inm, ", \t");
+        if (n == elen && memcmp(inm, etag, n) == 0) {
+            return 1;
+        }
+        inm += n;
+    }
+    return 0;
+}
+
+/* Serves an embedded file: the gzip variant to a client that takes it, a strong ETag and 304
+ * on a matching If-None-Match. Under /v/<web_version>/ (what index.html references) the
+ * assets are immutable for a year; anything else is revalidated each time (no-cache). */
+static int
+embedded_file(struct req *r, const char *rel)
+{
+    size_t vlen = strlen(web_version);
+    int versioned = strncmp(rel, "/v/", 3) == 0 && strncmp(rel + 3, web_version, vlen) == 0 &&
+                    rel[3 + vlen] == '/';
+    if (versioned) {
+        rel += 3 + vlen;
+        if (strcmp(rel, "/index.html") == 0) {
+            return 0; /* its references are relative to / */
+        }
+    }
+    const struct web_file *f = NULL;
+    for (const struct web_file *w = web_files; w->path; w++) {
+        if (strcmp(w->path, rel) == 0) {
+            f = w;
+            break;
+        }
+    }
+    if (!f) {
+        return 0;
+    }
+    int gz = f->gz && accepts_gzip(mg_get_header(r->conn, "Accept-Encoding"));
+    const char *etag = gz ? f->gz_etag : f->etag;
+    char headers[256];
+    snprintf(headers, sizeof(headers),
+             "Cache-Control: %s\r\nETag: %s\r\n%sVary: Accept-Encoding\r\n",
+             versioned ? "public, max-age=31536000, immutable" : "no-cache", etag,
+             gz ? "Content-Encoding: gzip\r\n" : "");
+    if (etag_matches(mg_get_header(r->conn, "If-None-Match"), etag)) {
+        struct buf b;
+        buf_init(&b, 1024);
+        http_head_build(r, &b, 304, NULL, headers, -1);
+        mg_write(r->conn, b.data, b.len);
+        buf_free(&b);
+        r->status = 304;
+        return 304;
+    }
+    return http_reply(r, 200, content_type_for(f->path), headers, gz ? f->gz : f->data,
+                      gz ? f->gz_len : f->len);
+}
+
+/* Serves the single-page app: compiled in, or from web_root when that is set. Directories are
+ * not listed; anything not found is 404. */
 static int
 static_handler(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
     struct req r;
     req_init(&r, conn);
-    int status;
-    char *rel = NULL, *full = NULL, *body = NULL;
-    char root_real[PATH_MAX], file_real[PATH_MAX];
+    int status = 0;
+    char *rel = NULL;
     if (strcmp(r.method, "GET") != 0 && strcmp(r.method, "HEAD") != 0) {
         status = http_reply(&r, 405, "text/plain; charset=utf-8", "Allow: GET, HEAD\r\n",
                             "method not allowed\n", 19);
         goto out;
     }
-    rel = http_pct_decode(r.path, strlen(r.path), 0);
-    if (!rel) { /* undecodable, or an encoded NUL */
-        goto not_found;
+    rel = static_path(r.path);
+    if (rel) {
+        status = r.app->cfg->web_root ? disk_file(&r, rel) : embedded_file(&r, rel);
     }
-    if (strcmp(rel, "/") == 0) {
-        free(rel);
-        rel = xstrdup("/index.html");
+    if (!status) {
+        status = http_reply(&r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
     }
-    if (rel[0] != '/' || strstr(rel, "..") || strchr(rel, '\\') || strstr(rel, "//")) {
-        goto not_found;
-    }
-    for (const char *p = rel; *p; p++) {
-        if ((unsigned char)*p < 0x20) {
-            goto not_found;
-        }
-    }
-    if (!realpath(r.app->cfg->web_root, root_real)) {
-        goto not_found;
-    }
-    full = xasprintf("%s%s", root_real, rel);
-    if (!realpath(full, file_real) || !str_starts_with(file_real, root_real) ||
-        file_real[strlen(root_real)] != '/') {
-        goto not_found;
-    }
-    struct stat st;
-    if (stat(file_real, &st) != 0 || !S_ISREG(st.st_mode)) {
-        goto not_found;
-    }
-    size_t len;
-    body = file_read_all(file_real, 16 << 20, &len);
-    if (!body) {
-        goto not_found;
-    }
-    status = http_reply(&r, 200, content_type_for(file_real), "Cache-Control: no-cache\r\n",
-                        body, len);
-    goto out;
-not_found:
-    status = http_reply(&r, 404, "text/plain; charset=utf-8", NULL, "not found\n", 10);
 out:
     count_request(N_ROUTE_SLOTS - 3, status);
     free(rel);
-    free(full);
-    free(body);
     return status;
 }
 

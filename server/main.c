@@ -17,8 +17,12 @@
 #include "audit_verify.h"
 #include "auth.h"
 #include "cli_audit.h"
+#include "cli_backup.h"
+#include "cli_cert.h"
+#include "cli_version.h"
 #include "config.h"
 #include "consul.h"
+#include "db_lock.h"
 #include "events.h"
 #include "http.h"
 #include "inventory.h"
@@ -45,7 +49,14 @@ usage(FILE *f)
           "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
           "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
           "  migrate                             apply database migrations\n"
-          "  version                             print the version\n"
+          "  backup FILE                         consistent copy of the database, also while\n"
+          "                                      the server runs (never overwrites FILE)\n"
+          "  restore FILE                        replace the database with a backup (server\n"
+          "                                      stopped; audit chain verified; resealed)\n"
+          "  cert --self-signed [--host NAME]... [--out FILE]\n"
+          "                                      a certificate and key for tls.certificate\n"
+          "  version                             print the version, the commit and the\n"
+          "                                      libraries' versions\n"
           "\n"
           "environment: CONSULATE_CONFIG, CONSULATE_DB, CONSULATE_LISTEN,\n"
           "             CONSULATE_CONSUL_ADDR (comma-separated), CONSULATE_CONSUL_TOKEN\n",
@@ -142,15 +153,49 @@ seal_start(struct store *s, const char *key, const char *anchor, const char *act
     return seal;
 }
 
-/* Opens and migrates the database. Returns NULL after printing why. */
+/* Opens and migrates the database after taking its lock (include/db_lock.h) in mode, held in
+ * *lock_fd. Returns NULL after printing why. */
 static struct store *
-open_db(const struct config *cfg)
+open_db(const struct config *cfg, enum db_lock_mode mode, int *lock_fd)
 {
     char err[512];
+    pid_t holder = 0;
+    int serving = 0;
+    int lrc = db_lock_take(cfg->database, mode, lock_fd, &holder, &serving, err, sizeof(err));
+    if (lrc == DB_LOCK_HELD) {
+        fprintf(stderr, "consulate: %s (pid %ld) %s database %s; %s\n",
+                serving ? "a consulate server" : "a restore", (long)holder,
+                serving ? "is serving" : "is replacing", cfg->database,
+                mode == DB_LOCK_SERVE ? "not starting" : "try again when it is done");
+        return NULL;
+    }
+    if (lrc != DB_LOCK_OK) {
+        fprintf(stderr, "consulate: %s\n", err);
+        return NULL;
+    }
     struct store *s = store_open(cfg->database, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "consulate: %s\n", err);
         return NULL;
+    }
+    /* an upgrade: the database as it was is kept before the first migration touches it */
+    int cur = 0;
+    if (store_schema_version(s, &cur) == STORE_OK && cur > 0 && cur < store_latest_version()) {
+        char *copy =
+            backup_before_migration(cfg->database, cur, store_latest_version(), err, sizeof(err));
+        if (!copy) {
+            fprintf(stderr,
+                    "consulate: cannot keep a copy of %s before migrating it: %s; not "
+                    "migrating\n",
+                    cfg->database, err);
+            store_close(s);
+            return NULL;
+        }
+        printf("consulate: migrating %s from schema version %d to %d; the database as it was "
+               "is kept as %s\n",
+               cfg->database, cur, store_latest_version(), copy);
+        fflush(stdout);
+        free(copy);
     }
     int from, to;
     int rc = store_migrate(s, &from, &to);
@@ -517,11 +562,13 @@ main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("consulate %s\n", CONSULATE_VERSION);
-        return 0;
+        return cli_version_main(stdout);
+    }
+    if (strcmp(cmd, "cert") == 0) {
+        return cli_cert_main(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "audit") &&
-        strcmp(cmd, "migrate")) {
+        strcmp(cmd, "migrate") && strcmp(cmd, "backup") && strcmp(cmd, "restore")) {
         fprintf(stderr, "consulate: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
@@ -537,13 +584,27 @@ main(int argc, char **argv)
         config_free(&cfg);
         return rc;
     }
-    struct store *s = open_db(&cfg);
+    char *audit_key = NULL, *audit_anchor = NULL;
+    audit_files(&cfg, config_used, &audit_key, &audit_anchor);
+    if (strcmp(cmd, "backup") == 0 || strcmp(cmd, "restore") == 0) {
+        rc = cmd[0] == 'b'
+                 ? cli_backup_main(cfg.database, argc - 1, argv + 1)
+                 : cli_restore_main(cfg.database, audit_key, audit_anchor, argc - 1, argv + 1);
+        free(audit_key);
+        free(audit_anchor);
+        config_free(&cfg);
+        return rc;
+    }
+    int lock_fd = -1;
+    struct store *s =
+        open_db(&cfg, strcmp(cmd, "serve") == 0 ? DB_LOCK_SERVE : DB_LOCK_USE, &lock_fd);
     if (!s) {
+        db_lock_release(lock_fd);
+        free(audit_key);
+        free(audit_anchor);
         config_free(&cfg);
         return 1;
     }
-    char *audit_key = NULL, *audit_anchor = NULL;
-    audit_files(&cfg, config_used, &audit_key, &audit_anchor);
     if (strcmp(cmd, "migrate") == 0) {
         int v = 0;
         store_schema_version(s, &v);
@@ -561,6 +622,7 @@ main(int argc, char **argv)
         rc = cli_audit_main(s, audit_key, audit_anchor, argc - 1, argv + 1);
     }
     store_close(s);
+    db_lock_release(lock_fd);
     free(audit_key);
     free(audit_anchor);
     config_free(&cfg);

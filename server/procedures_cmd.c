@@ -146,7 +146,8 @@ int
 cmd_port(struct sh_cmd *cmd, const char *host, int port)
 {
     /* bash opens the TCP connection itself; the host is an inventory address (validated:
-     * letters, digits, '.', ':', '-') and the port a number, so the script is plain text */
+     * letters, digits, '.', ':', '-') and the port a number, so the script is plain text.
+     * --norc --noprofile: a slow or noisy ~/.bashrc on the host must not eat the 3 s. */
     char script[320];
     if (snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, port) >= (int)sizeof(script)) {
         sh_cmd_init(cmd);
@@ -159,7 +160,8 @@ cmd_port(struct sh_cmd *cmd, const char *host, int port)
             return -1;
         }
     }
-    BUILD(cmd, SH_W("timeout"), SH_W("3"), SH_W("bash"), SH_W("-c"), SH_V(script));
+    BUILD(cmd, SH_W("timeout"), SH_W("3"), SH_W("bash"), SH_W("--norc"), SH_W("--noprofile"),
+          SH_W("-c"), SH_V(script));
 }
 
 int

@@ -295,11 +295,15 @@ proc_diagnose(struct proc_ctx *x, struct proc_plan *p, const struct store_node *
     snprintf(host, sizeof(host), "%.*s", (int)strcspn(text_of(&p->v[D_HOSTNAME]), "\r\n"),
              text_of(&p->v[D_HOSTNAME]));
     find_name_conflict(p, n, text_of(&p->v[D_LOGS]), node_flag ? node_flag : host, list);
-    if (strstr(text_of(&p->v[D_LOGS]), "Unexpected extra arguments") &&
+    /* Consul 1.x exits on arguments left after its flags: "config: Unknown extra
+     * arguments" before 1.10 (the seed's 1.9), "Unexpected extra arguments" from 1.10 on. */
+    const char *logs = text_of(&p->v[D_LOGS]);
+    if ((strstr(logs, "Unexpected extra arguments") || strstr(logs, "Unknown extra arguments")) &&
         !has_code(list, "backslash_trap")) {
         finding(list, "extra_arguments",
-                "Consul refuses its command line (\"Unexpected extra arguments\"): an argument "
-                "did not parse as a flag; look at the command in the compose file",
+                "Consul refuses its command line (\"Unknown extra arguments\" before Consul "
+                "1.10, \"Unexpected extra arguments\" from 1.10): an argument did not parse as "
+                "a flag; look at the command in the compose file",
                 NULL);
     }
     find_peers(n, &p->v[D_PEERS], list);

@@ -1,14 +1,16 @@
 // A stand-in for the Jobs API of JOBS.md (/api/nodes*, /api/jobs*, the job and job_log
 // events on /api/events, approval_required in GET /api/session), served to the browser
-// through Playwright's page.route, for the browser tests of the nodes, wizard, jobs and
-// job pages written before the engine exists. Everything else goes to the real server.
+// through Playwright's page.route, for browser tests of the nodes, jobs and job pages
+// (written before the engine existed). Everything else goes to the real server.
 //
 // REST calls are answered by route.fulfill from the state kept here. The event stream is
 // redirected (route.continue with another URL) to a small HTTP server of this module on
 // 127.0.0.1, so events arrive live on one open connection, as from the real server.
 //
-// When the engine lands, the tests using this stub give way to the real flow (operator
-// requests a node-add, approver approves, the live log reaches succeeded, five voters).
+// The real flow (operator requests a node-add, approver approves, the live log reaches
+// succeeded, five voters) runs against the engine and the fake hosts (run.mjs, "jobs over
+// SSH against fake hosts"); this stub serves what the engine cannot be made to do on demand:
+// refusals and failures of every kind, a stream that loses lines, a 20,000-line log, paging.
 import http from 'node:http';
 
 const COMPOSE_DIR = '/mnt/opt/docker-compose/consul';

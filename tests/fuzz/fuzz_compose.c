@@ -1,10 +1,6 @@
-/* libFuzzer entry for the compose module. Not built by default:
- *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
- *     tests/fuzz/fuzz_compose.c server/compose*.c server/util.c \
- *     $(pkg-config --cflags --libs yaml-0.1 libcjson libsodium) -o build/fuzz_compose
- *   mkdir -p build/fuzz_corpus && for f in tests/fixtures/compose/[a-z]*.yaml; do \
- *     (printf '\300'; cat "$f") > "build/fuzz_corpus/$(basename "$f")"; done
- *   build/fuzz_compose -max_len=4096 build/fuzz_corpus
+/* libFuzzer entry for the compose module: `make fuzz FUZZ_TARGET=compose` (scripts/fuzz.sh
+ * builds it with clang and seeds it with tests/fixtures/compose/, each file behind a few
+ * operation bytes).
  * The first byte picks an address and the operations; the rest is the compose file. The
  * invariants, checked with abort(): nothing crashes or leaks; every edit that succeeds reads
  * back without a blocking diagnostic and with the retry-join list it promised; an add that

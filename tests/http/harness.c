@@ -40,13 +40,6 @@ bin_path(void)
     return b ? b : "build/consulate";
 }
 
-static const char *
-src_root(void)
-{
-    const char *s = getenv("CONSULATE_SRC");
-    return s ? s : ".";
-}
-
 static int
 rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -108,8 +101,8 @@ srv_start_in(const char *dir, const char *extra_config)
     if (srv_threads > 0) {
         snprintf(threads, sizeof(threads), ",\"threads\":%d", srv_threads);
     }
-    fprintf(f, "{\"listen\":\"127.0.0.1:0\",\"database\":\"%s\",\"web_root\":\"%s/web\"%s%s%s}\n",
-            s->db, src_root(), threads, extra_config ? "," : "", extra_config ? extra_config : "");
+    fprintf(f, "{\"listen\":\"127.0.0.1:0\",\"database\":\"%s\"%s%s%s}\n", s->db, threads,
+            extra_config ? "," : "", extra_config ? extra_config : "");
     fclose(f);
 
     int out[2];

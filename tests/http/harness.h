@@ -26,7 +26,7 @@ struct srv {
 extern int srv_threads;
 
 /* Starts `$CONSULATE_BIN serve` with a config of listen 127.0.0.1:0, a fresh database in a
- * temporary directory, web_root $CONSULATE_SRC/web, "threads" (see srv_threads), and
+ * temporary directory, the UI compiled in (no web_root), "threads" (see srv_threads), and
  * extra_config (JSON members without
  * braces, e.g. "\"login\":{\"max_failures\":3}", or NULL). Waits for it to listen. NULL on
  * failure (message on stderr). */

@@ -153,7 +153,9 @@ read_response(int fd, struct raw_resp *r, int timeout_ms, int want_body, int hea
         }
     }
     r->body_len = b.len - head_len;
-    r->body = xstrndup(b.data + head_len, r->body_len);
+    r->body = xmalloc(r->body_len + 1); /* binary safe (a gzip body holds NULs) */
+    memcpy(r->body, b.data + head_len, r->body_len);
+    r->body[r->body_len] = '\0';
     buf_free(&b);
     return r->status;
 }

@@ -18,7 +18,7 @@ int raw_open(int port, const char *src, const char *request);
 struct raw_resp {
     int status; /* 0 when no complete header block arrived */
     char *head; /* the status line and headers, NUL-terminated (owned) */
-    char *body; /* what followed the headers (owned, NUL-terminated) */
+    char *body; /* what followed the headers (owned, NUL-terminated; may hold NULs) */
     size_t body_len;
     int closed; /* the server closed the connection */
 };

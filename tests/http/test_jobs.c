@@ -313,10 +313,11 @@ standin(const char *name, int argc, char **argv)
         return 0;
     }
     if (strcmp(name, "timeout") == 0) {
-        /* timeout 3 bash -c '</dev/tcp/IP/PORT': the simulated servers listen on other ports */
+        /* timeout 3 bash --norc --noprofile -c '</dev/tcp/IP/PORT': the simulated servers
+         * listen on other ports */
         char ip[64];
         int port = 0;
-        if (argc != 5 || sscanf(argv[4], "</dev/tcp/%63[^/]/%d", ip, &port) != 2) {
+        if (argc != 7 || sscanf(argv[6], "</dev/tcp/%63[^/]/%d", ip, &port) != 2) {
             return 2;
         }
         return flag_file("ports_closed") ? 1 : 0;

@@ -340,6 +340,11 @@ make_node(struct nodes *h, struct nodes_node *n, const struct nodes_opts *o,
         fprintf(stderr, "nodes: cannot create %s: %s\n", n->root, strerror(errno));
         return -1;
     }
+    snprintf(path, sizeof(path), "%s/root", n->root);
+    if (mkdir_p(path) != 0) {
+        fprintf(stderr, "nodes: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
     snprintf(path, sizeof(path), "%s/etc", n->root);
     char hn[80];
     snprintf(hn, sizeof(hn), "%s\n", n->name);
@@ -368,10 +373,10 @@ start_sshd(struct nodes *h, struct nodes_node *n)
     char pub[PATH_MAX];
     char extra[PATH_MAX + 128];
     snprintf(pub, sizeof(pub), "%s.pub", h->client_key);
-    /* HOME is the host's root: a session's bash reads <root>/.bashrc (there is none), not
-     * the test user's own, whose tools (pyenv's rehash lock, for one) made each session
-     * wait up to a minute while parallel tests logged in */
-    snprintf(extra, sizeof(extra), "SetEnv PATH=%s/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=%s",
+    /* HOME is the host's own home directory: the shell of a session reads <root>/root/.bashrc
+     * (none), not the .bashrc of this machine's user, which may be slow or print things and
+     * would turn `timeout 3 bash -c '</dev/tcp/…'` into a timeout */
+    snprintf(extra, sizeof(extra), "SetEnv PATH=%s/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=%s/root",
              n->root, n->root);
     struct sshd_opts so = {
         .addr = n->address,

@@ -446,6 +446,10 @@ def _create(node, st, project, path, spec, adopt):
             log_base = http.sim_server(node).get("log_lines", log_base)
             http.control(node, "POST", "/sim/servers/%s/start" % node.ip)
     _write_marker(node, data, plan, node_id)
+    if not cfg["serf_snapshot"]:
+        # The running agent has written its serf snapshot now: a later start of this server
+        # (a restart, or the simulator's control API) finds it and rejoins, as Consul does.
+        http.control(node, "POST", "/sim/servers/%s/config" % node.ip, {"serf_snapshot": True})
     c.update({"sim_ip": node.ip, "log_base": log_base, "client": plan["client"],
               "version": list(plan["version"]) if plan["version"] else None,
               "data_dir": data})

@@ -1165,6 +1165,26 @@ test_diagnose(void **state)
     assert_non_null(strstr(json_get_str(f, "fix", ""), "+    command: \"agent"));
     assert_non_null(finding(o.result, "consul_not_running"));
     proc_outcome_free(&o);
+
+    /* an agent that exits on its command line, as Consul 1.9 (the seed's) and 1.10+ say it */
+    static const char *const exits[] = {
+        "==> config: Unknown extra arguments: [ -retry-join=10.0.0.2]\n",
+        "==> Unexpected extra arguments: [ -retry-join=10.0.0.2]\n"};
+    for (size_t i = 0; i < sizeof(exits) / sizeof(exits[0]); i++) {
+        char *plain = world_compose("10.0.0.3", (const char *[]){"10.0.0.1", "10.0.0.3"}, 2);
+        world_file_set(&fx->w, "s3", W_COMPOSE, plain);
+        free(plain);
+        snprintf(H(fx, "s3")->log, sizeof(H(fx, "s3")->log), "%s", exits[i]);
+        req.node = "s3";
+        job = new_job(fx, "diagnose", "s3", "running");
+        x = ctx_of(fx, job);
+        assert_int_equal(proc_execute(&x, &req, NULL, &o), 0);
+        f = finding(o.result, "extra_arguments");
+        assert_non_null(f);
+        assert_non_null(strstr(json_get_str(f, "message", ""), "look at the command"));
+        assert_null(finding(o.result, "backslash_trap"));
+        proc_outcome_free(&o);
+    }
 }
 
 /* ---------------------------------------------------------------- pure parts */

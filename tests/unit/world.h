@@ -370,10 +370,10 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
         buf_printf(so, "%s\n", h->hostname);
         return 0;
     }
-    if (strcmp(c0, "timeout") == 0 && n == 5) {
+    if (strcmp(c0, "timeout") == 0 && n == 7) { /* timeout 3 bash --norc --noprofile -c … */
         char ip[64];
         int port = 0;
-        if (sscanf(words[4], "</dev/tcp/%63[^/]/%d", ip, &port) != 2) {
+        if (strcmp(words[3], "--norc") != 0 || sscanf(words[6], "</dev/tcp/%63[^/]/%d", ip, &port) != 2) {
             return 2;
         }
         for (size_t i = 0; i < w->nh; i++) {

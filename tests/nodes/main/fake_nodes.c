@@ -40,6 +40,7 @@ usage(FILE *f)
                "  --metrics-port P      the exporters' port instead of 9107\n"
                "  --sim-args \"...\"      more simulator flags (e.g. \"--demo-data --clients 3\")\n"
                "  --image IMAGE         the compose files' image (default consul:1.9.17)\n"
+               "  --parent-dir DIR      where the temporary directory goes (default /tmp)\n"
                "  --inventory FILE      write the inventory JSON there (default: stdout)\n"
                "  --exit-on-stdin-eof   stop when stdin closes\n"
                "Needs CONSUL_SIM_BIN (the simulator) and CONSULATE_SRC (the repository).\n");
@@ -72,6 +73,7 @@ main(int argc, char **argv)
         {"metrics-port", required_argument, NULL, 'P'},
         {"sim-args", required_argument, NULL, 'a'},
         {"image", required_argument, NULL, 'I'},
+        {"parent-dir", required_argument, NULL, 'D'},
         {"inventory", required_argument, NULL, 'o'},
         {"exit-on-stdin-eof", no_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
@@ -112,6 +114,9 @@ main(int argc, char **argv)
             break;
         case 'I':
             o.image = optarg;
+            break;
+        case 'D':
+            o.parent_dir = optarg;
             break;
         case 'o':
             inventory = optarg;

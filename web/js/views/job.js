@@ -42,6 +42,11 @@ function stateBanner(job) {
   } else if (s === 'failed') {
     kind = 'bad';
     text = t('job.banner.failed');
+  } else if (s === 'succeeded' && job.type === 'diagnose') {
+    // read-only: no gate ran; what matters is what it found
+    const n = Array.isArray(r.findings) ? r.findings.length : 0;
+    kind = n ? 'warn' : 'ok';
+    text = n ? t('job.banner.diagnosed', { n }) : t('job.banner.diagnosed_none');
   } else if (s === 'succeeded') {
     kind = 'ok';
     text = t('job.banner.succeeded');
@@ -131,6 +136,26 @@ function stepsSection(job) {
         el('td', { class: 'nowrap' }, s.ended_at ? timeEl(s.ended_at) : '-')))))));
 }
 
+// The finding codes of server/procedures_diag.c with a translated title; the message (the
+// server's, in English) says the details.
+const FINDINGS = ['backslash_trap', 'compose_broken', 'compose_invalid', 'compose_missing', 'consul_not_running',
+  'extra_arguments', 'no_single_leader', 'node_name_conflict', 'not_in_raft', 'raft_unavailable'];
+
+// What a diagnose job found, each with its explanation and, where there is one, the fix.
+function findingsSection(job) {
+  const f = (job.result || {}).findings;
+  if (!Array.isArray(f) || job.type !== 'diagnose') return null;
+  return el('section', { class: 'card job-findings', 'aria-labelledby': 'findings-h' },
+    el('h2', { id: 'findings-h' }, t('job.findings')),
+    f.length ? el('ul', { class: 'findings' }, f.map((x) =>
+      el('li', { class: 'finding', dataset: { code: x.code || '' } },
+        el('strong', { class: 'finding-title' }, FINDINGS.includes(x.code) ? t('finding.' + x.code) : x.code || ''), ' ',
+        el('code', { class: 'muted' }, x.code || ''), el('div', { class: 'finding-message' }, x.message || ''),
+        x.fix ? el('div', null, el('span', { class: 'muted' }, t('job.finding_fix')),
+          el('pre', { class: 'finding-fix' }, x.fix)) : null)))
+      : el('p', { class: 'muted' }, t('job.findings_none')));
+}
+
 function commentField(required, label) {
   const id = uid('comment');
   const area = el('textarea', { id, name: 'comment', rows: '3', required, maxlength: '1000' });
@@ -160,13 +185,14 @@ export function render(root, params) {
   planWrap.append(planSlot);
   planWrap.hidden = true;
   const stepsSlot = el('div');
+  const findingsSlot = el('div');
   const log = jobLog(id, ac.signal);
   log.node.hidden = true;
 
   replace(root,
     el('p', { class: 'back-link' }, el('a', { href: '#/jobs' }, t('job.back'))),
     el('div', { class: 'page-head' }, el('div', { class: 'job-head' }, title, stateSlot), actions),
-    bannerSlot, notice, detailSlot, planWrap, stepsSlot, log.node);
+    bannerSlot, notice, detailSlot, findingsSlot, planWrap, stepsSlot, log.node);
 
   let autoSet = null; // what draw() last set, so its own toggle is not taken for the person's
   planWrap.addEventListener('toggle', () => {
@@ -207,6 +233,7 @@ export function render(root, params) {
       planWrap.open = want;
     }
     replace(stepsSlot, stepsSection(job));
+    replace(findingsSlot, findingsSection(job));
   }
 
   let loadSeq = 0;

@@ -1,7 +1,7 @@
 // Nodes (#/nodes): the SSH inventory with each node's host-key state and fingerprint, what
 // consulate knows of its server state, and its live Consul membership. Admins add, edit,
 // delete, import and trust host keys (web/js/node_dialogs.js); operators start a change
-// for a node from here. The Consul columns follow the cluster as it changes.
+// for a node from here, or a diagnose job (read-only, no approval). The Consul columns follow the cluster as it changes.
 import * as api from '../api.js';
 import { el, replace, on } from '../dom.js';
 import { t } from '../i18n.js';
@@ -53,7 +53,10 @@ function actionsCell(n) {
     const isServer = n.server_state === 'server' || (n.consul && n.consul.server);
     const q = new URLSearchParams({ type: isServer ? 'node-remove' : 'node-add', node: n.name });
     out.push(el('a', { class: 'btn btn-small', href: '#/jobs/new?' + q.toString() },
-      isServer ? t('nodes.request_remove') : t('nodes.request_add')));
+      isServer ? t('nodes.request_remove') : t('nodes.request_add')),
+    // read-only: no approval, runs at once beside any change
+    el('button', { type: 'button', class: 'btn btn-small', dataset: { action: 'diagnose', name: n.name } },
+      t('nodes.diagnose')));
   }
   out.push(el('a', { class: 'btn btn-small', href: '#/jobs?' + new URLSearchParams({ node: n.name }).toString() },
     t('nodes.jobs')));
@@ -151,6 +154,15 @@ export function render(root) {
       } else if (name === 'delete') {
         if (!(await deleteDialog(n))) return;
         say(okBox(t('nodes.deleted', { name: n.name })));
+      } else if (name === 'diagnose') {
+        button.disabled = true;
+        try {
+          const r = await api.post('/api/jobs', { type: 'diagnose', node: n.name });
+          location.hash = '#/jobs/' + encodeURIComponent(r.id);
+        } finally {
+          button.disabled = false;
+        }
+        return;
       } else if (name === 'hostkey') {
         button.disabled = true;
         const label = button.textContent;
