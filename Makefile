@@ -173,7 +173,7 @@ unit-test: all $(UNIT_BINS) $(BUILD)/tests/netns
 http-test: all $(HTTP_BINS) $(BUILD)/tests/bench/bench_audit $(BUILD)/fake-nodes $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/run-tests.sh $(HTTP_BINS)
 
-bench: test-deps all $(BENCH_BINS)
+bench: test-deps all $(BENCH_BINS) $(BUILD)/tests/netns
 	@BUILD=$(BUILD) ./scripts/bench.sh $(BENCH_BINS)
 
 # libFuzzer with clang; `make test` only replays the seed corpus (tests/unit/test_fuzz_body.c).

@@ -41,7 +41,8 @@ struct pstep {
     char *path3; /* PS_UNDO_MOVE: where what now occupies path is moved first */
     char *data;  /* PS_WRITE: the new content; PS_RESTORE_FILE: the old one */
     size_t len;
-    int existed; /* PS_WRITE / PS_RESTORE_FILE: the file existed before */
+    int existed; /* PS_WRITE / PS_RESTORE_FILE: the file existed before; PS_ENSURE_RUNNING:
+                    its compose file is restored (up -d also when Consul runs) */
     char *orig;  /* PS_WRITE: the content read by prepare (checked again before writing) */
     size_t orig_len;
     char **gate_addrs, **gate_names; /* PS_GATE */

@@ -1316,6 +1316,25 @@ undo_list_free(struct undo_list *l)
     free(l->v);
 }
 
+/* The Consul node name of n when the model does not know it: its hostname (as the seed's
+ * agents take it), else its inventory name. Newly allocated. */
+static char *
+node_hostname(struct prep *st, const struct store_node *n)
+{
+    struct sh_cmd cmd;
+    cmd_hostname(&cmd);
+    struct buf out;
+    buf_init(&out, 4096);
+    int status = -1;
+    struct ssh_error err;
+    int rc = run_quiet(st, n, &cmd, &out, &status, &err);
+    sh_cmd_free(&cmd);
+    const char *h = trimmed(&out);
+    char *name = xstrdup(rc == SSH_OK && status == 0 && h[0] ? h : n->name);
+    buf_free(&out);
+    return name;
+}
+
 /* Builds the rollback of job target from its undo records into st->p (no prechecks beyond
  * the nodes answering). Also used by proc_rollback after a failure. */
 static void
@@ -1393,11 +1412,19 @@ prep_undo(struct prep *st, int64_t target)
                          "Return %s to stopped (leave and down if Consul runs)", u->node);
             s->path = proc_compose_path(n);
             involve(p, n);
+            /* out of raft should it be there when the steps run: the model of now may not
+             * show it yet (its up -d just ran, and a failed job is rolled back at once); each
+             * of these steps is skipped when it is not needed */
             const struct cluster_server *cs = model_server(st->m, n->address);
-            if (cs && cs->in_raft && !(u->flag & PROC_STATE_IN_RAFT) && ne > 0) {
-                char *ra = xstrdup(cs->address);
-                int rc = out_of_raft_steps(st, expect[0], cs->node, ra, 1);
+            if (!(u->flag & PROC_STATE_IN_RAFT) && ne > 0) {
+                char *name = cs && cs->node[0] ? xstrdup(cs->node) : node_hostname(st, n);
+                char *ra = cs && cs->in_raft ? xstrdup(cs->address)
+                                             : xasprintf(strchr(n->address, ':') ? "[%s]:%d"
+                                                                                  : "%s:%d",
+                                                         n->address, PROC_RAFT_PORT);
+                int rc = out_of_raft_steps(st, expect[0], name, ra, 1);
                 free(ra);
+                free(name);
                 if (rc != 0) {
                     goto out;
                 }
@@ -1447,10 +1474,22 @@ prep_undo(struct prep *st, int64_t target)
         if (strcmp(u->kind, "state") == 0 && !(u->flag & PROC_STATE_GONE) &&
             (u->flag & PROC_STATE_RUNNING)) {
             const struct store_node *n = plan_node(p, u->node);
+            char *compose = proc_compose_path(n);
+            int restored = 0;
+            for (size_t k = 0; k < ul.n; k++) {
+                restored |= strcmp(ul.v[k].kind, "file") == 0 && ul.v[k].flag &&
+                            strcmp(ul.v[k].node, u->node) == 0 &&
+                            strcmp(ul.v[k].path, compose) == 0;
+            }
+            /* a container started from the job's edit (full-restart) still runs it after
+             * its file is restored: up -d recreates it from the file (up to date otherwise) */
             struct pstep *s =
                 plan_add(p, PS_ENSURE_RUNNING, n,
-                         "Return %s to running (up -d if Consul is stopped)", u->node);
-            s->path = proc_compose_path(n);
+                         restored ? "Return %s to running from its restored file (up -d)"
+                                  : "Return %s to running (up -d if Consul is stopped)",
+                         u->node);
+            s->path = compose;
+            s->existed = restored;
             involve(p, n);
         }
     }

@@ -471,6 +471,26 @@ in_raft(struct proc_ctx *x, const char *raft_addr)
     return yes;
 }
 
+/* 1 when the server at raft_addr is in raft and its serf member has failed (stopped: it
+ * will not leave raft by itself), 0 otherwise or when unknown. */
+static int
+in_raft_failed(struct proc_ctx *x, const char *raft_addr)
+{
+    void *ref = NULL;
+    int64_t answered = 0;
+    const struct cluster_model *m = x->run->model_get(x->run->ctx, &ref, &answered);
+    if (!m) {
+        return 0;
+    }
+    int yes = 0;
+    for (size_t i = 0; m->raft_known && i < m->n_servers; i++) {
+        yes |= m->servers[i].in_raft && m->servers[i].serf_status == CLUSTER_SERF_FAILED &&
+               cluster_host_equal(m->servers[i].address, raft_addr);
+    }
+    x->run->model_put(x->run->ctx, ref);
+    return yes;
+}
+
 static void
 wait_gone(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
 {
@@ -484,6 +504,17 @@ wait_gone(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
         if (yes == 0) {
             proc_log(x, NULL, "info", "%s is out of raft (after %.1f s)", s->raft_addr,
                      (double)el / 1000);
+            return;
+        }
+        /* the wait before force-leave ends early for a server that stopped while still in
+         * raft (its agent came back under the restart policy after the leave and rejoined
+         * before the down): a failed member never leaves raft by itself */
+        if (s->any_exit && yes > 0 && in_raft_failed(x, s->raft_addr)) {
+            proc_log(x, NULL, "info",
+                     "%s is still in raft and its agent has failed (stopped): it will not leave "
+                     "by itself (after %.1f s)",
+                     s->raft_addr, (double)el / 1000);
+            r->skipped = 1;
             return;
         }
         if (el >= limit) {
@@ -609,7 +640,7 @@ run_ensure(struct proc_ctx *x, const struct pstep *s, int running_wanted, struct
     if (running < 0) {
         return;
     }
-    if (running == running_wanted) {
+    if (running == running_wanted && !(running && s->existed)) {
         proc_log(x, n->name, "info", "Consul is %s on %s, as before",
                  running ? "running" : "stopped", n->name);
         r->skipped = 1;

@@ -405,10 +405,12 @@ node_start(const char *dir, const char *bin, const char *key, const char *contro
     memcpy(n->root, root, sizeof(root));
     char extra[2048], pub[300];
     snprintf(pub, sizeof(pub), "%s.pub", key);
+    /* HOME: the node's root, so that a session's bash does not read the test user's own
+     * .bashrc (see tests/nodes/harness.c) */
     snprintf(extra, sizeof(extra),
              "SetEnv PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin NODE_DIR=%s NODE_IP=%s NODE_NAME=%s "
-             "SIM_CONTROL=%s ASAN_OPTIONS=detect_leaks=0",
-             bin, root, ip, name, control);
+             "SIM_CONTROL=%s ASAN_OPTIONS=detect_leaks=0 HOME=%s",
+             bin, root, ip, name, control, root);
     struct sshd_opts o = {.addr = ip, .authorized_key = pub, .extra_config = extra};
     if (sshd_start(&n->sshd, &o) || sshd_fingerprint(n->sshd.host_key_pub, &n->fp)) {
         return -1;
