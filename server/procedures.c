@@ -1428,10 +1428,10 @@ prep_undo(struct prep *st, int64_t target)
             const struct cluster_server *cs = model_server(st->m, n->address);
             if (!(u->flag & PROC_STATE_IN_RAFT) && ne > 0) {
                 char *name = cs && cs->node[0] ? xstrdup(cs->node) : node_hostname(st, n);
-                char *ra = cs && cs->in_raft ? xstrdup(cs->address)
-                                             : xasprintf(strchr(n->address, ':') ? "[%s]:%d"
-                                                                                  : "%s:%d",
-                                                         n->address, PROC_RAFT_PORT);
+                char *ra = cs && cs->in_raft
+                               ? xstrdup(cs->address)
+                               : xasprintf(strchr(n->address, ':') ? "[%s]:%d" : "%s:%d",
+                                           n->address, PROC_RAFT_PORT);
                 int rc = out_of_raft_steps(st, expect[0], name, ra, 1);
                 free(ra);
                 free(name);

@@ -180,9 +180,8 @@ cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n)
         sh_cmd_free(&one);
         char script[320];
         snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, ports[i]);
-        const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"),
-                                      SH_W("--norc"),      SH_W("--noprofile"),
-                                      SH_W("-c"),          SH_V(script)};
+        const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"), SH_W("--norc"),
+                                      SH_W("--noprofile"), SH_W("-c"), SH_V(script)};
         if ((i > 0 && sh_cmd_op(cmd, SH_AND) != SH_OK) ||
             sh_cmd_add(cmd, argv, ARRAY_LEN(argv), NULL) != SH_OK) {
             sh_cmd_free(cmd);
