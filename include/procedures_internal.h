@@ -100,6 +100,8 @@ int cmd_mv(struct sh_cmd *cmd, const char *from, const char *to);
 int cmd_cp(struct sh_cmd *cmd, const char *from, const char *to); /* cp -p */
 int cmd_mkdir(struct sh_cmd *cmd, const char *dir);               /* mkdir -p */
 int cmd_port(struct sh_cmd *cmd, const char *host, int port);
+/* cmd_port for each of n ports, joined by && (one command per server). */
+int cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n);
 /* 1 when `docker ps` output says the consul container is up. */
 int proc_ps_running(const char *out);
 

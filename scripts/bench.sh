@@ -38,9 +38,10 @@ for b in "$@"; do
 done
 
 # The first load of the console in headless Chromium (tests/e2e/bench-firstload.mjs).
+echo "== first load (Chromium)"
 if [ ! -x "$CONSULATE_BIN" ]; then
     echo "(no $CONSULATE_BIN: the first load not measured)"
-elif echo "== first load (Chromium)" && "$CONSULATE_SRC/scripts/e2e.sh" --prepare; then
+elif "$CONSULATE_SRC/scripts/e2e.sh" --prepare; then
     node "$CONSULATE_SRC/tests/e2e/bench-firstload.mjs" | tee "$out"
     rc=${PIPESTATUS[0]}
     missed=$((missed + $(grep -c 'MISSED' "$out")))

@@ -787,7 +787,17 @@ check_ports(struct prep *st, struct facts *nf, const struct store_node *const *s
         char bad[128] = "";
         size_t o = 0;
         int ssh_fail = 0;
-        for (size_t k = 0; k < ARRAY_LEN(ports); k++) {
+        /* all of a server's ports in one command; only when that fails, each on its own to
+         * name the ones that do not answer */
+        struct sh_cmd all;
+        int all_ok = 0;
+        if (cmd_ports(&all, servers[i]->address, ports, ARRAY_LEN(ports)) == 0) {
+            int status = -1;
+            struct ssh_error err;
+            all_ok = run_quiet(st, nf->n, &all, NULL, &status, &err) == SSH_OK && status == 0;
+            sh_cmd_free(&all);
+        }
+        for (size_t k = 0; !all_ok && k < ARRAY_LEN(ports); k++) {
             struct sh_cmd cmd;
             if (cmd_port(&cmd, servers[i]->address, ports[k]) != 0) {
                 ssh_fail = 1;
@@ -1418,10 +1428,10 @@ prep_undo(struct prep *st, int64_t target)
             const struct cluster_server *cs = model_server(st->m, n->address);
             if (!(u->flag & PROC_STATE_IN_RAFT) && ne > 0) {
                 char *name = cs && cs->node[0] ? xstrdup(cs->node) : node_hostname(st, n);
-                char *ra = cs && cs->in_raft ? xstrdup(cs->address)
-                                             : xasprintf(strchr(n->address, ':') ? "[%s]:%d"
-                                                                                  : "%s:%d",
-                                                         n->address, PROC_RAFT_PORT);
+                char *ra = cs && cs->in_raft
+                               ? xstrdup(cs->address)
+                               : xasprintf(strchr(n->address, ':') ? "[%s]:%d" : "%s:%d",
+                                           n->address, PROC_RAFT_PORT);
                 int rc = out_of_raft_steps(st, expect[0], name, ra, 1);
                 free(ra);
                 free(name);

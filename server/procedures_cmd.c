@@ -165,6 +165,34 @@ cmd_port(struct sh_cmd *cmd, const char *host, int port)
 }
 
 int
+cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n)
+{
+    /* the port checks of cmd_port joined by &&: one remote command for a server's ports
+     * (exit status 0 when every one answers) */
+    sh_cmd_init(cmd);
+    for (size_t i = 0; i < n; i++) {
+        struct sh_cmd one;
+        if (cmd_port(&one, host, ports[i]) != 0) {
+            sh_cmd_free(cmd);
+            sh_cmd_init(cmd);
+            return -1;
+        }
+        sh_cmd_free(&one);
+        char script[320];
+        snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, ports[i]);
+        const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"), SH_W("--norc"),
+                                      SH_W("--noprofile"), SH_W("-c"), SH_V(script)};
+        if ((i > 0 && sh_cmd_op(cmd, SH_AND) != SH_OK) ||
+            sh_cmd_add(cmd, argv, ARRAY_LEN(argv), NULL) != SH_OK) {
+            sh_cmd_free(cmd);
+            sh_cmd_init(cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
 proc_ps_running(const char *out)
 {
     for (const char *line = out; line && *line;) {

@@ -161,7 +161,8 @@ print_breakdown(const cJSON *j)
             first = a;
         }
         if (a && b - a >= 300) {
-            printf("      %5.1f s  %.70s\n", (double)(b - a) / 1000.0, json_get_str(s, "title", ""));
+            printf("      %5.1f s  %.70s\n", (double)(b - a) / 1000.0,
+                   json_get_str(s, "title", ""));
             listed += b - a;
         }
     }
@@ -188,8 +189,8 @@ job_wall_s(const cJSON *j)
 static double
 job_leaderless(const cJSON *j)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(j, "result"), "leaderless_s");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "result"),
+                                                      "leaderless_s");
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 

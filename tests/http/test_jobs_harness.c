@@ -208,8 +208,7 @@ job_wait(int64_t id, int ms)
         struct resp r = client_req(OP, "GET", path, NULL);
         assert_int_equal(r.status, 200);
         const char *st = json_get_str(r.json, "state", "");
-        int done = strcmp(st, "queued") && strcmp(st, "running") &&
-                   strcmp(st, "awaiting_approval");
+        int done = strcmp(st, "queued") && strcmp(st, "running") && strcmp(st, "awaiting_approval");
         if (done || sim_now_ms() > end) {
             cJSON *j = r.json;
             r.json = NULL;
@@ -453,8 +452,9 @@ snapshot(void)
         const struct nodes_node *n = node(i);
         buf_printf(&b, "== %s\n", n->name);
         char *out = NULL;
-        int rc = nodes_run(H, n, "docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.State}} "
-                                 "{{.Image}} {{.Command}}'",
+        int rc = nodes_run(H, n,
+                           "docker ps -a --no-trunc --format '{{.ID}} {{.Names}} {{.State}} "
+                           "{{.Image}} {{.Command}}'",
                            &out);
         buf_printf(&b, "docker ps -a (%d):\n%s", rc, out ? out : "");
         free(out);
@@ -546,9 +546,10 @@ static void
 assert_audited_run(int64_t id, const char *finish_outcome)
 {
     char *a = audit_of(id);
-    if (count_lines(a, "job.request pending olga") != 1 || count_lines(a, "job.request ok olga") != 1 ||
-        count_lines(a, "job.approve ok alice") != 1 || count_lines(a, "job.start ") != 1 ||
-        count_lines(a, "job.step pending") < 1 || count_lines(a, "job.step ok") < 1) {
+    if (count_lines(a, "job.request pending olga") != 1 ||
+        count_lines(a, "job.request ok olga") != 1 || count_lines(a, "job.approve ok alice") != 1 ||
+        count_lines(a, "job.start ") != 1 || count_lines(a, "job.step pending") < 1 ||
+        count_lines(a, "job.step ok") < 1) {
         fail_msg("job %lld: audit incomplete:\n%s", (long long)id, a);
     }
     char want[64];
@@ -585,7 +586,8 @@ reset(void **state)
         struct resp r = client_req(ADMIN, "GET", path, NULL);
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(r.json, "node"), "host_key");
-        int port = (int)json_get_num(cJSON_GetObjectItemCaseSensitive(r.json, "node"), "ssh_port", 0);
+        int port =
+            (int)json_get_num(cJSON_GetObjectItemCaseSensitive(r.json, "node"), "ssh_port", 0);
         bool pinned = strcmp(json_get_str(k, "fingerprint", ""), n->host_key.fingerprint) == 0;
         resp_free(&r);
         if (port != n->sshd.port) {
@@ -785,8 +787,7 @@ test_full_restart(void **state)
     (void)state;
     double a = 0, r = 0;
     add_remove("full-restart", &a, &r, NULL);
-    print_message("full-restart (speed %d): leaderless_s add %.2f s, remove %.2f s\n", SPEED, a,
-                  r);
+    print_message("full-restart (speed %d): leaderless_s add %.2f s, remove %.2f s\n", SPEED, a, r);
     assert_true(a > 0);
     assert_true(r > 0);
 }
@@ -815,8 +816,9 @@ refused(const char *body, const char *name, const char *node_name, const char *w
     }
     print_message("refused: %s %s: %s\n", name, node_name ? node_name : "-", m);
     /* every result is listed: the cluster, and SSH for every host the change involves */
-    assert_true(precheck(j, "cluster_healthy", NULL, 1) || precheck(j, "cluster_healthy", NULL, 0) ||
-                precheck(j, "leader", NULL, 1) || precheck(j, "leader", NULL, 0));
+    assert_true(precheck(j, "cluster_healthy", NULL, 1) ||
+                precheck(j, "cluster_healthy", NULL, 0) || precheck(j, "leader", NULL, 1) ||
+                precheck(j, "leader", NULL, 0));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                          cJSON_GetObjectItemCaseSensitive(j, "plan"), "steps")),
                      0);
@@ -967,13 +969,14 @@ test_precheck_port_unreachable(void **state)
     (void)state;
     char *fw = xasprintf("%s/bin/timeout", node(5)->root);
     assert_int_equal(
-        nodes_write_file(fw, "#!/bin/sh\n"
-                             "case \"$*\" in *'/dev/tcp/127.0.0.12/8300'*)\n"
-                             "  echo 'bash: connect: Connection refused' >&2\n"
-                             "  echo 'bash: line 1: /dev/tcp/127.0.0.12/8300: Connection refused' >&2\n"
-                             "  exit 1;;\n"
-                             "esac\n"
-                             "exec /usr/bin/timeout \"$@\"\n"),
+        nodes_write_file(fw,
+                         "#!/bin/sh\n"
+                         "case \"$*\" in *'/dev/tcp/127.0.0.12/8300'*)\n"
+                         "  echo 'bash: connect: Connection refused' >&2\n"
+                         "  echo 'bash: line 1: /dev/tcp/127.0.0.12/8300: Connection refused' >&2\n"
+                         "  exit 1;;\n"
+                         "esac\n"
+                         "exec /usr/bin/timeout \"$@\"\n"),
         0);
     assert_int_equal(chmod(fw, 0755), 0);
     cJSON *j = refused(ADD5, "ports", "consul-2", "8300");
@@ -1077,7 +1080,8 @@ assert_rolled_back(cJSON *j, const char *before, bool ids, const char *fault_nod
     assert_state(j, "rolled_back");
     int64_t id = job_id(j);
     const cJSON *result = cJSON_GetObjectItemCaseSensitive(j, "result");
-    assert_true(json_get_bool(cJSON_GetObjectItemCaseSensitive(result, "rollback"), "succeeded", 0));
+    assert_true(
+        json_get_bool(cJSON_GetObjectItemCaseSensitive(result, "rollback"), "succeeded", 0));
     int failed = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(j, "steps"))
@@ -1129,14 +1133,15 @@ test_fail_rolling_new_up(void **state)
 {
     (void)state;
     char *before = running_state(true);
-    assert_int_equal(nodes_fault_add(node(5), &(struct nodes_fault){
-                                                  .match = "up -d",
-                                                  .exit_status = 1,
-                                                  .stderr_text = "ERROR: for consul  Cannot start "
-                                                                 "service consul: no space left "
-                                                                 "on device",
-                                                  .times = 1,
-                                              }),
+    assert_int_equal(nodes_fault_add(node(5),
+                                     &(struct nodes_fault){
+                                         .match = "up -d",
+                                         .exit_status = 1,
+                                         .stderr_text = "ERROR: for consul  Cannot start "
+                                                        "service consul: no space left "
+                                                        "on device",
+                                         .times = 1,
+                                     }),
                      0);
     cJSON *j = run_job(ADD5);
     assert_rolled_back(j, before, true, "consul-5");
@@ -1150,14 +1155,15 @@ test_fail_full_restart_third_up(void **state)
 {
     (void)state;
     char *before = running_state(false);
-    assert_int_equal(nodes_fault_add(node(3), &(struct nodes_fault){
-                                                  .match = "up -d",
-                                                  .exit_status = 1,
-                                                  .stderr_text = "ERROR: for consul  Cannot start "
-                                                                 "service consul: no space left "
-                                                                 "on device",
-                                                  .times = 1,
-                                              }),
+    assert_int_equal(nodes_fault_add(node(3),
+                                     &(struct nodes_fault){
+                                         .match = "up -d",
+                                         .exit_status = 1,
+                                         .stderr_text = "ERROR: for consul  Cannot start "
+                                                        "service consul: no space left "
+                                                        "on device",
+                                         .times = 1,
+                                     }),
                      0);
     cJSON *j = run_job("{\"type\":\"node-add\",\"node\":\"consul-5\",\"strategy\":\"full-restart\","
                        "\"reason\":\"grow to five the seed's way\"}");
@@ -1277,9 +1283,10 @@ test_self_approval(void **state)
     assert_state(r.json, "rejected");
     resp_free(&r);
     char *a = audit_of(id);
-    if (count_lines(a, "job.request pending bob") != 1 || count_lines(a, "job.request ok bob") != 1 ||
-        count_lines(a, "job.approve denied bob") != 1 || count_lines(a, "job.reject ok alice") != 1 ||
-        count_lines(a, "job.step") != 0) {
+    if (count_lines(a, "job.request pending bob") != 1 ||
+        count_lines(a, "job.request ok bob") != 1 ||
+        count_lines(a, "job.approve denied bob") != 1 ||
+        count_lines(a, "job.reject ok alice") != 1 || count_lines(a, "job.step") != 0) {
         fail_msg("audit of job %lld:\n%s", (long long)id, a);
     }
     free(a);
