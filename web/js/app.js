@@ -270,9 +270,12 @@ onLangChange(() => {
 });
 
 async function boot() {
+  // The dictionaries and the session side by side: neither waits for the other.
+  const session = api.get('/api/session', null, { noAuthRedirect: true });
+  session.catch(() => {}); // handled below, once the texts are there
   await initI18n();
   try {
-    const s = await api.get('/api/session', null, { noAuthRedirect: true });
+    const s = await session;
     if (s && s.user) setSession(s);
   } catch (e) {
     if (e.status !== 401) {

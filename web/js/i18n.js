@@ -35,7 +35,9 @@ async function load(l) {
 
 async function fetchDict(l) {
   try {
-    return await getStatic(`i18n/${l}.json`);
+    // Beside the modules: under the build's versioned prefix (/v/<hash>/i18n/…, cached for
+    // good) when the binary serves its own files, /i18n/… from a web_root.
+    return await getStatic(new URL(`../i18n/${l}.json`, import.meta.url).pathname);
   } catch (_) {
     return {};
   }
