@@ -34,6 +34,8 @@ struct pstep {
     int has_cmd;
     struct sh_cmd cmd;
     int any_exit;        /* PS_CMD: every exit status is accepted */
+    int end_if_failed;   /* PS_WAIT_GONE: ends (skipped) as soon as the server is in raft with
+                            its agent failed: it will not leave by itself */
     int readonly;        /* changes nothing: no attempt entry before it, no rollback after it */
     struct buf *capture; /* when set, the output lines (or the file read) are kept here */
     int starts_outage;   /* full-restart: the leaderless window starts here */

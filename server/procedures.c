@@ -1036,6 +1036,7 @@ out_of_raft_steps(struct prep *st, const struct store_node *h, const char *name,
         w->raft_addr = xstrdup(raft_addr);
         w->wait_ms = st->x->lim.leave_wait_ms;
         w->any_exit = 1; /* still there: force-leave */
+        w->end_if_failed = 1;
     }
     struct pstep *fl = plan_add(p, PS_CMD_IF_IN_RAFT, h,
                                 wait_first ? "Force %s out when it is still in raft (force-leave)"
@@ -1047,7 +1048,8 @@ out_of_raft_steps(struct prep *st, const struct store_node *h, const char *name,
                                raft_addr, wait_s);
     w->raft_addr = xstrdup(raft_addr);
     w->wait_ms = st->x->lim.leave_wait_ms;
-    w->any_exit = 1; /* still there: remove-peer */
+    w->any_exit = 1; /* still there: remove-peer (this wait lets the force-leave act: the
+                        server is failed, so it does not end early for that) */
     struct pstep *rp =
         plan_add(p, PS_CMD_IF_IN_RAFT, h,
                  "Remove %s from raft when it is still there (remove-peer)", raft_addr);

@@ -360,6 +360,9 @@ test('login with a wrong password shows an error', async () => {
   assert.match(await alert.innerText(), /Wrong user name or password|too many/i);
   assert.match(page.url(), /#\/login/);
   await shot('login-error');
+  await page.goto(base + '/#/login');
+  await page.locator('.login-form').waitFor();
+  await docShots(page, 'login');
 });
 
 test('login with the admin password opens the cluster view', async () => {

@@ -649,6 +649,41 @@ test_remove_dead_server(void **state)
     assert_true(skipped_wait);
 }
 
+/* The server leaves raft between the look and the remove-peer (the leader drops a force-left
+ * server on its own time): the command fails with "address not found", which is the state it
+ * was run for, and the removal succeeds. */
+static void
+test_remove_peer_race(void **state)
+{
+    struct fx *fx = *state;
+    struct w_host *s3 = H(fx, "s3");
+    s3->reachable = 0;
+    s3->stubborn = 1;
+    s3->gone_first = 1;
+    struct proc_request rm = {.type = "node-remove", .node = "s3", .node_gone = 1};
+    int64_t job = new_job(fx, "node-remove", "s3", "queued");
+    struct proc_ctx x = ctx_of(fx, job);
+    struct proc_prep prep;
+    assert_int_equal(proc_prepare(&x, &rm, &prep), 0);
+    assert_false(prep.failed);
+    char *approved = json_print(prep.plan);
+    proc_prep_free(&prep);
+    struct proc_outcome o;
+    assert_int_equal(proc_execute(&x, &rm, approved, &o), 0);
+    free(approved);
+    if (o.end != PROC_SUCCEEDED) {
+        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
+    }
+    proc_outcome_free(&o);
+    assert_true(world_ran(&fx->w, "s1", "remove-peer -address=10.0.0.3:8300"));
+    assert_false(s3->in_raft);
+    assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE "
+                            "'%10.0.0.3:8300 left raft while%does not matter%'") == 1);
+    for (size_t i = 0; i < 2; i++) {
+        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
+    }
+}
+
 static void
 test_remove_dead_server_force_leave_suffices(void **state)
 {
@@ -1349,6 +1384,7 @@ main(void)
         T(test_remove_rejoined_after_leave),
         T(test_remove_full_restart),
         T(test_remove_dead_server),
+        T(test_remove_peer_race),
         T(test_remove_dead_server_force_leave_suffices),
         T(test_precheck_failures_add),
         T(test_precheck_host_keys),

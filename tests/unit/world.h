@@ -48,6 +48,7 @@ struct w_host {
     int cancel_value;
     int write_fail; /* write_file fails */
     int stubborn;   /* force-leave does not drop it from raft */
+    int gone_first; /* it leaves raft just before a remove-peer for it arrives (which fails) */
     int rejoins;    /* after a leave, Docker's restart policy brings the agent back and it
                        retry-joins before anyone runs down */
     char log[2048]; /* docker logs */
@@ -579,6 +580,10 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
                 return 1;
             }
             for (size_t i = 0; i < w->nh; i++) {
+                if (strcmp(w->h[i].ip, ip) == 0 && w->h[i].in_raft && w->h[i].gone_first) {
+                    w->h[i].in_raft = w->h[i].voter = 0;
+                    break; /* the leader removed it on its own time, just before */
+                }
                 if (strcmp(w->h[i].ip, ip) == 0 && w->h[i].in_raft) {
                     w->h[i].in_raft = w->h[i].voter = 0;
                     buf_printf(so, "Removed peer with address \"%s\"\n", words[7] + 9);
