@@ -1236,7 +1236,9 @@ prep_remove(struct prep *st, const struct store_node *rn)
          * it would retry-join; should it slip back into raft meanwhile, it is forced out */
         struct sh_cmd c;
         cmd_consul_leave(&c);
-        cmd_step(p, rn, 0, &c, "Leave the cluster gracefully (consul leave)");
+        /* best effort: an agent that cannot leave gracefully (it does not answer, no
+         * leader) is stopped by the next step and forced out of raft by the ones after */
+        cmd_step(p, rn, 0, &c, "Leave the cluster gracefully (consul leave)")->any_exit = 1;
         compose_cmd_step(p, rn, 0, 0, 0);
         if (out_of_raft_steps(st, h, rs->node, rs->address, 1) != 0) {
             goto out;

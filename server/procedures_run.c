@@ -331,6 +331,11 @@ run_cmd_into(struct proc_ctx *x, const struct store_node *n, const struct sh_cmd
     r->exit_status = status;
     if (status != 0 && !any_exit) {
         res_fail(r, "'%s' on %s exited with status %d", sh_cmd_text(cmd), n->name, status);
+    } else if (status != 0 && !readonly) {
+        proc_log(x, n->name, "info",
+                 "'%s' exited with status %d; the job goes on: the steps after it do not "
+                 "depend on it",
+                 sh_cmd_text(cmd), status);
     }
 }
 
@@ -450,14 +455,19 @@ write_verified(struct proc_ctx *x, const struct store_node *n, const char *path,
     return 0;
 }
 
-/* 1 while the model lists raft_addr in raft; -1 without a model. */
+/* 1 while the model lists raft_addr in raft; -1 without a model, or with one Consul answered
+ * before since (a model older than the step could still show what the step changed). */
 static int
-in_raft(struct proc_ctx *x, const char *raft_addr)
+in_raft(struct proc_ctx *x, const char *raft_addr, int64_t since)
 {
     void *ref = NULL;
     int64_t answered = 0;
     const struct cluster_model *m = x->run->model_get(x->run->ctx, &ref, &answered);
     if (!m) {
+        return -1;
+    }
+    if (answered < since) {
+        x->run->model_put(x->run->ctx, ref);
         return -1;
     }
     int yes = 0;
@@ -474,12 +484,16 @@ in_raft(struct proc_ctx *x, const char *raft_addr)
 /* 1 when the server at raft_addr is in raft and its serf member has failed (stopped: it
  * will not leave raft by itself), 0 otherwise or when unknown. */
 static int
-in_raft_failed(struct proc_ctx *x, const char *raft_addr)
+in_raft_failed(struct proc_ctx *x, const char *raft_addr, int64_t since)
 {
     void *ref = NULL;
     int64_t answered = 0;
     const struct cluster_model *m = x->run->model_get(x->run->ctx, &ref, &answered);
     if (!m) {
+        return 0;
+    }
+    if (answered < since) {
+        x->run->model_put(x->run->ctx, ref);
         return 0;
     }
     int yes = 0;
@@ -491,6 +505,24 @@ in_raft_failed(struct proc_ctx *x, const char *raft_addr)
     return yes;
 }
 
+/* in_raft from a model Consul answered after this call began (the watcher is poked and
+ * polled, at most FRESH_MS); -1 when none came. */
+#define FRESH_MS 3000
+static int
+in_raft_fresh(struct proc_ctx *x, const char *raft_addr)
+{
+    const struct proc_runner *run = x->run;
+    int64_t t0 = run->now_ms(run->ctx);
+    for (;;) {
+        run->model_refresh(run->ctx);
+        int yes = in_raft(x, raft_addr, t0);
+        if (yes >= 0 || run->now_ms(run->ctx) - t0 >= FRESH_MS ||
+            run->sleep_ms(run->ctx, x->lim.gate_poll_ms, x->abort)) {
+            return yes;
+        }
+    }
+}
+
 static void
 wait_gone(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
 {
@@ -499,7 +531,7 @@ wait_gone(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
     int64_t t0 = run->now_ms(run->ctx);
     for (;;) {
         run->model_refresh(run->ctx);
-        int yes = in_raft(x, s->raft_addr);
+        int yes = in_raft(x, s->raft_addr, t0);
         int64_t el = run->now_ms(run->ctx) - t0;
         if (yes == 0) {
             proc_log(x, NULL, "info", "%s is out of raft (after %.1f s)", s->raft_addr,
@@ -509,7 +541,7 @@ wait_gone(struct proc_ctx *x, const struct pstep *s, struct step_res *r)
         /* the wait before force-leave ends early for a server that stopped while still in
          * raft (its agent came back under the restart policy after the leave and rejoined
          * before the down): a failed member never leaves raft by itself */
-        if (s->end_if_failed && yes > 0 && in_raft_failed(x, s->raft_addr)) {
+        if (s->end_if_failed && yes > 0 && in_raft_failed(x, s->raft_addr, t0)) {
             proc_log(x, NULL, "info",
                      "%s is still in raft and its agent has failed (stopped): it will not leave "
                      "by itself (after %.1f s)",
@@ -689,7 +721,7 @@ run_one(struct proc_ctx *x, struct pstep *s, struct step_res *r)
         wait_gone(x, s, r);
         break;
     case PS_CMD_IF_IN_RAFT: {
-        int yes = in_raft(x, s->raft_addr);
+        int yes = in_raft_fresh(x, s->raft_addr);
         if (yes == 0) {
             proc_log(x, s->node->name, "info", "%s is out of raft: '%s' is not needed",
                      s->raft_addr, sh_cmd_text(&s->cmd));
@@ -700,8 +732,7 @@ run_one(struct proc_ctx *x, struct pstep *s, struct step_res *r)
              * force-left server on its own time): then the command's failure ("not found in
              * the Raft configuration") is the state it was run for. */
             if (r->failed == 1 && r->has_exit) {
-                x->run->model_refresh(x->run->ctx);
-                if (in_raft(x, s->raft_addr) == 0) {
+                if (in_raft_fresh(x, s->raft_addr) == 0) {
                     proc_log(x, s->node->name, "info",
                              "%s left raft while '%s' ran: its exit status %d does not matter",
                              s->raft_addr, sh_cmd_text(&s->cmd), r->exit_status);

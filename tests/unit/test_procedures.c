@@ -545,6 +545,41 @@ test_remove_rolling_and_identity(void **state)
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE '%.bak-%'") > 0);
 }
 
+/* A graceful leave that fails (the agent does not answer it) does not stop the removal:
+ * down stops the agent, force-leave takes it out of raft, the log says so. */
+static void
+test_remove_leave_fails(void **state)
+{
+    struct fx *fx = *state;
+    H(fx, "s3")->leave_fails = 1;
+    struct proc_request rm = {.type = "node-remove", .node = "s3"};
+    int64_t job = new_job(fx, "node-remove", "s3", "queued");
+    struct proc_ctx x = ctx_of(fx, job);
+    struct proc_outcome o;
+    assert_int_equal(proc_execute(&x, &rm, NULL, &o), 0);
+    if (o.end != PROC_SUCCEEDED) {
+        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
+    }
+    proc_outcome_free(&o);
+    assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
+    assert_false(H(fx, "s3")->in_raft);
+    assert_false(H(fx, "s3")->running);
+    assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE "
+                            "'%consul leave'' exited with status 1; the job goes on%'") == 1);
+    struct steps st = steps_of(fx, job);
+    int leave_seen = 0;
+    for (int i = 0; i < st.n; i++) {
+        if (strncmp(st.v[i].title, "Leave the cluster gracefully", 28) == 0) {
+            leave_seen = 1;
+            assert_string_equal(st.v[i].state, "succeeded");
+        }
+    }
+    assert_true(leave_seen);
+    for (size_t i = 0; i < 2; i++) {
+        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
+    }
+}
+
 /* Docker's restart policy brings the left agent back before down stops it: it is a failed
  * member in raft, forced out with force-leave; the removal still succeeds. */
 static void
@@ -1385,6 +1420,7 @@ main(void)
         T(test_remove_full_restart),
         T(test_remove_dead_server),
         T(test_remove_peer_race),
+        T(test_remove_leave_fails),
         T(test_remove_dead_server_force_leave_suffices),
         T(test_precheck_failures_add),
         T(test_precheck_host_keys),

@@ -49,6 +49,7 @@ struct w_host {
     int write_fail; /* write_file fails */
     int stubborn;   /* force-leave does not drop it from raft */
     int gone_first; /* it leaves raft just before a remove-peer for it arrives (which fails) */
+    int leave_fails; /* consul leave errors out and changes nothing */
     int rejoins;    /* after a leave, Docker's restart policy brings the agent back and it
                        retry-joins before anyone runs down */
     char log[2048]; /* docker logs */
@@ -520,6 +521,10 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
         }
         const char *sub = words[4];
         struct w_host *lead = w_leader(w);
+        if (strcmp(sub, "leave") == 0 && h->leave_fails) {
+            buf_puts(se, "Error leaving: Put \"http://127.0.0.1:8500/v1/agent/leave\": EOF\n");
+            return 1;
+        }
         if (strcmp(sub, "leave") == 0) {
             w->mutations++;
             h->in_raft = h->voter = 0;
