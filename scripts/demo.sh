@@ -109,7 +109,6 @@ cat >"$dir/config.json" <<JSON
 {
   "listen": "$listen",
   "database": "$dir/consulate.db",
-  "web_root": "$PWD/web",
   "consul": {"addresses": $addrs, "exporter_port": $exporter_port, "exporter_interval_s": 5}
 }
 JSON
