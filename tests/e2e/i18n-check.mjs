@@ -3,7 +3,8 @@
 // keys the code builds from API enums, listed below). The cluster problem codes are read
 // from the server's own table (problem_names in server/cluster.c), so a code added there
 // without its problem.<code> and problem.<code>.title texts fails this check, and so does
-// a problem.* text for a code the server no longer has. Exits non-zero on any problem.
+// a problem.* text for a code the server no longer has; likewise the diagnose finding codes
+// (server/procedures_diag.c, finding.<code>). Exits non-zero on any problem.
 // Usage: node tests/e2e/i18n-check.mjs
 import fs from 'node:fs';
 import path from 'node:path';
@@ -65,6 +66,23 @@ export function problemCodes(root = ROOT) {
   return { codes, errors };
 }
 
+// The diagnose finding codes (finding(list, "code", …) in server/procedures_diag.c), which
+// web/js/views/job.js titles from finding.<code> and lists in its FINDINGS array: the two
+// must agree. Returns { codes, errors }.
+export function findingCodes(root = ROOT) {
+  const errors = [];
+  const src = fs.readFileSync(path.join(root, 'server/procedures_diag.c'), 'utf8');
+  const codes = [...new Set(Array.from(src.matchAll(/\bfinding\(\s*list,\s*"([a-z0-9_]+)"/g), (m) => m[1]))].sort();
+  if (!codes.length) errors.push('server/procedures_diag.c: no finding(list, "code", …) found');
+  const js = fs.readFileSync(path.join(root, 'web/js/views/job.js'), 'utf8');
+  const arr = /const FINDINGS = \[([\s\S]*?)\];/.exec(js);
+  const listed = arr ? Array.from(arr[1].matchAll(/'([a-z0-9_]+)'/g), (m) => m[1]).sort() : [];
+  if (!arr) errors.push('web/js/views/job.js: the FINDINGS list was not found');
+  for (const c of codes) if (!listed.includes(c)) errors.push(`web/js/views/job.js: FINDINGS lacks ${c} (server/procedures_diag.c)`);
+  for (const c of listed) if (!codes.includes(c)) errors.push(`web/js/views/job.js: FINDINGS has ${c}, which server/procedures_diag.c never reports`);
+  return { codes, errors };
+}
+
 const NAMESPACES = ['common', 'nav', 'topbar', 'conn', 'role', 'outcome', 'serf', 'check', 'time', 'error',
   'login', 'cluster', 'problem', 'health', 'kv', 'audit', 'users', 'nodes', 'jobs', 'job', 'wizard', 'plan', 'log'];
 
@@ -87,6 +105,8 @@ function placeholders(s) {
 export function checkI18n(root = ROOT) {
   const web = path.join(root, 'web');
   const { codes: problems, errors } = problemCodes(root);
+  const findings = findingCodes(root);
+  errors.push(...findings.errors);
   const notes = [];
   const en = JSON.parse(fs.readFileSync(path.join(web, 'i18n/en.json'), 'utf8'));
   const zh = JSON.parse(fs.readFileSync(path.join(web, 'i18n/zh-CN.json'), 'utf8'));
@@ -122,6 +142,13 @@ export function checkI18n(root = ROOT) {
     used.set(`problem.${code}`, 'server/cluster.c');
     used.set(`problem.${code}.title`, 'server/cluster.c');
   }
+  for (const code of findings.codes) used.set(`finding.${code}`, 'server/procedures_diag.c');
+  for (const k of Object.keys(en)) {
+    const f = /^finding\.([a-z0-9_]+)$/.exec(k);
+    if (f && findings.codes.length && !findings.codes.includes(f[1])) {
+      errors.push(`${k}: no finding code ${f[1]} in server/procedures_diag.c`);
+    }
+  }
   for (const k of Object.keys(en)) {
     const m = /^problem\.([a-z0-9_]+)(\.title)?$/.exec(k);
     if (m && problems.length && !problems.includes(m[1])) {
@@ -132,7 +159,8 @@ export function checkI18n(root = ROOT) {
   for (const [k, file] of used) {
     if (/[._]$/.test(k)) continue; // a prefix the code completes at run time
     literal += 1;
-    const what = file === 'server/cluster.c' ? `problem code text '${k}'` : `t('${k}')`;
+    const what = file === 'server/cluster.c' ? `problem code text '${k}'`
+      : file === 'server/procedures_diag.c' ? `finding code text '${k}'` : `t('${k}')`;
     if (!(k in en)) errors.push(`${file}: ${what} missing from en.json`);
     if (!(k in zh)) errors.push(`${file}: ${what} missing from zh-CN.json`);
   }

@@ -345,6 +345,14 @@ test('translations: a problem code without its texts fails the check', () => {
   });
   ({ errors } = checkI18n(dir));
   assert.ok(errors.some((e) => /no name for CLUSTER_P_UNNAMED/.test(e)), errors.join('\n'));
+  // A diagnose finding the server reports that the job page neither lists nor translates.
+  dir = i18nCopy((d) => {
+    const c = path.join(d, 'server/procedures_diag.c');
+    fs.writeFileSync(c, fs.readFileSync(c, 'utf8') + '\n/* finding(list, "disk_full", m, NULL); */\n');
+  });
+  ({ errors } = checkI18n(dir));
+  assert.ok(errors.some((e) => /FINDINGS lacks disk_full/.test(e)), errors.join('\n'));
+  assert.ok(errors.some((e) => e.includes("'finding.disk_full' missing from zh-CN.json")), errors.join('\n'));
 });
 
 test('healthz answers', async () => {
