@@ -688,10 +688,9 @@ version_check(struct prep *st, struct facts *f, int docker)
     return ok;
 }
 
-/* The new node's hostname must not already be a Consul node name (the seed's "Node name
- * conflicts"). *hostname gets it (newly allocated) when read. */
-static void
-check_hostname(struct prep *st, struct facts *f, char **hostname)
+/* The hostname n prints (newly allocated), or NULL when it cannot be read. */
+static char *
+read_hostname(struct prep *st, const struct store_node *n)
 {
     struct sh_cmd cmd;
     cmd_hostname(&cmd);
@@ -699,10 +698,21 @@ check_hostname(struct prep *st, struct facts *f, char **hostname)
     buf_init(&out, 4096);
     int status = -1;
     struct ssh_error err;
-    int rc = run_quiet(st, f->n, &cmd, &out, &status, &err);
+    int rc = run_quiet(st, n, &cmd, &out, &status, &err);
     sh_cmd_free(&cmd);
     const char *h = trimmed(&out);
-    if (rc != SSH_OK || status != 0 || !h[0]) {
+    char *name = rc == SSH_OK && status == 0 && h[0] ? xstrdup(h) : NULL;
+    buf_free(&out);
+    return name;
+}
+
+/* The new node's hostname must not already be a Consul node name (the seed's "Node name
+ * conflicts"). *hostname gets it (newly allocated) when read. */
+static void
+check_hostname(struct prep *st, struct facts *f, char **hostname)
+{
+    char *h = read_hostname(st, f->n);
+    if (!h) {
         pc_add(st, "hostname", f->n->name, 0, 1, "cannot read the hostname of %s", f->n->name);
     } else {
         const char *clash = NULL, *clash_addr = NULL;
@@ -727,10 +737,11 @@ check_hostname(struct prep *st, struct facts *f, char **hostname)
         } else {
             pc_add(st, "hostname", f->n->name, 1, 1, "hostname '%s' is not a Consul member name",
                    h);
-            *hostname = xstrdup(h);
+            *hostname = h;
+            h = NULL;
         }
     }
-    buf_free(&out);
+    free(h);
 }
 
 /* The data dir: absent or empty is fine; otherwise it is moved aside by a step. Returns 1
@@ -1335,18 +1346,8 @@ undo_list_free(struct undo_list *l)
 static char *
 node_hostname(struct prep *st, const struct store_node *n)
 {
-    struct sh_cmd cmd;
-    cmd_hostname(&cmd);
-    struct buf out;
-    buf_init(&out, 4096);
-    int status = -1;
-    struct ssh_error err;
-    int rc = run_quiet(st, n, &cmd, &out, &status, &err);
-    sh_cmd_free(&cmd);
-    const char *h = trimmed(&out);
-    char *name = xstrdup(rc == SSH_OK && status == 0 && h[0] ? h : n->name);
-    buf_free(&out);
-    return name;
+    char *h = read_hostname(st, n);
+    return h ? h : xstrdup(n->name);
 }
 
 /* Builds the rollback of job target from its undo records into st->p (no prechecks beyond

@@ -142,48 +142,51 @@ cmd_mkdir(struct sh_cmd *cmd, const char *dir)
     BUILD(cmd, SH_W("mkdir"), SH_W("-p"), SH_V(dir));
 }
 
-int
-cmd_port(struct sh_cmd *cmd, const char *host, int port)
+/* One port check: `timeout 3 bash --norc --noprofile -c '</dev/tcp/HOST/PORT'` appended to
+ * cmd (after && when and_then). bash opens the TCP connection itself; the host is an
+ * inventory address (validated here: letters, digits, '.', ':', '-') and the port a number,
+ * so the script is plain text. --norc --noprofile: a slow or noisy ~/.bashrc on the host
+ * must not eat the 3 s. -1 for a host that is not such an address. */
+static int
+add_port_check(struct sh_cmd *cmd, const char *host, int port, int and_then)
 {
-    /* bash opens the TCP connection itself; the host is an inventory address (validated:
-     * letters, digits, '.', ':', '-') and the port a number, so the script is plain text.
-     * --norc --noprofile: a slow or noisy ~/.bashrc on the host must not eat the 3 s. */
     char script[320];
     if (snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, port) >= (int)sizeof(script)) {
-        sh_cmd_init(cmd);
         return -1;
     }
     for (const char *p = host; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '.' || *p == ':' || *p == '-')) {
-            sh_cmd_init(cmd);
             return -1;
         }
     }
-    BUILD(cmd, SH_W("timeout"), SH_W("3"), SH_W("bash"), SH_W("--norc"), SH_W("--noprofile"),
-          SH_W("-c"), SH_V(script));
+    const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"), SH_W("--norc"),
+                                  SH_W("--noprofile"), SH_W("-c"), SH_V(script)};
+    if (and_then && sh_cmd_op(cmd, SH_AND) != SH_OK) {
+        return -1;
+    }
+    struct sh_error e;
+    if (sh_cmd_add(cmd, argv, ARRAY_LEN(argv), &e) != SH_OK) {
+        log_warn("procedures: a remote command was refused: %s", e.message);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cmd_port(struct sh_cmd *cmd, const char *host, int port)
+{
+    return cmd_ports(cmd, host, &port, 1);
 }
 
 int
 cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n)
 {
-    /* the port checks of cmd_port joined by &&: one remote command for a server's ports
-     * (exit status 0 when every one answers) */
+    /* the port checks joined by &&: one remote command for a server's ports (exit status 0
+     * when every one answers) */
     sh_cmd_init(cmd);
     for (size_t i = 0; i < n; i++) {
-        struct sh_cmd one;
-        if (cmd_port(&one, host, ports[i]) != 0) {
-            sh_cmd_free(cmd);
-            sh_cmd_init(cmd);
-            return -1;
-        }
-        sh_cmd_free(&one);
-        char script[320];
-        snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, ports[i]);
-        const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"), SH_W("--norc"),
-                                      SH_W("--noprofile"), SH_W("-c"), SH_V(script)};
-        if ((i > 0 && sh_cmd_op(cmd, SH_AND) != SH_OK) ||
-            sh_cmd_add(cmd, argv, ARRAY_LEN(argv), NULL) != SH_OK) {
+        if (add_port_check(cmd, host, ports[i], i > 0) != 0) {
             sh_cmd_free(cmd);
             sh_cmd_init(cmd);
             return -1;

@@ -545,6 +545,30 @@ test_remove_rolling_and_identity(void **state)
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE '%.bak-%'") > 0);
 }
 
+/* Runs req (a new job for s3) to its end, which must be succeeded; returns the job's id. */
+static int64_t
+run_s3_ok(struct fx *fx, const struct proc_request *req)
+{
+    int64_t job = new_job(fx, req->type, "s3", "queued");
+    struct proc_ctx x = ctx_of(fx, job);
+    struct proc_outcome o;
+    assert_int_equal(proc_execute(&x, req, NULL, &o), 0);
+    if (o.end != PROC_SUCCEEDED) {
+        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
+    }
+    proc_outcome_free(&o);
+    return job;
+}
+
+/* s3 (10.0.0.3) is in no remaining server's retry-join list. */
+static void
+assert_s3_unlisted(struct fx *fx)
+{
+    for (size_t i = 0; i < 2; i++) {
+        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
+    }
+}
+
 /* A graceful leave that fails (the agent does not answer it) does not stop the removal:
  * down stops the agent, force-leave takes it out of raft, the log says so. */
 static void
@@ -553,14 +577,7 @@ test_remove_leave_fails(void **state)
     struct fx *fx = *state;
     H(fx, "s3")->leave_fails = 1;
     struct proc_request rm = {.type = "node-remove", .node = "s3"};
-    int64_t job = new_job(fx, "node-remove", "s3", "queued");
-    struct proc_ctx x = ctx_of(fx, job);
-    struct proc_outcome o;
-    assert_int_equal(proc_execute(&x, &rm, NULL, &o), 0);
-    if (o.end != PROC_SUCCEEDED) {
-        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
-    }
-    proc_outcome_free(&o);
+    int64_t job = run_s3_ok(fx, &rm);
     assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
     assert_false(H(fx, "s3")->in_raft);
     assert_false(H(fx, "s3")->running);
@@ -575,9 +592,7 @@ test_remove_leave_fails(void **state)
         }
     }
     assert_true(leave_seen);
-    for (size_t i = 0; i < 2; i++) {
-        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
-    }
+    assert_s3_unlisted(fx);
 }
 
 /* Docker's restart policy brings the left agent back before down stops it: it is a failed
@@ -588,21 +603,12 @@ test_remove_rejoined_after_leave(void **state)
     struct fx *fx = *state;
     H(fx, "s3")->rejoins = 1;
     struct proc_request rm = {.type = "node-remove", .node = "s3"};
-    int64_t job = new_job(fx, "node-remove", "s3", "queued");
-    struct proc_ctx x = ctx_of(fx, job);
-    struct proc_outcome o;
-    assert_int_equal(proc_execute(&x, &rm, NULL, &o), 0);
-    if (o.end != PROC_SUCCEEDED) {
-        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
-    }
-    proc_outcome_free(&o);
+    run_s3_ok(fx, &rm);
     assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
     assert_false(world_ran(&fx->w, "s1", "remove-peer"));
     assert_false(H(fx, "s3")->in_raft);
     assert_false(H(fx, "s3")->running);
-    for (size_t i = 0; i < 2; i++) {
-        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
-    }
+    assert_s3_unlisted(fx);
 }
 
 static void
@@ -714,9 +720,7 @@ test_remove_peer_race(void **state)
     assert_false(s3->in_raft);
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE "
                             "'%10.0.0.3:8300 left raft while%does not matter%'") == 1);
-    for (size_t i = 0; i < 2; i++) {
-        assert_null(strstr(world_file(&fx->w, fx->w.h[i].name, W_COMPOSE), "10.0.0.3"));
-    }
+    assert_s3_unlisted(fx);
 }
 
 static void
