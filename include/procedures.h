@@ -93,7 +93,7 @@ struct proc_runner {
 struct proc_limits {
     int command_timeout_ms; /* one remote command */
     int gate_timeout_ms;    /* the gate (and the wait for a server to leave raft) */
-    int gate_poll_ms;       /* how often the gate looks at the model (250) */
+    int gate_poll_ms;       /* how often the gate looks at the model (100) */
     int leave_wait_ms;      /* node-remove of a dead server: how long force-leave may take to
                                drop it from raft before remove-peer (10000) */
 };

@@ -66,6 +66,8 @@ struct proc_plan {
     size_t n, cap;
     int leader_watch; /* measure the leaderless seconds from the first starts_outage step */
     char **involved;  /* inventory names whose running state is recorded before the run */
+    int *running;     /* per involved node, as the prechecks saw it: 1 Consul runs, 0 it does not,
+                         -1 not known (then docker ps asks before the run) */
     size_t n_involved;
     const char *gone; /* node_gone: the dead node (borrowed from inv) */
 };
@@ -101,9 +103,9 @@ int cmd_ls(struct sh_cmd *cmd, const char *path);                     /* ls -A p
 int cmd_mv(struct sh_cmd *cmd, const char *from, const char *to);
 int cmd_cp(struct sh_cmd *cmd, const char *from, const char *to); /* cp -p */
 int cmd_mkdir(struct sh_cmd *cmd, const char *dir);               /* mkdir -p */
-int cmd_port(struct sh_cmd *cmd, const char *host, int port);
-/* cmd_port for each of n ports, joined by && (one command per server). */
-int cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n);
+/* Every port of every host reachable, as one remote command (timeout 3 bash … /dev/tcp). */
+int cmd_ports_of(struct sh_cmd *cmd, const char *const *hosts, size_t nh, const int *ports,
+                 size_t np);
 /* 1 when `docker ps` output says the consul container is up. */
 int proc_ps_running(const char *out);
 

@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define PEERS_EVERY_MS 1000 /* list-peers over SSH at most this often */
+/* how long the gate naps while it waits only for the watcher's answer to its poke */
+#define GATE_FRESH_NAP_MS 20
 
 static const struct cluster_server *
 raft_at(const struct cluster_model *m, const char *addr)
@@ -249,7 +251,9 @@ gate_wait(struct proc_ctx *x, const struct gate_expect *e, int timeout_ms, cJSON
     const struct proc_runner *run = x->run;
     int64_t t0 = run->now_ms(run->ctx), last_peers = t0 - PEERS_EVERY_MS;
     char why[600] = "", said[600] = "", leader[128] = "";
-    int rounds = 0, rc, servers = 0;
+    int rounds = 0, rc, servers = 0, fresh_wait = 0;
+    int poll = x->lim.gate_poll_ms > 0 ? x->lim.gate_poll_ms : 250;
+    int64_t poked = 0;
     proc_log(x, NULL, "info",
              "gate: waiting for %zu servers in raft, all voters, one leader, "
              "autopilot healthy%s",
@@ -261,12 +265,19 @@ gate_wait(struct proc_ctx *x, const struct gate_expect *e, int timeout_ms, cJSON
             break;
         }
         rounds++;
-        run->model_refresh(run->ctx);
+        /* a poke asks the watcher for a new answer at once; while only waiting for that
+         * answer, the gate looks often but pokes no more than once a poll */
+        int64_t now0 = run->now_ms(run->ctx);
+        if (!fresh_wait || now0 - poked >= poll) {
+            run->model_refresh(run->ctx);
+            poked = now0;
+        }
         void *ref = NULL;
         int64_t answered = 0;
         const struct cluster_model *m = run->model_get(run->ctx, &ref, &answered);
         int ok = 0;
-        if (m && answered < t0) {
+        fresh_wait = m && answered < t0;
+        if (fresh_wait) {
             snprintf(why, sizeof(why), "waiting for a fresh answer from Consul");
         } else if (gate_check_model(m, e, why, sizeof(why))) {
             int64_t now = run->now_ms(run->ctx);
@@ -300,7 +311,7 @@ gate_wait(struct proc_ctx *x, const struct gate_expect *e, int timeout_ms, cJSON
             proc_log(x, NULL, "error", "gate: not passed after %.1f s: %s", (double)el / 1000, why);
             break;
         }
-        int nap = x->lim.gate_poll_ms > 0 ? x->lim.gate_poll_ms : 250;
+        int nap = fresh_wait && poll > GATE_FRESH_NAP_MS ? GATE_FRESH_NAP_MS : poll;
         if (run->sleep_ms(run->ctx, nap, x->abort)) {
             rc = GATE_CANCELLED;
             snprintf(why, sizeof(why), "stopped");

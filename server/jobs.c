@@ -299,7 +299,7 @@ limits_of(const struct config *cfg)
     struct proc_limits l = {
         .command_timeout_ms = cfg->jobs_command_timeout_s * 1000,
         .gate_timeout_ms = cfg->jobs_gate_timeout_s * 1000,
-        .gate_poll_ms = 250,
+        .gate_poll_ms = 100, /* the watcher answers a poke at most every 100 ms */
         .leave_wait_ms = 10000,
     };
     if (l.leave_wait_ms > l.gate_timeout_ms) {

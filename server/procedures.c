@@ -76,6 +76,7 @@ plan_free(struct proc_plan *p)
     }
     free(p->inv);
     strv_free(p->involved, p->n_involved);
+    free(p->running);
     memset(p, 0, sizeof(*p));
 }
 
@@ -141,16 +142,29 @@ proc_backup_path(const char *path, int64_t job, const char *what)
     return xasprintf("%s.%s-%lld", path, what, (long long)job);
 }
 
+/* n is involved in the plan; running: whether Consul runs on it as the prechecks saw it (1,
+ * 0, or -1 when they did not look). */
 static void
-involve(struct proc_plan *p, const struct store_node *n)
+involve_seen(struct proc_plan *p, const struct store_node *n, int running)
 {
     for (size_t i = 0; i < p->n_involved; i++) {
         if (strcmp(p->involved[i], n->name) == 0) {
+            if (running >= 0) {
+                p->running[i] = running;
+            }
             return;
         }
     }
     p->involved = xrealloc(p->involved, (p->n_involved + 1) * sizeof(char *));
+    p->running = xrealloc(p->running, (p->n_involved + 1) * sizeof(int));
+    p->running[p->n_involved] = running;
     p->involved[p->n_involved++] = xstrdup(n->name);
+}
+
+static void
+involve(struct proc_plan *p, const struct store_node *n)
+{
+    involve_seen(p, n, -1);
 }
 
 static int
@@ -175,6 +189,7 @@ struct prep {
     cJSON *warnings;
     cJSON *diffs;
     char *summary;
+    cJSON *held; /* on a chain's thread: its log lines, [node, stream, text] (see run_chains) */
 };
 
 static void pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking,
@@ -201,8 +216,19 @@ pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking
     cJSON_AddBoolToObject(o, "blocking", blocking);
     cJSON_AddStringToObject(o, "message", msg);
     cJSON_AddItemToArray(st->out->prechecks, o);
-    proc_log(st->x, node, ok ? "info" : "error", "precheck %s: %s: %s", name,
-             ok ? "ok" : (blocking ? "FAILED" : "warning"), msg);
+    const char *stream = ok ? "info" : "error";
+    const char *verdict = ok ? "ok" : (blocking ? "FAILED" : "warning");
+    if (st->held) {
+        cJSON *l = cJSON_CreateArray();
+        cJSON_AddItemToArray(l, node ? cJSON_CreateString(node) : cJSON_CreateNull());
+        cJSON_AddItemToArray(l, cJSON_CreateString(stream));
+        char *t = xasprintf("precheck %s: %s: %s", name, verdict, msg);
+        cJSON_AddItemToArray(l, cJSON_CreateString(t));
+        free(t);
+        cJSON_AddItemToArray(st->held, l);
+    } else {
+        proc_log(st->x, node, stream, "precheck %s: %s: %s", name, verdict, msg);
+    }
     if (!ok && blocking) {
         if (!st->out->failed) {
             st->out->error = xstrdup(msg);
@@ -240,6 +266,7 @@ struct facts {
     size_t fixed_len;
     int trap;                    /* the file has the backslash trap */
     struct compose_command *cmd; /* of fixed */
+    char *hostname;              /* what hostname printed in the ssh precheck (NULL: nothing) */
 };
 
 static void
@@ -248,6 +275,7 @@ facts_free(struct facts *f)
     free(f->compose_path);
     free(f->compose);
     free(f->fixed);
+    free(f->hostname);
     compose_command_free(f->cmd);
     memset(f, 0, sizeof(*f));
 }
@@ -302,6 +330,10 @@ check_ssh(struct prep *st, struct facts *f, int expect_dead)
     int status = -1;
     int rc = run_quiet(st, n, &cmd, &out, &status, &err);
     sh_cmd_free(&cmd);
+    if (rc == SSH_OK && status == 0 && trimmed(&out)[0]) {
+        free(f->hostname);
+        f->hostname = xstrdup(trimmed(&out));
+    }
     buf_free(&out);
     if (rc == SSH_ERR_HOST_KEY_CHANGED) {
         pc_add(st, "ssh", n->name, 0, 1,
@@ -451,6 +483,81 @@ check_compose(struct prep *st, struct facts *f, int required)
     }
 }
 
+/* ---------------------------------------------------------------- chains side by side */
+
+/* The prechecks of several nodes run side by side: one chain of remote commands per node, each
+ * on a thread of its own (ssh_fan_out), so they take as long as the slowest node's, not the
+ * sum. A chain records into a prep of its own (prechecks, warnings, its log lines held), and
+ * run_chains then records those in the order of the chains: the prechecks, the log and the
+ * first error read as if the chains had run one after another. A chain reads the shared model,
+ * request and inventory, and never the database. */
+typedef void (*chain_fn)(struct prep *st, size_t i, void *arg);
+
+struct chains {
+    struct prep *sub;
+    chain_fn fn;
+    void *arg;
+};
+
+static void
+chain_main(void *arg, size_t i)
+{
+    struct chains *cs = arg;
+    cs->fn(&cs->sub[i], i, cs->arg);
+}
+
+/* Moves every item of from to the end of to. */
+static void
+move_items(cJSON *to, cJSON *from)
+{
+    while (cJSON_GetArraySize(from) > 0) {
+        cJSON_AddItemToArray(to, cJSON_DetachItemFromArray(from, 0));
+    }
+}
+
+static void
+run_chains(struct prep *st, size_t n, chain_fn fn, void *arg)
+{
+    if (n == 0) {
+        return;
+    }
+    struct chains cs = {xcalloc(n, sizeof(struct prep)), fn, arg};
+    struct proc_prep *out = xcalloc(n, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        cs.sub[i] = *st;
+        out[i].prechecks = cJSON_CreateArray();
+        cs.sub[i].out = &out[i];
+        cs.sub[i].warnings = cJSON_CreateArray();
+        cs.sub[i].diffs = NULL;
+        cs.sub[i].summary = NULL;
+        cs.sub[i].held = cJSON_CreateArray();
+    }
+    ssh_fan_out(n, n, chain_main, &cs);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *l;
+        cJSON_ArrayForEach(l, cs.sub[i].held)
+        {
+            const cJSON *node = cJSON_GetArrayItem(l, 0);
+            proc_log(st->x, cJSON_IsString(node) ? node->valuestring : NULL,
+                     cJSON_GetArrayItem(l, 1)->valuestring, "%s",
+                     cJSON_GetArrayItem(l, 2)->valuestring);
+        }
+        move_items(st->out->prechecks, out[i].prechecks);
+        move_items(st->warnings, cs.sub[i].warnings);
+        if (out[i].failed && !st->out->failed) {
+            st->out->error = out[i].error;
+            out[i].error = NULL;
+        }
+        st->out->failed |= out[i].failed;
+        free(out[i].error);
+        cJSON_Delete(out[i].prechecks);
+        cJSON_Delete(cs.sub[i].warnings);
+        cJSON_Delete(cs.sub[i].held);
+    }
+    free(out);
+    free(cs.sub);
+}
+
 /* ---------------------------------------------------------------- the cluster */
 
 /* The raft servers of the model as inventory nodes (borrowed from p), in the model's order
@@ -483,6 +590,15 @@ model_server(const struct cluster_model *m, const char *address)
         }
     }
     return NULL;
+}
+
+/* 1 when the model has n as a server alive in gossip (its agent, so its container, runs);
+ * -1 when that says nothing (docker ps is asked before the run). */
+static int
+alive_now(struct prep *st, const struct store_node *n)
+{
+    const struct cluster_server *s = model_server(st->m, n->address);
+    return s && s->serf_status == CLUSTER_SERF_ALIVE ? 1 : -1;
 }
 
 /* The model is usable, and the cluster healthy now (the gate's conditions over the servers
@@ -635,8 +751,8 @@ same_text(const char *t, size_t tlen, const char *orig, size_t olen)
     return t && orig && tlen == olen && memcmp(t, orig, olen) == 0;
 }
 
-/* The writes of the edited server files (n of them, new_text owned by the steps); a file the
- * edit left as it was gets no step. */
+/* The writes of the edited server files (n of them, new_text owned by the steps), side by side
+ * when group > 0 (a write restarts nothing); a file the edit left as it was gets no step. */
 static void
 edit_steps(struct proc_plan *p, struct facts *sf, char **new_text, const size_t *new_len, size_t n,
            int group, const char *what)
@@ -711,7 +827,8 @@ read_hostname(struct prep *st, const struct store_node *n)
 static void
 check_hostname(struct prep *st, struct facts *f, char **hostname)
 {
-    char *h = read_hostname(st, f->n);
+    /* the ssh precheck ran hostname already */
+    char *h = f->hostname ? xstrdup(f->hostname) : read_hostname(st, f->n);
     if (!h) {
         pc_add(st, "hostname", f->n->name, 0, 1, "cannot read the hostname of %s", f->n->name);
     } else {
@@ -789,44 +906,55 @@ check_data_dir(struct prep *st, struct facts *f)
     return result;
 }
 
-/* Ports 8500, 9107, 8300, 8301 of every server, tested from the new node. */
+#define MAX_SERVERS 64
+
+/* 1 when every port of every host answers from n (one remote command), 0 when one does not,
+ * -1 when that cannot be asked. */
+static int
+ports_answer(struct prep *st, const struct store_node *n, const char *const *hosts, size_t nh,
+             const int *ports, size_t np)
+{
+    struct sh_cmd cmd;
+    if (cmd_ports_of(&cmd, hosts, nh, ports, np) != 0) {
+        return -1;
+    }
+    int status = -1;
+    struct ssh_error err;
+    int rc = run_quiet(st, n, &cmd, NULL, &status, &err);
+    sh_cmd_free(&cmd);
+    return rc != SSH_OK ? -1 : status == 0;
+}
+
+/* Ports 8500, 9107, 8300, 8301 of every server, tested from the new node: all of them in one
+ * command; only when that fails, each server's in one, and each port of a server whose
+ * command failed on its own, to name the ports that do not answer. */
 static void
 check_ports(struct prep *st, struct facts *nf, const struct store_node *const *servers, size_t n)
 {
     static const int ports[] = PROC_PORTS;
+    const char *hosts[MAX_SERVERS];
+    size_t nh = 0;
+    for (size_t i = 0; i < n && nh < MAX_SERVERS; i++) {
+        hosts[nh++] = servers[i]->address;
+    }
+    int every = nh == n ? ports_answer(st, nf->n, hosts, nh, ports, ARRAY_LEN(ports)) : 0;
     for (size_t i = 0; i < n; i++) {
         char bad[128] = "";
         size_t o = 0;
-        int ssh_fail = 0;
-        /* all of a server's ports in one command; only when that fails, each on its own to
-         * name the ones that do not answer */
-        struct sh_cmd all;
-        int all_ok = 0;
-        if (cmd_ports(&all, servers[i]->address, ports, ARRAY_LEN(ports)) == 0) {
-            int status = -1;
-            struct ssh_error err;
-            all_ok = run_quiet(st, nf->n, &all, NULL, &status, &err) == SSH_OK && status == 0;
-            sh_cmd_free(&all);
-        }
+        int fail = 0;
+        const char *h = servers[i]->address;
+        int all_ok = every == 1 || ports_answer(st, nf->n, &h, 1, ports, ARRAY_LEN(ports)) == 1;
         for (size_t k = 0; !all_ok && k < ARRAY_LEN(ports); k++) {
-            struct sh_cmd cmd;
-            if (cmd_port(&cmd, servers[i]->address, ports[k]) != 0) {
-                ssh_fail = 1;
+            int r = ports_answer(st, nf->n, &h, 1, &ports[k], 1);
+            if (r < 0) {
+                fail = 1;
                 break;
             }
-            int status = -1;
-            struct ssh_error err;
-            int rc = run_quiet(st, nf->n, &cmd, NULL, &status, &err);
-            sh_cmd_free(&cmd);
-            if (rc != SSH_OK) {
-                ssh_fail = 1;
-                break;
-            }
-            if (status != 0) {
+            if (r == 0) {
                 o += (size_t)snprintf(bad + o, sizeof(bad) - o, "%s%d", o ? ", " : "", ports[k]);
             }
         }
-        if (ssh_fail) {
+        if (fail) {
             pc_add(st, "ports", servers[i]->name, 0, 1, "cannot test the ports of %s from %s",
                    servers[i]->name, nf->n->name);
         } else if (bad[0]) {
@@ -842,7 +970,57 @@ check_ports(struct prep *st, struct facts *nf, const struct store_node *const *s
     }
 }
 
-#define MAX_SERVERS 64
+/* A server's chain: it answers over SSH, and its compose file is valid. */
+static void
+server_chain(struct prep *st, struct facts *f)
+{
+    if (check_ssh(st, f, 0)) {
+        check_compose(st, f, 1);
+    }
+}
+
+/* node-add's prechecks: a chain per server (ssh, its compose file) and one for the new node. */
+struct add_chains {
+    struct facts *sf; /* the servers' */
+    size_t k;
+    struct facts *nf; /* the new node's */
+    const struct store_node *const *servers;
+    char *hostname; /* the new node's, when the hostname precheck passed */
+    int move_data;  /* check_data_dir */
+};
+
+static void
+add_chain(struct prep *st, size_t i, void *arg)
+{
+    struct add_chains *a = arg;
+    if (i < a->k) {
+        server_chain(st, &a->sf[i]);
+        return;
+    }
+    struct facts *nf = a->nf;
+    const struct store_node *nn = nf->n;
+    if (!check_ssh(st, nf, 0)) {
+        return;
+    }
+    version_check(st, nf, 1);
+    version_check(st, nf, 0);
+    check_hostname(st, nf, &a->hostname);
+    char why[512];
+    int running = probe_running(st, nf, why, sizeof(why));
+    if (running < 0) {
+        pc_add(st, "consul_stopped", nn->name, 0, 1, "cannot ask docker on %s: %s", nn->name, why);
+    } else if (running) {
+        pc_add(st, "consul_stopped", nn->name, 0, 1,
+               "a consul container already runs on %s; stop it first (it may belong to "
+               "another cluster)",
+               nn->name);
+    } else {
+        pc_add(st, "consul_stopped", nn->name, 1, 1, "no consul container runs on %s", nn->name);
+    }
+    a->move_data = check_data_dir(st, nf);
+    check_compose(st, nf, 0);
+    check_ports(st, nf, a->servers, a->k);
+}
 
 static void
 prep_add(struct prep *st, const struct store_node *nn)
@@ -876,35 +1054,12 @@ prep_add(struct prep *st, const struct store_node *nn)
     memset(&nf, 0, sizeof(nf));
     for (size_t i = 0; i < k; i++) {
         sf[i].n = servers[i];
-        if (check_ssh(st, &sf[i], 0)) {
-            check_compose(st, &sf[i], 1);
-        }
     }
     nf.n = nn;
-    char *hostname = NULL;
-    int move_data = 0;
-    if (check_ssh(st, &nf, 0)) {
-        version_check(st, &nf, 1);
-        version_check(st, &nf, 0);
-        check_hostname(st, &nf, &hostname);
-        char why[512];
-        int running = probe_running(st, &nf, why, sizeof(why));
-        if (running < 0) {
-            pc_add(st, "consul_stopped", nn->name, 0, 1, "cannot ask docker on %s: %s", nn->name,
-                   why);
-        } else if (running) {
-            pc_add(st, "consul_stopped", nn->name, 0, 1,
-                   "a consul container already runs on %s; stop it first (it may belong to "
-                   "another cluster)",
-                   nn->name);
-        } else {
-            pc_add(st, "consul_stopped", nn->name, 1, 1, "no consul container runs on %s",
-                   nn->name);
-        }
-        move_data = check_data_dir(st, &nf);
-        check_compose(st, &nf, 0);
-        check_ports(st, &nf, servers, k);
-    }
+    struct add_chains a = {sf, k, &nf, servers, NULL, 0};
+    run_chains(st, k + 1, add_chain, &a);
+    char *hostname = a.hostname;
+    int move_data = a.move_data;
     if ((k + 1) % 2 == 0) {
         warn(st,
              "the cluster will have %zu servers: an even number tolerates no more failures "
@@ -993,7 +1148,7 @@ prep_add(struct prep *st, const struct store_node *nn)
         write_step(p, &nf, nn_text, nn_len, 0, "the new server's file, from the first server's");
         compose_cmd_step(p, nn, 0, 1, 0);
         gate_step(p, all, k + 1, nn, "the new server is a voter");
-        edit_steps(p, sf, new_text, new_len, k, 0, "add the retry-join entry");
+        edit_steps(p, sf, new_text, new_len, k, 3, "add the retry-join entry");
         gate_step(p, all, k + 1, nn, "after the edits");
     } else {
         for (size_t i = 0; i < k; i++) {
@@ -1013,9 +1168,10 @@ prep_add(struct prep *st, const struct store_node *nn)
                      p->v[i].len, p->v[i].existed);
         }
     }
-    for (size_t i = 0; i <= k; i++) {
-        involve(p, all[i]);
+    for (size_t i = 0; i < k; i++) {
+        involve_seen(p, servers[i], alive_now(st, servers[i]));
     }
+    involve_seen(p, nn, nf.ps_ok ? nf.running : -1);
     st->summary =
         xasprintf("Add %s (%s) as a server to the cluster of %zu (%s)%s", nn->name, nn->address, k,
                   full ? "full restart: every server stops and starts again"
@@ -1113,6 +1269,50 @@ check_quorum(struct prep *st, const struct cluster_server *gone, size_t k)
     }
 }
 
+/* node-remove's prechecks: a chain per remaining server (ssh, its compose file) and one for
+ * the node that goes. */
+struct remove_chains {
+    struct facts *sf; /* the remaining servers' */
+    size_t nr;
+    struct facts *rf; /* the leaving node's */
+    int gone;
+    int read; /* the leaving node's compose file was looked for */
+};
+
+static void
+remove_chain(struct prep *st, size_t i, void *arg)
+{
+    struct remove_chains *a = arg;
+    if (i < a->nr) {
+        server_chain(st, &a->sf[i]);
+        return;
+    }
+    struct facts *rf = a->rf;
+    const struct store_node *rn = rf->n;
+    char why[512];
+    if (a->gone) {
+        if (check_ssh(st, rf, 1)) {
+            int running = probe_running(st, rf, why, sizeof(why));
+            if (running != 0) {
+                pc_add(st, "node_gone", rn->name, 0, 1,
+                       "%s answers over SSH and %s: remove it with a normal node-remove instead",
+                       rn->name, running > 0 ? "Consul runs there" : "docker cannot be asked");
+            } else {
+                pc_add(st, "node_gone", rn->name, 1, 1,
+                       "%s answers over SSH but Consul does not run there", rn->name);
+            }
+        }
+    } else if (check_ssh(st, rf, 0)) {
+        int running = probe_running(st, rf, why, sizeof(why));
+        if (running < 0) {
+            pc_add(st, "consul_running", rn->name, 0, 1, "cannot ask docker on %s: %s", rn->name,
+                   why);
+        }
+        check_compose(st, rf, 0);
+        a->read = 1;
+    }
+}
+
 static void
 prep_remove(struct prep *st, const struct store_node *rn)
 {
@@ -1162,39 +1362,18 @@ prep_remove(struct prep *st, const struct store_node *rn)
     memset(&rf, 0, sizeof(rf));
     for (size_t i = 0; i < nr; i++) {
         sf[i].n = rest[i];
-        if (check_ssh(st, &sf[i], 0)) {
-            check_compose(st, &sf[i], 1);
-        }
     }
     rf.n = rn;
-    char why[512];
+    struct remove_chains a = {sf, nr, &rf, gone, 0};
+    run_chains(st, nr + 1, remove_chain, &a);
     if (gone) {
-        if (check_ssh(st, &rf, 1)) {
-            int running = probe_running(st, &rf, why, sizeof(why));
-            if (running != 0) {
-                pc_add(st, "node_gone", rn->name, 0, 1,
-                       "%s answers over SSH and %s: remove it with a normal node-remove instead",
-                       rn->name, running > 0 ? "Consul runs there" : "docker cannot be asked");
-            } else {
-                pc_add(st, "node_gone", rn->name, 1, 1,
-                       "%s answers over SSH but Consul does not run there", rn->name);
-            }
-        }
         warn(st,
              "%s is treated as gone for good: consulate runs force-leave and, when it stays "
              "in raft, remove-peer; its own files are not touched. Confirm the host will not "
              "come back with its old data",
              rn->name);
-    } else if (check_ssh(st, &rf, 0)) {
-        int running = probe_running(st, &rf, why, sizeof(why));
-        if (running < 0) {
-            pc_add(st, "consul_running", rn->name, 0, 1, "cannot ask docker on %s: %s", rn->name,
-                   why);
-        }
-        check_compose(st, &rf, 0);
-        if (!rf.compose && !st->out->failed) {
-            warn(st, "%s has no %s to move aside", rn->name, rf.compose_path);
-        }
+    } else if (a.read && !rf.compose && !st->out->failed) {
+        warn(st, "%s has no %s to move aside", rn->name, rf.compose_path);
     }
     if (full) {
         warn(st, "full-restart stops every server at once: the cluster has no leader (no "
@@ -1239,7 +1418,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
         if (out_of_raft_steps(st, h, rs->node, rs->address, 0) != 0) {
             goto out;
         }
-        edit_steps(p, sf, new_text, new_len, nr, 0, "remove the retry-join entry");
+        edit_steps(p, sf, new_text, new_len, nr, 3, "remove the retry-join entry");
         gate_step(p, rest, nr, rest[0], "without the dead server");
         p->gone = rn->name;
     } else {
@@ -1269,7 +1448,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
             cmd_mv(&mv->cmd, mv->path, mv->path2);
             mv->has_cmd = 1;
         }
-        edit_steps(p, sf, new_text, new_len, nr, full ? 3 : 0, "remove the retry-join entry");
+        edit_steps(p, sf, new_text, new_len, nr, 3, "remove the retry-join entry");
         if (full) {
             for (size_t i = 0; i < nr; i++) {
                 compose_cmd_step(p, rest[i], 4, 1, 0);
@@ -1277,7 +1456,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
             p->leader_watch = 1;
         }
         gate_step(p, rest, nr, rest[0], full ? "the cluster formed again" : "after the edits");
-        involve(p, rn);
+        involve_seen(p, rn, rf.ps_ok ? rf.running : -1);
     }
     for (size_t i = 0; i < p->n; i++) {
         if (p->v[i].kind == PS_WRITE) {
@@ -1286,7 +1465,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
         }
     }
     for (size_t i = 0; i < nr; i++) {
-        involve(p, rest[i]);
+        involve_seen(p, rest[i], alive_now(st, rest[i]));
     }
     st->summary = xasprintf("Remove %s (%s) from the cluster of %zu (%s)%s", rn->name, rn->address,
                             rs->in_raft ? k : k + 1,

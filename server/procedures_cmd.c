@@ -142,55 +142,47 @@ cmd_mkdir(struct sh_cmd *cmd, const char *dir)
     BUILD(cmd, SH_W("mkdir"), SH_W("-p"), SH_V(dir));
 }
 
-/* One port check: `timeout 3 bash --norc --noprofile -c '</dev/tcp/HOST/PORT'` appended to
- * cmd (after && when and_then). bash opens the TCP connection itself; the host is an
- * inventory address (validated here: letters, digits, '.', ':', '-') and the port a number,
- * so the script is plain text. --norc --noprofile: a slow or noisy ~/.bashrc on the host
- * must not eat the 3 s. -1 for a host that is not such an address. */
-static int
-add_port_check(struct sh_cmd *cmd, const char *host, int port, int and_then)
-{
-    char script[320];
-    if (snprintf(script, sizeof(script), "</dev/tcp/%s/%d", host, port) >= (int)sizeof(script)) {
-        return -1;
-    }
-    for (const char *p = host; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == ':' || *p == '-')) {
-            return -1;
-        }
-    }
-    const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"), SH_W("--norc"),
-                                  SH_W("--noprofile"), SH_W("-c"), SH_V(script)};
-    if (and_then && sh_cmd_op(cmd, SH_AND) != SH_OK) {
-        return -1;
-    }
-    struct sh_error e;
-    if (sh_cmd_add(cmd, argv, ARRAY_LEN(argv), &e) != SH_OK) {
-        log_warn("procedures: a remote command was refused: %s", e.message);
-        return -1;
-    }
-    return 0;
-}
-
+/* The port checks of hosts x ports in one remote command:
+ * `timeout 3 bash --norc --noprofile -c '</dev/tcp/H1/P1 && </dev/tcp/H1/P2 && …'`, exit
+ * status 0 when every one answers within the 3 s. bash opens the TCP connections itself; the
+ * hosts are inventory addresses (validated here: letters, digits, '.', ':', '-') and the
+ * ports numbers, so the script is plain text. --norc --noprofile: a slow or noisy ~/.bashrc
+ * on the host must not eat the 3 s. -1 for a host that is not such an address. */
 int
-cmd_port(struct sh_cmd *cmd, const char *host, int port)
+cmd_ports_of(struct sh_cmd *cmd, const char *const *hosts, size_t nh, const int *ports, size_t np)
 {
-    return cmd_ports(cmd, host, &port, 1);
-}
-
-int
-cmd_ports(struct sh_cmd *cmd, const char *host, const int *ports, size_t n)
-{
-    /* the port checks joined by &&: one remote command for a server's ports (exit status 0
-     * when every one answers) */
     sh_cmd_init(cmd);
-    for (size_t i = 0; i < n; i++) {
-        if (add_port_check(cmd, host, ports[i], i > 0) != 0) {
-            sh_cmd_free(cmd);
-            sh_cmd_init(cmd);
-            return -1;
+    struct buf script;
+    buf_init(&script, 16384); /* at most this long: 64 servers' four ports fit */
+    int too_big = 0;
+    for (size_t h = 0; h < nh; h++) {
+        for (const char *p = hosts[h]; *p; p++) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '.' || *p == ':' || *p == '-')) {
+                buf_free(&script);
+                return -1;
+            }
         }
+        for (size_t i = 0; i < np; i++) {
+            too_big |= buf_printf(&script, "%s</dev/tcp/%s/%d", script.len ? " && " : "",
+                                  hosts[h], ports[i]) != BUF_OK;
+        }
+    }
+    if (!script.len || too_big) {
+        buf_free(&script);
+        return -1;
+    }
+    const struct sh_arg argv[] = {SH_W("timeout"),     SH_W("3"),  SH_W("bash"),
+                                  SH_W("--norc"),      SH_W("--noprofile"), SH_W("-c"),
+                                  SH_V(script.data)};
+    struct sh_error e;
+    int rc = sh_cmd_add(cmd, argv, ARRAY_LEN(argv), &e);
+    buf_free(&script);
+    if (rc != SH_OK) {
+        log_warn("procedures: a remote command was refused: %s", e.message);
+        sh_cmd_free(cmd);
+        sh_cmd_init(cmd);
+        return -1;
     }
     return 0;
 }

@@ -949,6 +949,21 @@ plan_difference(const cJSON *a, const cJSON *b, char *why, size_t whylen)
     snprintf(why, whylen, "the plan is not the approved one");
 }
 
+/* record_states's docker ps on each involved node (remote_running uses no database). */
+struct states {
+    struct proc_ctx *x;
+    const struct store_node **n;
+    int *running;
+    struct step_res *r;
+};
+
+static void
+state_one(void *arg, size_t i)
+{
+    struct states *st = arg;
+    st->running[i] = remote_running(st->x, st->n[i], &st->r[i]);
+}
+
 /* Records each involved node's running state (and raft membership) before the first change. */
 static int
 record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t whylen)
@@ -956,24 +971,47 @@ record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t w
     void *ref = NULL;
     int64_t answered = 0;
     const struct cluster_model *m = x->run->model_get(x->run->ctx, &ref, &answered);
+    size_t n = p->n_involved;
+    struct states st = {x, xcalloc(n + 1, sizeof(*st.n)), xcalloc(n + 1, sizeof(int)),
+                        xcalloc(n + 1, sizeof(struct step_res))};
+    /* what the prechecks saw (a server alive in gossip, docker ps on the node a job adds or
+     * removes); docker ps, side by side, on the nodes they did not look at */
+    const struct store_node **ask = xcalloc(n + 1, sizeof(*ask));
+    size_t *at = xcalloc(n + 1, sizeof(size_t)), na = 0;
+    for (size_t i = 0; i < n; i++) {
+        st.n[i] = plan_node(p, p->involved[i]);
+        st.running[i] = p->running ? p->running[i] : -1;
+        if (st.running[i] < 0) {
+            at[na] = i;
+            ask[na++] = st.n[i];
+        }
+    }
+    struct states q = {x, ask, xcalloc(na + 1, sizeof(int)), xcalloc(na + 1, sizeof(struct step_res))};
+    ssh_fan_out(na, na, state_one, &q);
+    for (size_t i = 0; i < na; i++) {
+        st.running[at[i]] = q.running[i];
+        st.r[at[i]] = q.r[i];
+    }
+    free(ask);
+    free(at);
+    free(q.running);
+    free(q.r);
     int rc = 0;
-    for (size_t i = 0; i < p->n_involved && rc == 0; i++) {
-        const struct store_node *n = plan_node(p, p->involved[i]);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct store_node *nd = st.n[i];
         struct cluster_match mt;
         int flag =
-            m && cluster_model_match(m, n->address, &mt) && mt.in_raft ? PROC_STATE_IN_RAFT : 0;
-        struct step_res r;
-        memset(&r, 0, sizeof(r));
-        int running = remote_running(x, n, &r);
-        if (running < 0) {
-            snprintf(why, whylen, "cannot learn whether Consul runs on %s: %.400s", n->name, r.msg);
+            m && cluster_model_match(m, nd->address, &mt) && mt.in_raft ? PROC_STATE_IN_RAFT : 0;
+        if (st.running[i] < 0) {
+            snprintf(why, whylen, "cannot learn whether Consul runs on %s: %.400s", nd->name,
+                     st.r[i].msg);
             rc = -1;
             break;
         }
-        flag |= running ? PROC_STATE_RUNNING : 0;
-        rc = undo_add(x, "state", n->name, "", "", flag, NULL, 0);
+        flag |= st.running[i] ? PROC_STATE_RUNNING : 0;
+        rc = undo_add(x, "state", nd->name, "", "", flag, NULL, 0);
         if (rc) {
-            snprintf(why, whylen, "the database refused the state record of %s", n->name);
+            snprintf(why, whylen, "the database refused the state record of %s", nd->name);
         }
     }
     if (rc == 0 && p->gone) {
@@ -982,6 +1020,9 @@ record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t w
     if (m) {
         x->run->model_put(x->run->ctx, ref);
     }
+    free(st.n);
+    free(st.running);
+    free(st.r);
     return rc;
 }
 

@@ -137,6 +137,14 @@ run_job(const char *body)
                         json_get_str(j, "state", ""), t ? t : "");
                 free(t);
             }
+            if (getenv("BENCH_JOB_LOG")) {
+                /* BENCH_JOB_LOG=1: each job's log on stderr, to see where the time went */
+                char lp[96];
+                snprintf(lp, sizeof(lp), "/api/jobs/%lld/log", (long long)id);
+                struct resp l = client_req(OP, "GET", lp, NULL);
+                fprintf(stderr, "%s\n", l.body ? l.body : "");
+                resp_free(&l);
+            }
             return j;
         }
         resp_free(&r);

@@ -18,6 +18,7 @@
 #include "compose.h"
 #include "gate.h"
 #include "procedures.h"
+#include "procedures_internal.h"
 #include "store.h"
 #include "store_internal.h"
 #include "store_jobs.h"
@@ -173,8 +174,10 @@ assert_failed_check(const cJSON *pcs, const char *name, const char *node, const 
         char *t = json_print(pcs);
         fail_msg("no precheck %s for %s in %s", name, node ? node : "-", t);
     }
-    assert_false(json_get_bool(p, "ok", 1));
-    assert_true(json_get_bool(p, "blocking", 0));
+    if (json_get_bool(p, "ok", 1) || !json_get_bool(p, "blocking", 0)) {
+        fail_msg("precheck %s of %s did not fail as a blocking one: %s", name, node ? node : "-",
+                 json_get_str(p, "message", ""));
+    }
     if (what && !strstr(json_get_str(p, "message", ""), what)) {
         fail_msg("precheck %s: '%s' does not mention '%s'", name, json_get_str(p, "message", ""),
                  what);
@@ -1382,6 +1385,96 @@ test_pure_helpers(void **state)
     free(r);
 }
 
+/* The prechecks of the nodes run side by side, yet they, the log lines and the first error
+ * read as if they had run one after another, in the order of the nodes. */
+static int
+precheck_lines_cb(const struct store_log_line *l, void *ctx)
+{
+    struct buf *b = ctx;
+    if (strncmp(l->text, "precheck ", 9) == 0) {
+        buf_printf(b, "%s|%s\n", l->node, l->text);
+    }
+    return 0;
+}
+
+static void
+test_prechecks_in_node_order(void **state)
+{
+    struct fx *fx = *state;
+    struct proc_request req = {.type = "node-add", .node = "n4"};
+    /* two failures on different nodes: the first in node order is the error */
+    world_file_set(&fx->w, "s3", W_COMPOSE, "services: [not a map\n");
+    snprintf(H(fx, "n4")->docker, sizeof(H(fx, "n4")->docker), "18.09.7");
+    for (int round = 0; round < 3; round++) {
+        int64_t job = new_job(fx, "node-add", "n4", "failed");
+        struct proc_ctx x = ctx_of(fx, job);
+        struct proc_prep prep;
+        assert_int_equal(proc_prepare(&x, &req, &prep), 0);
+        assert_true(prep.failed);
+        assert_non_null(strstr(prep.error, "s3"));
+        static const char *const want[][2] = {
+            {"cluster_healthy", ""}, {"new_node", "n4"},        {"ssh", "s1"},
+            {"compose_file", "s1"},  {"ssh", "s2"},             {"compose_file", "s2"},
+            {"ssh", "s3"},           {"compose_file", "s3"},    {"ssh", "n4"},
+            {"docker_version", "n4"}, {"compose_version", "n4"}, {"hostname", "n4"},
+            {"consul_stopped", "n4"}, {"data_dir", "n4"},        {"ports", "s1"},
+            {"ports", "s2"},         {"ports", "s3"}};
+        assert_int_equal(cJSON_GetArraySize(prep.prechecks), ARRAY_LEN(want));
+        struct buf expect;
+        buf_init(&expect, 1 << 16);
+        for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+            const cJSON *pc = cJSON_GetArrayItem(prep.prechecks, (int)i);
+            assert_string_equal(json_get_str(pc, "name", ""), want[i][0]);
+            const cJSON *nd = cJSON_GetObjectItem(pc, "node");
+            assert_string_equal(cJSON_IsString(nd) ? nd->valuestring : "", want[i][1]);
+            int ok = json_get_bool(pc, "ok", 0), blocking = json_get_bool(pc, "blocking", 0);
+            buf_printf(&expect, "%s|precheck %s: %s: %s\n", want[i][1], want[i][0],
+                       ok ? "ok" : (blocking ? "FAILED" : "warning"),
+                       json_get_str(pc, "message", ""));
+        }
+        struct buf got;
+        buf_init(&got, 1 << 16);
+        assert_int_equal(store_job_log_read(fx->s, job, 0, 0, precheck_lines_cb, &got), STORE_OK);
+        assert_string_equal(got.data ? got.data : "", expect.data);
+        buf_free(&got);
+        buf_free(&expect);
+        proc_prep_free(&prep);
+    }
+}
+
+/* The ports of every server in one remote command, as long as the servers are many; an
+ * address that is not one refuses the command. */
+static void
+test_ports_command(void **state)
+{
+    (void)state;
+    static const int ports[] = PROC_PORTS;
+    char addr[64][32];
+    const char *hosts[64];
+    for (int i = 0; i < 64; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "10.200.%d.%d", i, 250 - i);
+        hosts[i] = addr[i];
+    }
+    struct sh_cmd c;
+    assert_int_equal(cmd_ports_of(&c, hosts, 64, ports, ARRAY_LEN(ports)), 0);
+    const char *t = sh_cmd_text(&c);
+    const char *head = "timeout 3 bash --norc --noprofile -c '</dev/tcp/10.200.0.250/8500 && ";
+    if (strncmp(t, head, strlen(head)) != 0) {
+        fail_msg("the ports command starts '%.100s'", t);
+    }
+    assert_non_null(strstr(t, " && </dev/tcp/10.200.63.187/8301'"));
+    size_t checks = 0;
+    for (const char *p = t; (p = strstr(p, "</dev/tcp/")); p++) {
+        checks++;
+    }
+    assert_int_equal(checks, 64 * ARRAY_LEN(ports));
+    sh_cmd_free(&c);
+    const char *bad[] = {"10.0.0.1", "10.0.0.2;reboot"};
+    assert_int_equal(cmd_ports_of(&c, bad, 2, ports, ARRAY_LEN(ports)), -1);
+    const char *bad2[] = {"$(id)"};
+    assert_int_equal(cmd_ports_of(&c, bad2, 1, ports, 1), -1);
+}
+
 /* Hostile values reach the remote shell only as single-quoted words. */
 static void
 test_hostile_paths_quoted(void **state)
@@ -1427,6 +1520,7 @@ main(void)
         T(test_remove_leave_fails),
         T(test_remove_dead_server_force_leave_suffices),
         T(test_precheck_failures_add),
+        T(test_prechecks_in_node_order),
         T(test_precheck_host_keys),
         T(test_precheck_compose_and_cluster),
         T(test_trap_refused_then_fixed),
@@ -1442,6 +1536,7 @@ main(void)
         cmocka_unit_test(test_gate_pure),
         T(test_gate_times_out),
         cmocka_unit_test(test_pure_helpers),
+        cmocka_unit_test(test_ports_command),
         T(test_hostile_paths_quoted),
     };
 #undef T

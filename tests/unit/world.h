@@ -292,7 +292,7 @@ w_advance(struct world *w, int64_t ms)
 
 /* Splits a command line (single-quoted values, as sh_quote writes them) into words. */
 static size_t
-w_words(const char *cmd, char words[][512], size_t max)
+w_words(const char *cmd, char words[][4096], size_t max)
 {
     size_t n = 0;
     const char *p = cmd;
@@ -307,7 +307,7 @@ w_words(const char *cmd, char words[][512], size_t max)
         while (*p && *p != ' ') {
             if (*p == '\'') {
                 p++;
-                while (*p && *p != '\'' && o < 511) {
+                while (*p && *p != '\'' && o < 4095) {
                     words[n][o++] = *p++;
                 }
                 if (*p) {
@@ -316,7 +316,7 @@ w_words(const char *cmd, char words[][512], size_t max)
             } else if (*p == '\\' && p[1]) {
                 words[n][o++] = p[1];
                 p += 2;
-            } else if (o < 511) {
+            } else if (o < 4095) {
                 words[n][o++] = *p++;
             } else {
                 p++;
@@ -361,7 +361,7 @@ w_by_hostname(struct world *w, const char *hostname)
 
 /* Runs one command on host h. Lock held. Returns the exit status; text for stdout/err. */
 static int
-w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf *so,
+w_run(struct world *w, struct w_host *h, char words[][4096], size_t n, struct buf *so,
       struct buf *se)
 {
     if (n == 0) {
@@ -372,18 +372,39 @@ w_run(struct world *w, struct w_host *h, char words[][512], size_t n, struct buf
         buf_printf(so, "%s\n", h->hostname);
         return 0;
     }
-    if (strcmp(c0, "timeout") == 0 && n == 7) { /* timeout 3 bash --norc --noprofile -c … */
-        char ip[64];
-        int port = 0;
-        if (strcmp(words[3], "--norc") != 0 || sscanf(words[6], "</dev/tcp/%63[^/]/%d", ip, &port) != 2) {
+    if (strcmp(c0, "timeout") == 0 && n == 7) {
+        /* timeout 3 bash --norc --noprofile -c '</dev/tcp/IP/PORT && </dev/tcp/IP/PORT …':
+         * 1 as soon as one is closed, as bash's && would */
+        if (strcmp(words[3], "--norc") != 0) {
             return 2;
         }
-        for (size_t i = 0; i < w->nh; i++) {
-            if (strcmp(w->h[i].ip, ip) == 0) {
-                return w->h[i].closed_port == port || !w->h[i].reachable ? 1 : 0;
+        const char *p = words[6];
+        int checks = 0;
+        for (;;) {
+            char ip[64];
+            int port = 0, used = 0;
+            if (sscanf(p, "</dev/tcp/%63[^/]/%d%n", ip, &port, &used) != 2) {
+                return 2;
             }
+            checks++;
+            int open = 0;
+            for (size_t i = 0; i < w->nh; i++) {
+                if (strcmp(w->h[i].ip, ip) == 0) {
+                    open = w->h[i].closed_port != port && w->h[i].reachable;
+                }
+            }
+            if (!open) {
+                return 1;
+            }
+            p += used;
+            if (!*p) {
+                return checks ? 0 : 2;
+            }
+            if (strncmp(p, " && ", 4) != 0) {
+                return 2;
+            }
+            p += 4;
         }
-        return 1;
     }
     if (strcmp(c0, "test") == 0 && n == 3) {
         struct w_file *f = w_file_find(w, h->name, words[2]);
@@ -660,7 +681,7 @@ w_exec(void *ctx, const struct store_node *n, const struct sh_cmd *cmd, int time
         *exit_status = h->fail_status ? h->fail_status : 1;
         goto out;
     }
-    static char words[16][512];
+    static char words[16][4096];
     size_t nw = w_words(text, words, 16);
     *exit_status = w_run(w, h, words, nw, &so, &se);
 out:
