@@ -84,7 +84,7 @@ $(BUILD)/gen/commit.c: $(BUILD)/gen/commit.txt
 	@printf '#include "cli_version.h"\nconst char consulate_commit[] = "%s";\n' "$$(cat $<)" > $@
 
 # The UI is compiled in (web_root serves it from disk instead, while developing).
-$(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh | deps
+$(BUILD)/gen/webfiles.c: $(WEB_FILES) scripts/embed-web.sh scripts/bundle-web.sh | deps
 	@mkdir -p $(dir $@)
 	./scripts/embed-web.sh web > $@.tmp && mv $@.tmp $@
 

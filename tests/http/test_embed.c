@@ -166,31 +166,18 @@ test_index_and_its_assets(void **state)
     assert_true(vl >= 8 && vl < sizeof(f->version));
     memcpy(f->version, v, vl);
     f->version[vl] = '\0';
-    /* every module is announced up front: one modulepreload line each, before the script */
+    /* one script: the bundle of every module (scripts/bundle-web.sh), not js/app.js and the
+     * modules it imports one by one */
     char *prefix = xasprintf("v/%s/", f->version);
-    static const char pre[] = "<link rel=\"modulepreload\" href=\"";
-    struct buf body;
-    buf_init(&body, 1 << 20);
-    int preloads = 0;
-    for (const char *p = r.body; *p;) {
-        size_t ll = strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n');
-        if (strncmp(p, pre, strlen(pre)) == 0) {
-            assert_memory_equal(p + strlen(pre), prefix, strlen(prefix));
-            assert_non_null(strstr(p, ".js\">\n"));
-            preloads++;
-        } else {
-            buf_append(&body, p, ll);
-        }
-        p += ll;
-    }
-    assert_true(preloads >= 20); /* web/js and web/js/views */
-    assert_non_null(strstr(r.body, "js/app.js\">\n"));
-    assert_true(strstr(r.body, pre) < strstr(r.body, "<script type=\"module\""));
-    /* with those lines and the prefix taken out, index.html is the file in web/ */
+    char *script = xasprintf("<script type=\"module\" src=\"%sjs/bundle.js\"></script>", prefix);
+    assert_non_null(strstr(r.body, script));
+    free(script);
+    assert_null(strstr(r.body, "js/app.js"));
+    /* with the prefix taken out and js/app.js for the bundle, index.html is the file in web/ */
     struct buf un;
     buf_init(&un, 1 << 20);
     int refs = 0;
-    for (const char *p = body.data; *p;) {
+    for (const char *p = r.body; *p;) {
         const char *hit = strstr(p, prefix);
         if (!hit) {
             buf_puts(&un, p);
@@ -198,6 +185,10 @@ test_index_and_its_assets(void **state)
         }
         buf_append(&un, p, (size_t)(hit - p));
         p = hit + strlen(prefix);
+        if (strncmp(p, "js/bundle.js\"", 13) == 0) {
+            buf_puts(&un, "js/app.js");
+            p += strlen("js/bundle.js");
+        }
         refs++;
     }
     size_t len;
@@ -207,8 +198,7 @@ test_index_and_its_assets(void **state)
     assert_memory_equal(un.data, want, len);
     free(want);
     buf_free(&un);
-    buf_free(&body);
-    assert_true(refs >= 3); /* favicon, stylesheet, app module */
+    assert_true(refs >= 3); /* favicon, stylesheet, the bundle */
     /* every asset index.html references: the file in web/, cached for a year */
     for (const char *p = r.body; (p = strstr(p, prefix)); p += strlen(prefix)) {
         const char *rel = p + strlen(prefix);
@@ -218,7 +208,18 @@ test_index_and_its_assets(void **state)
         assert_int_equal(get(f, "GET", url, NULL, &a), 200);
         assert_true(header_has(&a, "Cache-Control", "max-age=31536000"));
         assert_true(header_has(&a, "Cache-Control", "immutable"));
-        want = web_file(f, path, &len);
+        if (strcmp(path, "js/bundle.js") == 0) {
+            /* what scripts/bundle-web.sh makes of web/ now */
+            char *cmd = xasprintf("%s/scripts/bundle-web.sh %s/web > %s/bundle.js", f->src, f->src,
+                                  f->dir);
+            assert_int_equal(sh(cmd), 0);
+            free(cmd);
+            char *bp = xasprintf("%s/bundle.js", f->dir);
+            want = file_read_all(bp, 16 << 20, &len);
+            free(bp);
+        } else {
+            want = web_file(f, path, &len);
+        }
         assert_non_null(want);
         assert_int_equal(a.body_len, len);
         assert_memory_equal(a.body, want, len);
@@ -451,6 +452,123 @@ test_web_root_serves_from_disk(void **state)
     free(web);
 }
 
+
+/* ---- scripts/bundle-web.sh ---- */
+
+/* Writes text to dir/rel (its directories made). */
+static void
+put(const char *dir, const char *rel, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, rel);
+    char *cmd = xasprintf("mkdir -p \"$(dirname %s)\"", path);
+    assert_int_equal(sh(cmd), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    free(cmd);
+    free(path);
+}
+
+/* Runs the bundler on dir: its exit status, *out its stdout and stderr. */
+static int
+bundle(struct fx *f, const char *dir, char **out)
+{
+    char *cmd = xasprintf("%s/scripts/bundle-web.sh %s > %s/b.out 2>&1", f->src, dir, f->dir);
+    int rc = system(cmd);
+    free(cmd);
+    char *p = xasprintf("%s/b.out", f->dir);
+    size_t len;
+    *out = file_read_all(p, 1 << 20, &len);
+    free(p);
+    return rc;
+}
+
+/* Dependencies first, in import order, each once; imports as constants, exports returned. */
+static void
+test_bundle_packs_in_order(void **state)
+{
+    struct fx *f = *state;
+    char *d = xasprintf("%s/b1", f->dir);
+    put(d, "js/app.js",
+        "import { twice as double, ONE } from './lib/x.js';\n"
+        "import * as y from './y.js';\n"
+        "import {\n  three,\n} from './lib/z.js';\n"
+        "document.title = String(double(ONE) + y.base() + three);\n");
+    put(d, "js/lib/x.js",
+        "import { base } from '../y.js';\nexport const ONE = 1;\n"
+        "export function twice(n) {\n  return 2 * n + base();\n}\n");
+    put(d, "js/y.js", "// y\nexport async function later() {}\nexport function base() { return 0; }\n");
+    put(d, "js/lib/z.js", "export class Three {}\nexport const three = 3;\n");
+    char *out = NULL;
+    assert_int_equal(bundle(f, d, &out), 0);
+    const char *y = strstr(out, "// js/y.js\nconst __m0 = (() => {\n// y\n");
+    const char *x = strstr(out, "// js/lib/x.js\nconst __m1 = (() => {\nconst { base } = __m0;\n");
+    const char *z = strstr(out, "// js/lib/z.js\nconst __m2 = (() => {\nclass Three {}\nconst three");
+    const char *app = strstr(out, "// js/app.js\nconst __m3 = (() => {\n"
+                                  "const { twice: double, ONE } = __m1;\nconst y = __m0;\n"
+                                  "const { three } = __m2;\n");
+    if (!y || !x || !z || !app) {
+        fail_msg("unexpected bundle:\n%s", out);
+    }
+    assert_true(y < x && x < z && z < app);
+    assert_non_null(strstr(out, "return { later, base };\n})();\n"));
+    assert_non_null(strstr(out, "return { ONE, twice };\n})();\n"));
+    assert_non_null(strstr(out, "return { Three, three };\n})();\n"));
+    assert_non_null(strstr(out, "document.title = String(double(ONE) + y.base() + three);\n"
+                                "return {  };\n})();\n"));
+    assert_null(strstr(out, "export "));
+    assert_null(strstr(out, "import "));
+    free(out);
+    free(d);
+}
+
+/* What it cannot pack faithfully stops it, naming the file and line; nothing is written. */
+static void
+test_bundle_refuses(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *app, *other, *says;
+    } cases[] = {
+        {"export default 1;\n", NULL, "js/app.js:1: only export function"},
+        {"let a = 1;\nexport let b = 2;\n", NULL, "js/app.js:2: only export function"},
+        {"export { a };\n", NULL, "js/app.js:1: only export function"},
+        {"import('./y.js');\n", NULL, "js/app.js:1: dynamic import()"},
+        {"import x from './y.js';\n", "export const y = 1;\n", "js/app.js:1: not an import"},
+        {"import { y } from 'https://evil.example/y.js';\n", NULL, "only relative paths"},
+        {"import { y } from '../../etc/y.js';\n", NULL, "leaves the web directory"},
+        {"import { y } from './y.js';\n", "import { a } from './app.js';\nexport const y = 1;\n",
+         "import cycle"},
+        {"import { y } from './y.js';\n", NULL, "cannot read"},
+        {"import { y\n", NULL, "does not end"},
+        {"await 1;\n", NULL, "top-level await"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *d = xasprintf("%s/r%zu", f->dir, i);
+        put(d, "js/app.js", cases[i].app);
+        if (cases[i].other) {
+            put(d, "js/y.js", cases[i].other);
+        }
+        char *out = NULL;
+        int rc = bundle(f, d, &out);
+        if (rc == 0 || !strstr(out, cases[i].says)) {
+            fail_msg("case %zu: exit %d, wanted '%s' in:\n%s", i, rc, cases[i].says, out);
+        }
+        free(out);
+        free(d);
+    }
+    /* import.meta only where the bundle's own URL resolves the same */
+    char *d = xasprintf("%s/meta", f->dir);
+    put(d, "js/app.js", "import { u } from './views/v.js';\n");
+    put(d, "js/views/v.js", "export const u = new URL('../x.json', import.meta.url);\n");
+    char *out = NULL;
+    assert_int_not_equal(bundle(f, d, &out), 0);
+    assert_non_null(strstr(out, "js/views/v.js:1: import.meta"));
+    free(out);
+    free(d);
+}
+
 int
 main(void)
 {
@@ -460,6 +578,8 @@ main(void)
         cmocka_unit_test(test_etag_and_304),
         cmocka_unit_test(test_nothing_else),
         cmocka_unit_test(test_web_root_serves_from_disk),
+        cmocka_unit_test(test_bundle_packs_in_order),
+        cmocka_unit_test(test_bundle_refuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

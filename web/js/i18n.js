@@ -26,11 +26,18 @@ function detect() {
   return 'en';
 }
 
-async function load(l) {
-  if (dicts[l]) return dicts[l];
-  const res = await fetchDict(l);
-  dicts[l] = res;
-  return res;
+const loading = {};
+
+// One fetch per language, however many ask for it at once (English is loaded beside the
+// chosen language, which is often English too).
+function load(l) {
+  if (!loading[l]) {
+    loading[l] = fetchDict(l).then((res) => {
+      dicts[l] = res;
+      return res;
+    });
+  }
+  return loading[l];
 }
 
 async function fetchDict(l) {
