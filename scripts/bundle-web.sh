@@ -55,7 +55,7 @@ function resolve(base, rel, where,    path, parts, n, i, k, out, seg) {
 }
 # packs the module at path p (and, first, what it imports) into the output
 function visit(p, from,    file, line, ln, stmt, start, body, head, names, m, rel, dep, what,
-               name, rc, open_stmt) {
+               name, rc, open_stmt, bind) {
     if (p in state) {
         if (state[p] == 1) die("import cycle: " from " imports " p " while " p " is being packed")
         return
@@ -109,12 +109,7 @@ function visit(p, from,    file, line, ln, stmt, start, body, head, names, m, re
             sub(/^import \* as /, "", m)
             name = m
             sub(/ .*$/, "", name)
-            rel = m
-            sub("^[^" q "]*" q, "", rel)
-            sub(q ".*$", "", rel)
-            dep = resolve(p, rel, p ":" start)
-            visit(dep, p)
-            head = head "const " name " = " id[dep] ";\n"
+            bind = name
         } else if (stmt ~ re_named) {
             m = stmt
             sub(/^import ?\{ ?/, "", m)
@@ -124,15 +119,16 @@ function visit(p, from,    file, line, ln, stmt, start, body, head, names, m, re
             gsub(/ as /, ": ", what)
             if (what !~ /^[A-Za-z_$][A-Za-z0-9_$]*(: [A-Za-z_$][A-Za-z0-9_$]*)?(, ?[A-Za-z_$][A-Za-z0-9_$]*(: [A-Za-z_$][A-Za-z0-9_$]*)?)*$/)
                 die(p ":" start ": cannot read the names of: " stmt)
-            rel = m
-            sub("^[^" q "]*" q, "", rel)
-            sub(q ".*$", "", rel)
-            dep = resolve(p, rel, p ":" start)
-            visit(dep, p)
-            head = head "const { " what " } = " id[dep] ";\n"
+            bind = "{ " what " }"
         } else {
             die(p ":" start ": not an import this packs: " stmt)
         }
+        rel = m
+        sub("^[^" q "]*" q, "", rel)
+        sub(q ".*$", "", rel)
+        dep = resolve(p, rel, p ":" start)
+        visit(dep, p)
+        head = head "const " bind " = " id[dep] ";\n"
     }
     if (rc < 0) die("cannot read " file " (imported by " from ")")
     if (open_stmt) die(p ":" start ": the import statement does not end")

@@ -116,6 +116,16 @@ async function load(ctx, page, base, reload) {
   return { ms, ui, api, requests, fromCache, dcl: marks.dcl, data: marks.data };
 }
 
+// Run in the page before its own scripts: the time the first topology node appears.
+function markTopology() {
+  new MutationObserver((_, obs) => {
+    if (document.querySelector('svg.topology .server-node')) {
+      window.__topologyAt = performance.now();
+      obs.disconnect();
+    }
+  }).observe(document, { childList: true, subtree: true });
+}
+
 // A trivial page: its time to draw, measured as the console's is. Returns the medians' input.
 async function trivialLoads(browser, runs) {
   const page0 = '<!DOCTYPE html><html><head><meta charset="utf-8"><script type="module" src="/m.js"></script></head><body><main id="m"></main></body></html>';
@@ -135,14 +145,7 @@ async function trivialLoads(browser, runs) {
   try {
     for (let i = 0; i < runs + 1; i++) {
       const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-      await ctx.addInitScript(() => {
-        new MutationObserver((_, obs) => {
-          if (document.querySelector('svg.topology .server-node')) {
-            window.__topologyAt = performance.now();
-            obs.disconnect();
-          }
-        }).observe(document, { childList: true, subtree: true });
-      });
+      await ctx.addInitScript(markTopology);
       const page = await ctx.newPage();
       await page.goto(url, { waitUntil: 'commit' });
       await page.waitForFunction(() => window.__topologyAt !== undefined, null, { timeout: 20000 });
@@ -188,14 +191,7 @@ async function main() {
       const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
       const r = await ctx.request.post(base + '/api/session', { data: { username: 'admin', password } });
       if (r.status() !== 200) throw new Error('login: HTTP ' + r.status());
-      await ctx.addInitScript(() => {
-        new MutationObserver((_, obs) => {
-          if (document.querySelector('svg.topology .server-node')) {
-            window.__topologyAt = performance.now();
-            obs.disconnect();
-          }
-        }).observe(document, { childList: true, subtree: true });
-      });
+      await ctx.addInitScript(markTopology);
       const page = await ctx.newPage();
       page.on('pageerror', (e) => errors.push(e.message));
       page.on('console', (m) => {
