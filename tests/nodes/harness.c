@@ -135,7 +135,7 @@ static int
 write_wrappers(const struct nodes *h, const struct nodes_node *n)
 {
     char path[PATH_MAX];
-    char text[4096];
+    char text[4 * PATH_MAX];
     static const char *const tools[] = {"docker", "docker-compose", "hostname"};
     for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
         snprintf(path, sizeof(path), "%s/bin/%s", n->root, tools[i]);
@@ -147,11 +147,12 @@ write_wrappers(const struct nodes *h, const struct nodes_node *n)
                      "[ $# -eq 0 ] && [ ! -s '%s/faults' ] && [ -s '%s' ] && exec /bin/cat '%s'\n",
                      n->fake_dir, n->hostname_file, n->hostname_file);
         }
-        snprintf(text, sizeof(text),
-                 "#!/bin/sh\n# fake node %s: %s stand-in (tests/nodes/standin.py)\n%s"
-                 "exec /usr/bin/python3 -S '%s/tests/nodes/standin.py' --root '%s' %s \"$@\"\n",
-                 n->name, tools[i], fast, h->src, n->root, tools[i]);
-        if (write_script(path, text) != 0) {
+        int len = snprintf(
+            text, sizeof(text),
+            "#!/bin/sh\n# fake node %s: %s stand-in (tests/nodes/standin.py)\n%s"
+            "exec /usr/bin/python3 -S '%s/tests/nodes/standin.py' --root '%s' %s \"$@\"\n",
+            n->name, tools[i], fast, h->src, n->root, tools[i]);
+        if (len < 0 || (size_t)len >= sizeof(text) || write_script(path, text) != 0) {
             return -1;
         }
     }
