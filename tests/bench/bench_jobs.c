@@ -15,7 +15,8 @@
  *
  * The hosts use the production ports: run it in its own network namespace (scripts/bench.sh
  * does, through build/tests/netns). A job that does not succeed, or files that are not what
- * the change means, is FAILED (exit 1; tests/bench/verdict.h). */
+ * the change means, is FAILED (exit 1; tests/bench/verdict.h). BENCH_JOB_LOG=1 prints each
+ * job's log (with its times) on stderr, to see where a job's time went. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
