@@ -592,15 +592,6 @@ model_server(const struct cluster_model *m, const char *address)
     return NULL;
 }
 
-/* 1 when the model has n as a server alive in gossip (its agent, so its container, runs);
- * -1 when that says nothing (docker ps is asked before the run). */
-static int
-alive_now(struct prep *st, const struct store_node *n)
-{
-    const struct cluster_server *s = model_server(st->m, n->address);
-    return s && s->serf_status == CLUSTER_SERF_ALIVE ? 1 : -1;
-}
-
 /* The model is usable, and the cluster healthy now (the gate's conditions over the servers
  * raft lists). */
 static int
@@ -970,12 +961,16 @@ check_ports(struct prep *st, struct facts *nf, const struct store_node *const *s
     }
 }
 
-/* A server's chain: it answers over SSH, and its compose file is valid. */
+/* A server's chain: it answers over SSH, and its compose file is valid; whether Consul's
+ * container runs there is noted for the state record before the first change (not a
+ * precheck: when docker does not answer here, the record asks again and fails the job then). */
 static void
 server_chain(struct prep *st, struct facts *f)
 {
     if (check_ssh(st, f, 0)) {
         check_compose(st, f, 1);
+        char why[512];
+        probe_running(st, f, why, sizeof(why));
     }
 }
 
@@ -1169,7 +1164,7 @@ prep_add(struct prep *st, const struct store_node *nn)
         }
     }
     for (size_t i = 0; i < k; i++) {
-        involve_seen(p, servers[i], alive_now(st, servers[i]));
+        involve_seen(p, servers[i], sf[i].ps_ok ? sf[i].running : -1);
     }
     involve_seen(p, nn, nf.ps_ok ? nf.running : -1);
     st->summary =
@@ -1465,7 +1460,7 @@ prep_remove(struct prep *st, const struct store_node *rn)
         }
     }
     for (size_t i = 0; i < nr; i++) {
-        involve_seen(p, rest[i], alive_now(st, rest[i]));
+        involve_seen(p, rest[i], sf[i].ps_ok ? sf[i].running : -1);
     }
     st->summary = xasprintf("Remove %s (%s) from the cluster of %zu (%s)%s", rn->name, rn->address,
                             rs->in_raft ? k : k + 1,
