@@ -189,8 +189,19 @@ struct prep {
     cJSON *warnings;
     cJSON *diffs;
     char *summary;
-    cJSON *held; /* on a chain's thread: its log lines, [node, stream, text] (see run_chains) */
+    int in_chain; /* on a chain's thread: results are logged by run_chains, in order */
 };
+
+/* The log line of a precheck result (an item of prechecks). */
+static void
+pc_log(struct proc_ctx *x, const cJSON *o)
+{
+    int ok = json_get_bool(o, "ok", 0), blocking = json_get_bool(o, "blocking", 0);
+    const cJSON *node = cJSON_GetObjectItemCaseSensitive(o, "node");
+    proc_log(x, cJSON_IsString(node) ? node->valuestring : NULL, ok ? "info" : "error",
+             "precheck %s: %s: %s", json_get_str(o, "name", ""),
+             ok ? "ok" : (blocking ? "FAILED" : "warning"), json_get_str(o, "message", ""));
+}
 
 static void pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -216,18 +227,8 @@ pc_add(struct prep *st, const char *name, const char *node, int ok, int blocking
     cJSON_AddBoolToObject(o, "blocking", blocking);
     cJSON_AddStringToObject(o, "message", msg);
     cJSON_AddItemToArray(st->out->prechecks, o);
-    const char *stream = ok ? "info" : "error";
-    const char *verdict = ok ? "ok" : (blocking ? "FAILED" : "warning");
-    if (st->held) {
-        cJSON *l = cJSON_CreateArray();
-        cJSON_AddItemToArray(l, node ? cJSON_CreateString(node) : cJSON_CreateNull());
-        cJSON_AddItemToArray(l, cJSON_CreateString(stream));
-        char *t = xasprintf("precheck %s: %s: %s", name, verdict, msg);
-        cJSON_AddItemToArray(l, cJSON_CreateString(t));
-        free(t);
-        cJSON_AddItemToArray(st->held, l);
-    } else {
-        proc_log(st->x, node, stream, "precheck %s: %s: %s", name, verdict, msg);
+    if (!st->in_chain) {
+        pc_log(st->x, o);
     }
     if (!ok && blocking) {
         if (!st->out->failed) {
@@ -487,9 +488,9 @@ check_compose(struct prep *st, struct facts *f, int required)
 
 /* The prechecks of several nodes run side by side: one chain of remote commands per node, each
  * on a thread of its own (ssh_fan_out), so they take as long as the slowest node's, not the
- * sum. A chain records into a prep of its own (prechecks, warnings, its log lines held), and
- * run_chains then records those in the order of the chains: the prechecks, the log and the
- * first error read as if the chains had run one after another. A chain reads the shared model,
+ * sum. A chain records into a prep of its own (prechecks, warnings; nothing logged), and
+ * run_chains then records and logs those in the order of the chains: the prechecks, the log
+ * and the first error read as if the chains had run one after another. A chain reads the shared model,
  * request and inventory, and never the database. */
 typedef void (*chain_fn)(struct prep *st, size_t i, void *arg);
 
@@ -506,12 +507,16 @@ chain_main(void *arg, size_t i)
     cs->fn(&cs->sub[i], i, cs->arg);
 }
 
-/* Moves every item of from to the end of to. */
+/* Moves every item of from to the end of to; with x, logs each precheck it moves. */
 static void
-move_items(cJSON *to, cJSON *from)
+move_items(cJSON *to, cJSON *from, struct proc_ctx *x)
 {
     while (cJSON_GetArraySize(from) > 0) {
-        cJSON_AddItemToArray(to, cJSON_DetachItemFromArray(from, 0));
+        cJSON *o = cJSON_DetachItemFromArray(from, 0);
+        if (x) {
+            pc_log(x, o);
+        }
+        cJSON_AddItemToArray(to, o);
     }
 }
 
@@ -530,20 +535,12 @@ run_chains(struct prep *st, size_t n, chain_fn fn, void *arg)
         cs.sub[i].warnings = cJSON_CreateArray();
         cs.sub[i].diffs = NULL;
         cs.sub[i].summary = NULL;
-        cs.sub[i].held = cJSON_CreateArray();
+        cs.sub[i].in_chain = 1;
     }
     ssh_fan_out(n, n, chain_main, &cs);
     for (size_t i = 0; i < n; i++) {
-        const cJSON *l;
-        cJSON_ArrayForEach(l, cs.sub[i].held)
-        {
-            const cJSON *node = cJSON_GetArrayItem(l, 0);
-            proc_log(st->x, cJSON_IsString(node) ? node->valuestring : NULL,
-                     cJSON_GetArrayItem(l, 1)->valuestring, "%s",
-                     cJSON_GetArrayItem(l, 2)->valuestring);
-        }
-        move_items(st->out->prechecks, out[i].prechecks);
-        move_items(st->warnings, cs.sub[i].warnings);
+        move_items(st->out->prechecks, out[i].prechecks, st->x);
+        move_items(st->warnings, cs.sub[i].warnings, NULL);
         if (out[i].failed && !st->out->failed) {
             st->out->error = out[i].error;
             out[i].error = NULL;
@@ -552,7 +549,6 @@ run_chains(struct prep *st, size_t n, chain_fn fn, void *arg)
         free(out[i].error);
         cJSON_Delete(out[i].prechecks);
         cJSON_Delete(cs.sub[i].warnings);
-        cJSON_Delete(cs.sub[i].held);
     }
     free(out);
     free(cs.sub);

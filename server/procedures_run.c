@@ -949,18 +949,21 @@ plan_difference(const cJSON *a, const cJSON *b, char *why, size_t whylen)
     snprintf(why, whylen, "the plan is not the approved one");
 }
 
-/* record_states's docker ps on each involved node (remote_running uses no database). */
+/* record_states's docker ps on the involved nodes listed in ask (remote_running uses no
+ * database). */
 struct states {
     struct proc_ctx *x;
     const struct store_node **n;
     int *running;
     struct step_res *r;
+    size_t *ask; /* indexes into the above */
 };
 
 static void
-state_one(void *arg, size_t i)
+state_one(void *arg, size_t k)
 {
     struct states *st = arg;
+    size_t i = st->ask[k];
     st->running[i] = remote_running(st->x, st->n[i], &st->r[i]);
 }
 
@@ -971,31 +974,18 @@ record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t w
     void *ref = NULL;
     int64_t answered = 0;
     const struct cluster_model *m = x->run->model_get(x->run->ctx, &ref, &answered);
-    size_t n = p->n_involved;
+    size_t n = p->n_involved, na = 0;
     struct states st = {x, xcalloc(n + 1, sizeof(*st.n)), xcalloc(n + 1, sizeof(int)),
-                        xcalloc(n + 1, sizeof(struct step_res))};
-    /* what the prechecks saw (a server alive in gossip, docker ps on the node a job adds or
-     * removes); docker ps, side by side, on the nodes they did not look at */
-    const struct store_node **ask = xcalloc(n + 1, sizeof(*ask));
-    size_t *at = xcalloc(n + 1, sizeof(size_t)), na = 0;
+                        xcalloc(n + 1, sizeof(struct step_res)), xcalloc(n + 1, sizeof(size_t))};
+    /* what docker ps said in the prechecks; asked again, side by side, where it did not answer */
     for (size_t i = 0; i < n; i++) {
         st.n[i] = plan_node(p, p->involved[i]);
         st.running[i] = p->running ? p->running[i] : -1;
         if (st.running[i] < 0) {
-            at[na] = i;
-            ask[na++] = st.n[i];
+            st.ask[na++] = i;
         }
     }
-    struct states q = {x, ask, xcalloc(na + 1, sizeof(int)), xcalloc(na + 1, sizeof(struct step_res))};
-    ssh_fan_out(na, na, state_one, &q);
-    for (size_t i = 0; i < na; i++) {
-        st.running[at[i]] = q.running[i];
-        st.r[at[i]] = q.r[i];
-    }
-    free(ask);
-    free(at);
-    free(q.running);
-    free(q.r);
+    ssh_fan_out(na, na, state_one, &st);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct store_node *nd = st.n[i];
@@ -1023,6 +1013,7 @@ record_states(struct proc_ctx *x, const struct proc_plan *p, char *why, size_t w
     free(st.n);
     free(st.running);
     free(st.r);
+    free(st.ask);
     return rc;
 }
 

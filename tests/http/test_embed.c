@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "../nodes/harness.h"
 #include "harness.h"
 #include "rawhttp.h"
 #include "util.h"
@@ -462,10 +463,7 @@ put(const char *dir, const char *rel, const char *text)
     char *path = xasprintf("%s/%s", dir, rel);
     char *cmd = xasprintf("mkdir -p \"$(dirname %s)\"", path);
     assert_int_equal(sh(cmd), 0);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    assert_int_equal(nodes_write_file(path, text), 0);
     free(cmd);
     free(path);
 }

@@ -548,14 +548,24 @@ test_remove_rolling_and_identity(void **state)
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE '%.bak-%'") > 0);
 }
 
-/* Runs req (a new job for s3) to its end, which must be succeeded; returns the job's id. */
+/* Runs req (a new job for s3) to its end, which must be succeeded; returns the job's id. With
+ * approve, the plan is prepared first (it must pass) and the run is held to it. */
 static int64_t
-run_s3_ok(struct fx *fx, const struct proc_request *req)
+run_s3_ok(struct fx *fx, const struct proc_request *req, int approve)
 {
     int64_t job = new_job(fx, req->type, "s3", "queued");
     struct proc_ctx x = ctx_of(fx, job);
+    char *approved = NULL;
+    if (approve) {
+        struct proc_prep prep;
+        assert_int_equal(proc_prepare(&x, req, &prep), 0);
+        assert_false(prep.failed);
+        approved = json_print(prep.plan);
+        proc_prep_free(&prep);
+    }
     struct proc_outcome o;
-    assert_int_equal(proc_execute(&x, req, NULL, &o), 0);
+    assert_int_equal(proc_execute(&x, req, approved, &o), 0);
+    free(approved);
     if (o.end != PROC_SUCCEEDED) {
         fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
     }
@@ -580,7 +590,7 @@ test_remove_leave_fails(void **state)
     struct fx *fx = *state;
     H(fx, "s3")->leave_fails = 1;
     struct proc_request rm = {.type = "node-remove", .node = "s3"};
-    int64_t job = run_s3_ok(fx, &rm);
+    int64_t job = run_s3_ok(fx, &rm, 0);
     assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
     assert_false(H(fx, "s3")->in_raft);
     assert_false(H(fx, "s3")->running);
@@ -606,7 +616,7 @@ test_remove_rejoined_after_leave(void **state)
     struct fx *fx = *state;
     H(fx, "s3")->rejoins = 1;
     struct proc_request rm = {.type = "node-remove", .node = "s3"};
-    run_s3_ok(fx, &rm);
+    run_s3_ok(fx, &rm, 0);
     assert_true(world_ran(&fx->w, "s1", "force-leave 's3'"));
     assert_false(world_ran(&fx->w, "s1", "remove-peer"));
     assert_false(H(fx, "s3")->in_raft);
@@ -702,23 +712,10 @@ test_remove_peer_race(void **state)
     struct fx *fx = *state;
     struct w_host *s3 = H(fx, "s3");
     s3->reachable = 0;
-    s3->stubborn = 1;
-    s3->gone_first = 1;
+    s3->stubborn = 1;   /* force-leave does not drop it: the job goes on to remove-peer */
+    s3->gone_first = 1; /* and it leaves raft just before that arrives */
     struct proc_request rm = {.type = "node-remove", .node = "s3", .node_gone = 1};
-    int64_t job = new_job(fx, "node-remove", "s3", "queued");
-    struct proc_ctx x = ctx_of(fx, job);
-    struct proc_prep prep;
-    assert_int_equal(proc_prepare(&x, &rm, &prep), 0);
-    assert_false(prep.failed);
-    char *approved = json_print(prep.plan);
-    proc_prep_free(&prep);
-    struct proc_outcome o;
-    assert_int_equal(proc_execute(&x, &rm, approved, &o), 0);
-    free(approved);
-    if (o.end != PROC_SUCCEEDED) {
-        fail_msg("run failed: %s", json_get_str(o.result, "error", "?"));
-    }
-    proc_outcome_free(&o);
+    run_s3_ok(fx, &rm, 1);
     assert_true(world_ran(&fx->w, "s1", "remove-peer -address=10.0.0.3:8300"));
     assert_false(s3->in_raft);
     assert_true(sql_int(fx, "SELECT count(*) FROM job_log WHERE text LIKE "
@@ -732,12 +729,7 @@ test_remove_dead_server_force_leave_suffices(void **state)
     struct fx *fx = *state;
     H(fx, "s3")->reachable = 0;
     struct proc_request rm = {.type = "node-remove", .node = "s3", .node_gone = 1};
-    int64_t job = new_job(fx, "node-remove", "s3", "queued");
-    struct proc_ctx x = ctx_of(fx, job);
-    struct proc_outcome o;
-    assert_int_equal(proc_execute(&x, &rm, NULL, &o), 0);
-    assert_int_equal(o.end, PROC_SUCCEEDED);
-    proc_outcome_free(&o);
+    int64_t job = run_s3_ok(fx, &rm, 0);
     assert_false(world_ran(&fx->w, "s1", "remove-peer"));
     struct steps st = steps_of(fx, job);
     int rp = 0;

@@ -379,14 +379,12 @@ w_run(struct world *w, struct w_host *h, char words[][4096], size_t n, struct bu
             return 2;
         }
         const char *p = words[6];
-        int checks = 0;
         for (;;) {
             char ip[64];
             int port = 0, used = 0;
             if (sscanf(p, "</dev/tcp/%63[^/]/%d%n", ip, &port, &used) != 2) {
                 return 2;
             }
-            checks++;
             int open = 0;
             for (size_t i = 0; i < w->nh; i++) {
                 if (strcmp(w->h[i].ip, ip) == 0) {
@@ -398,7 +396,7 @@ w_run(struct world *w, struct w_host *h, char words[][4096], size_t n, struct bu
             }
             p += used;
             if (!*p) {
-                return checks ? 0 : 2;
+                return 0;
             }
             if (strncmp(p, " && ", 4) != 0) {
                 return 2;
