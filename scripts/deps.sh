@@ -23,10 +23,19 @@ for p in $list; do
     [ "$st" = "installed" ] || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
+# Two installs at once (make -j runs deps and test-deps side by side) would fight over apt's
+# lock: the second waits for the first, then looks again at what is still missing.
+if [ -z "${CONSULATE_DEPS_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+    export CONSULATE_DEPS_LOCKED=1
+    exec flock "${TMPDIR:-/tmp}/consulate-deps.lock" "$0" "$@"
+fi
 echo "deps: installing:$missing" >&2
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >&2
+# A fresh machine's own apt timers may hold the lock for a while: wait for it (10 min).
+wait_lock="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+$SUDO apt-get $wait_lock update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get $wait_lock install -y -qq --no-install-recommends $missing >&2
