@@ -40,6 +40,12 @@ void front_forwarded(const char *xfp, const char *xff, int *https, char *ip, siz
  * listening socket of this process bound to port; accepted sockets inherit them. Returns the
  * number of listening sockets changed. */
 int front_tune_listeners(int port, int defer_s);
+/* Shuts down every listening socket of this process bound to port, so that civetweb's accept
+ * loop wakes now instead of at the end of its 2 s poll (mg_stop waits for that loop; with
+ * TCP_DEFER_ACCEPT a connection cannot wake it). Should the loop wake before mg_stop sets its
+ * stop flag, its accept fails and it polls again until the flag is set: a few turns at most.
+ * Returns the number of sockets shut down. */
+int front_stop_listeners(int port);
 
 /* The file descriptor of conn's socket, found by its two addresses among the process's open
  * sockets, or -1. Borrowed: civetweb closes it after the handler returns. */

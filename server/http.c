@@ -1190,6 +1190,12 @@ void
 http_stop(struct mg_context *ctx)
 {
     if (ctx) {
+        struct mg_server_port ports[4];
+        memset(ports, 0, sizeof(ports));
+        int n = mg_get_server_ports(ctx, 4, ports);
+        for (int i = 0; i < n; i++) {
+            front_stop_listeners(ports[i].port);
+        }
         mg_stop(ctx);
     }
 }

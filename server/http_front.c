@@ -196,6 +196,18 @@ each_fd(int (*fn)(int fd, void *ctx), void *ctx)
     return rc;
 }
 
+/* A listening socket of this process bound to port, or 0. */
+static int
+listening_on(int fd, int port)
+{
+    int listening = 0;
+    socklen_t l = sizeof(listening);
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) == 0 && listening &&
+           getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 && sa_port(&sa) == port;
+}
+
 struct tune {
     int port, defer_s, changed;
 };
@@ -204,12 +216,7 @@ static int
 tune_one(int fd, void *ctx)
 {
     struct tune *t = ctx;
-    int listening = 0;
-    socklen_t l = sizeof(listening);
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof(sa);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) != 0 || !listening ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0 || sa_port(&sa) != t->port) {
+    if (!listening_on(fd, t->port)) {
         return 0;
     }
     int on = 1, idle = FRONT_KEEPIDLE_S, intvl = FRONT_KEEPINTVL_S, cnt = FRONT_KEEPCNT;
@@ -235,6 +242,28 @@ front_tune_listeners(int port, int defer_s)
     struct tune t = {.port = port, .defer_s = defer_s};
     each_fd(tune_one, &t);
     return t.changed;
+}
+
+struct stop {
+    int port, stopped;
+};
+
+static int
+stop_one(int fd, void *ctx)
+{
+    struct stop *st = ctx;
+    if (listening_on(fd, st->port) && shutdown(fd, SHUT_RDWR) == 0) {
+        st->stopped++;
+    }
+    return 0;
+}
+
+int
+front_stop_listeners(int port)
+{
+    struct stop st = {.port = port};
+    each_fd(stop_one, &st);
+    return st.stopped;
 }
 
 struct find {
