@@ -1,13 +1,14 @@
 # consulate's image: built from this source tree on Debian 12, in two stages.
 #
-#   docker build -t consulate .
+#   docker build --build-arg CONSULATE_COMMIT=$(git rev-parse --short=12 HEAD) -t consulate .
 #   docker run -d --name consulate -p 8080:8080 \
 #       -v /etc/consulate/config.json:/etc/consulate/config.json:ro \
 #       -v consulate-data:/var/lib/consulate -v consulate-key:/var/lib/consulate-key \
 #       consulate
 #
 # build: deps.txt's packages without the marked ones (`test`: only the tests need them; the
-#        list `make deps` and CI read), then `make`, the target CI builds with.
+#        list `make deps` and CI read), then `make`, the target CI builds with (the commit
+#        named by the build argument CONSULATE_COMMIT).
 # runtime: only the libraries the binary needs (packaging/runtime-deps.txt, the list the
 #        .deb's Depends is made from) and curl for the health check; the binary and the
 #        OpenSSL 3 shims in the .deb's layout (/usr/lib/consulate, lib/ beside the binary, found
@@ -25,7 +26,14 @@ RUN apt-get update \
        | xargs apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN make
+# The build context has no .git: `consulate version` names the commit given as a build
+# argument (docker build --build-arg CONSULATE_COMMIT=$(git rev-parse --short=12 HEAD) …).
+ARG CONSULATE_COMMIT=unknown
+RUN case "$CONSULATE_COMMIT" in \
+        unknown) ;; \
+        ''|*[!0-9a-f]*) echo "CONSULATE_COMMIT: a commit id in hex is expected" >&2; exit 1 ;; \
+    esac \
+    && make GIT_COMMIT="$CONSULATE_COMMIT"
 
 FROM debian:12-slim AS runtime
 COPY packaging/runtime-deps.txt /tmp/runtime-deps.txt

@@ -909,7 +909,10 @@ test_dockerfile(void **state)
     /* build: deps.txt without the test packages, then make */
     assert_non_null(strstr(build, "COPY deps.txt"));
     assert_non_null(strstr(build, "awk 'NF == 1 {print $1}'")); /* no test-only package */
-    assert_non_null(strstr(build, "\nRUN make\n"));
+    /* make, with the commit from the build argument (checked to be hex or "unknown") */
+    assert_non_null(strstr(build, "\nARG CONSULATE_COMMIT=unknown\n"));
+    assert_non_null(strstr(build, "''|*[!0-9a-f]*) echo"));
+    assert_non_null(strstr(build, "&& make GIT_COMMIT=\"$CONSULATE_COMMIT\"\n"));
     /* runtime: runtime-deps.txt, no -dev packages, the build's binary and shim */
     assert_non_null(strstr(rt, "COPY packaging/runtime-deps.txt"));
     assert_null(strstr(rt, "COPY deps.txt"));
