@@ -26,6 +26,12 @@ struct jobs;
 /* Diagnose jobs run on this many threads beside the worker. */
 #define JOBS_DIAG_THREADS 2
 #define JOBS_REASON_MAX 1000
+/* Requests prepared at once (each runs its prechecks and dry run over SSH to every node it
+ * involves, in the request's thread): per user, and by everyone together. Beyond, a request
+ * is refused at once and changes nothing, so that a runaway script cannot open hundreds of
+ * SSH sessions to the production servers or hold every worker thread. */
+#define JOBS_PREPARE_PER_USER 2
+#define JOBS_PREPARE_TOTAL 4
 
 enum jobs_rc {
     JOBS_OK = 0,
@@ -36,6 +42,8 @@ enum jobs_rc {
     JOBS_CONFLICT = 5,      /* a rollback of that job is already requested (409) */
     JOBS_INVALID = 6,       /* a bad request (400 invalid_field) */
     JOBS_DB = 7,            /* database error; nothing changed (500) */
+    JOBS_BUSY_USER = 8,     /* this user's requests already being prepared (429) */
+    JOBS_BUSY = 9,          /* everyone's requests already being prepared (503) */
 };
 
 struct jobs_error {
@@ -45,6 +53,7 @@ struct jobs_error {
 
 /* Who asks (borrowed). */
 struct jobs_user {
+    int64_t id; /* the user's id (counts the requests being prepared) */
     const char *name;
     enum role role;
     const char *ip;
@@ -75,8 +84,10 @@ void jobs_stop(struct jobs *j);
  * the dry run over SSH in the calling thread, then stores the plan and the state —
  * awaiting_approval, queued (diagnose, or approval not required), or failed with the precheck
  * results — with the outcome entry. *id gets the job's id (also when it failed its prechecks).
- * Returns JOBS_OK, JOBS_NOT_FOUND (the target of a rollback), JOBS_CONFLICT, JOBS_INVALID or
- * JOBS_DB (err says why). db is the calling thread's connection. */
+ * Returns JOBS_OK, JOBS_NOT_FOUND (the target of a rollback), JOBS_CONFLICT, JOBS_INVALID,
+ * JOBS_DB, or JOBS_BUSY_USER / JOBS_BUSY when JOBS_PREPARE_PER_USER / JOBS_PREPARE_TOTAL
+ * requests are being prepared already (nothing recorded) (err says why). db is the calling
+ * thread's connection. */
 int jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
                 const struct jobs_user *u, int64_t *id, struct jobs_error *err);
 

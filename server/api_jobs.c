@@ -24,6 +24,7 @@
 static void
 user_of(const struct req *r, struct jobs_user *u)
 {
+    u->id = r->user.id;
     u->name = r->user.name;
     u->role = r->user.role;
     u->ip = r->ip;
@@ -43,6 +44,10 @@ status_of(int code)
         return 403;
     case JOBS_INVALID:
         return 400;
+    case JOBS_BUSY_USER:
+        return 429;
+    case JOBS_BUSY:
+        return 503;
     default:
         return 500;
     }
@@ -64,6 +69,10 @@ code_of(int code)
         return "forbidden";
     case JOBS_INVALID:
         return "invalid_field";
+    case JOBS_BUSY_USER:
+        return "too_many_job_requests";
+    case JOBS_BUSY:
+        return "jobs_busy";
     default:
         return "internal";
     }
@@ -291,7 +300,10 @@ api_jobs_create(struct req *r)
         r->audited = 1; /* job.request was recorded with the job */
     }
     if (rc != JOBS_OK && !id) {
-        status = http_reply_error(r, status_of(rc), code_of(rc), "%s", err.message);
+        status = http_reply_error_h(r, status_of(rc), code_of(rc),
+                                    rc == JOBS_BUSY_USER || rc == JOBS_BUSY ? "Retry-After: 1\r\n"
+                                                                            : NULL,
+                                    "%s", err.message);
         goto out;
     }
     status = reply_job(r, 201, id);

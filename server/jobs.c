@@ -27,6 +27,7 @@
 #include "inventory.h"
 #include "jobs_runner.h"
 #include "procedures.h"
+#include "slots.h"
 #include "store.h"
 #include "store_jobs.h"
 #include "util.h"
@@ -55,6 +56,7 @@ struct jobs {
     struct worker_arg args[N_SLOTS];
     pthread_t threads[N_SLOTS];
     int n_threads;
+    struct slots *preparing; /* requests in jobs_create's prepare */
 };
 
 static const struct audit_actor engine_actor = {.name = "jobs", .role = "", .ip = "local"};
@@ -433,8 +435,21 @@ jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
     } else {
         node = xstrdup(req->node);
     }
+    int taken = slots_take(j->preparing, u->id);
+    if (taken != SLOTS_OK) {
+        set_err(err, taken == SLOTS_USER_FULL ? JOBS_BUSY_USER : JOBS_BUSY,
+                taken == SLOTS_USER_FULL
+                    ? "you already have %d requests being prepared (prechecks and plan over "
+                      "SSH); wait for them to be answered"
+                    : "%d requests are being prepared (prechecks and plan over SSH) already; "
+                      "try again in a moment",
+                taken == SLOTS_USER_FULL ? JOBS_PREPARE_PER_USER : JOBS_PREPARE_TOTAL);
+        free(node);
+        return err->code;
+    }
     int64_t attempt = 0;
     if (create_begin(db, req, node, u, id, &attempt, err) != 0) {
+        slots_give(j->preparing, u->id);
         free(node);
         return err->code;
     }
@@ -459,6 +474,7 @@ jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
     struct proc_prep prep;
     proc_prepare(&x, &preq, &prep);
     jobs_runner_free(jr);
+    slots_give(j->preparing, u->id);
     const char *state = prep.failed                     ? "failed"
                         : !jobs_type_changes(req->type) ? "queued"
                         : cfg->approval_required        ? "awaiting_approval"
@@ -997,6 +1013,7 @@ jobs_start(struct app *app)
     }
     struct jobs *j = xcalloc(1, sizeof(*j));
     j->app = app;
+    j->preparing = slots_new(JOBS_PREPARE_PER_USER, JOBS_PREPARE_TOTAL);
     pthread_mutex_init(&j->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1010,6 +1027,7 @@ jobs_start(struct app *app)
             stop_threads(j);
             pthread_cond_destroy(&j->cond);
             pthread_mutex_destroy(&j->mu);
+            slots_free(j->preparing);
             free(j);
             return NULL;
         }
@@ -1028,5 +1046,6 @@ jobs_stop(struct jobs *j)
     stop_threads(j);
     pthread_cond_destroy(&j->cond);
     pthread_mutex_destroy(&j->mu);
+    slots_free(j->preparing);
     free(j);
 }

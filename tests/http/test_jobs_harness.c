@@ -25,6 +25,7 @@
  * Needs CONSULATE_BIN, CONSUL_SIM_BIN, CONSULATE_SRC; the hosts use the production ports, so
  * it runs in its own network namespace (build/tests/netns, as scripts/run-tests.sh does). */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1290,6 +1291,109 @@ test_self_approval(void **state)
     free(a);
 }
 
+/* ---------------------------------------------------------------- requests prepared at once */
+
+struct bg_request {
+    struct client *c;
+    pthread_t t;
+    struct resp r;
+};
+
+static void *
+bg_request_main(void *arg)
+{
+    struct bg_request *b = arg;
+    b->r = client_req(b->c, "POST", "/api/jobs", ADD5);
+    return NULL;
+}
+
+/* Waits (at most 10 s) until n commands hang on consul-5. */
+static void
+wait_hanging(int n)
+{
+    long long deadline = sim_now_ms() + 10000;
+    while (nodes_hanging(node(5)) < n && sim_now_ms() < deadline) {
+        sim_sleep_ms(20);
+    }
+    assert_int_equal(nodes_hanging(node(5)), n);
+}
+
+/* A refusal of the limit: its status and code, Retry-After: 1, and no job. */
+static void
+assert_busy(struct client *c, long status, const char *code, const char *what)
+{
+    long long jobs = db_int(S, "SELECT count(*) FROM jobs");
+    struct resp r = client_req(c, "POST", "/api/jobs", ADD5);
+    assert_error_reply(&r, status, code, what);
+    char *retry = resp_header(&r, "Retry-After");
+    assert_non_null(retry);
+    assert_string_equal(retry, "1");
+    free(retry);
+    resp_free(&r);
+    assert_int_equal(db_int(S, "SELECT count(*) FROM jobs"), jobs);
+}
+
+/* Requests whose prechecks are still running count against JOBS_PREPARE_PER_USER (2) and
+ * JOBS_PREPARE_TOTAL (4): beyond, a request is refused at once (429 for the user, 503 for
+ * everyone), audited, and creates nothing; once they are answered, requests go through. */
+static void
+test_prepare_limit(void **state)
+{
+    (void)state;
+    struct nodes_fault f = {.match = "docker version", .hang = true};
+    assert_int_equal(nodes_fault_add(node(5), &f), 0);
+    static struct bg_request bg[4]; /* static: a failed assertion leaves its threads running */
+    struct bg_request init[4] = {
+        {.c = srv_login(S, "olga", "operator-pw-1")},
+        {.c = srv_login(S, "olga", "operator-pw-1")},
+        {.c = srv_login(S, "alice", "approver-pw-1")},
+        {.c = srv_login(S, "bob", "approver-pw-2")},
+    };
+    memcpy(bg, init, sizeof(bg));
+    for (int i = 0; i < 4; i++) {
+        assert_non_null(bg[i].c);
+    }
+    long long jobs = db_int(S, "SELECT count(*) FROM jobs");
+    long denied = db_count_audit(S, "job.request", "denied");
+    long errors = db_count_audit(S, "job.request", "error");
+    /* olga's two requests hang in their prechecks; her third is refused */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&bg[i].t, NULL, bg_request_main, &bg[i]), 0);
+    }
+    wait_hanging(2);
+    assert_busy(OP, 429, "too_many_job_requests", "you already have 2 requests being prepared");
+    /* alice and bob fill the server's four; then anyone is refused */
+    for (int i = 2; i < 4; i++) {
+        assert_int_equal(pthread_create(&bg[i].t, NULL, bg_request_main, &bg[i]), 0);
+    }
+    wait_hanging(4);
+    assert_busy(ADMIN, 503, "jobs_busy", "4 requests are being prepared");
+    /* both audited: the user's refusal as a throttle (denied), the server's as an error */
+    assert_int_equal(db_count_audit(S, "job.request", "denied"), denied + 1);
+    assert_int_equal(db_count_audit(S, "job.request", "error"), errors + 1);
+    /* the hanging command ends: the four are answered, failed on docker's version */
+    nodes_fault_clear(node(5));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(bg[i].t, NULL), 0);
+        assert_int_equal(bg[i].r.status, 201);
+        assert_state(bg[i].r.json, "failed");
+        assert_true(precheck(bg[i].r.json, "docker_version", "consul-5", 0));
+        resp_free(&bg[i].r);
+        client_free(bg[i].c);
+    }
+    assert_int_equal(db_int(S, "SELECT count(*) FROM jobs"), jobs + 4);
+    /* the slots were given back: olga's next request is prepared, and rejected here */
+    struct resp r = client_req(OP, "POST", "/api/jobs", ADD5);
+    assert_int_equal(r.status, 201);
+    assert_state(r.json, "awaiting_approval");
+    char path[96];
+    snprintf(path, sizeof(path), "/api/jobs/%lld/reject", (long long)job_id(r.json));
+    resp_free(&r);
+    r = client_req(ALICE, "POST", path, "{\"comment\":\"only a test of the limit\"}");
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1312,6 +1416,7 @@ main(int argc, char **argv)
         cmocka_unit_test_teardown(test_fail_rolling_new_up, reset),
         cmocka_unit_test_teardown(test_fail_full_restart_third_up, reset),
         cmocka_unit_test_teardown(test_self_approval, reset),
+        cmocka_unit_test_teardown(test_prepare_limit, reset),
         cmocka_unit_test_teardown(test_remove_dead_server, NULL),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

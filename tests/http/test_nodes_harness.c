@@ -934,38 +934,6 @@ test_fault_command_fails(void **state)
     assert_int_equal(access(b, F_OK), 0);
 }
 
-/* The processes whose command line mentions text (ours excluded). */
-static int
-processes_with(const char *text)
-{
-    DIR *d = opendir("/proc");
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9' || atoi(de->d_name) == getpid()) {
-            continue;
-        }
-        char path[300];
-        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            continue;
-        }
-        char buf[4096];
-        size_t got = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < got; i++) {
-            buf[i] = buf[i] ? buf[i] : ' ';
-        }
-        buf[got] = '\0';
-        n += strstr(buf, text) != NULL;
-    }
-    if (d) {
-        closedir(d);
-    }
-    return n;
-}
-
 static void
 test_fault_hang(void **state)
 {
@@ -984,10 +952,10 @@ test_fault_hang(void **state)
     char needle[600];
     snprintf(needle, sizeof(needle), "--root %s docker logs", n->root);
     long long deadline = sim_now_ms() + 3000;
-    while (processes_with(needle) > 0 && sim_now_ms() < deadline) {
+    while (nodes_processes_with(needle) > 0 && sim_now_ms() < deadline) {
         sim_sleep_ms(50);
     }
-    assert_int_equal(processes_with(needle), 0);
+    assert_int_equal(nodes_processes_with(needle), 0);
     nodes_fault_clear(n);
     assert_int_equal(RSHB(n, NULL, NULL, "docker", "logs", "--tail=1", "consul"), 0);
 }
@@ -1153,17 +1121,17 @@ test_stop_leaves_nothing(void **state)
         _exit(0);
     }
     sim_sleep_ms(500);
-    assert_true(processes_with(dir) > 0);
+    assert_true(nodes_processes_with(dir) > 0);
     nodes_stop(h);
     assert_int_equal(access(dir, F_OK), -1);
     assert_int_equal(kill(sim_pid, 0), -1);
     assert_int_equal(kill(sshd_pid[0], 0), -1);
     assert_int_equal(kill(sshd_pid[1], 0), -1);
     long long deadline = sim_now_ms() + 3000;
-    while (processes_with(dir) > 0 && sim_now_ms() < deadline) {
+    while (nodes_processes_with(dir) > 0 && sim_now_ms() < deadline) {
         sim_sleep_ms(50);
     }
-    assert_int_equal(processes_with(dir), 0);
+    assert_int_equal(nodes_processes_with(dir), 0);
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
 }
@@ -1216,7 +1184,7 @@ test_harness_script(void **state)
              src);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(access(dir, F_OK), -1);
-    assert_int_equal(processes_with(dir), 0);
+    assert_int_equal(nodes_processes_with(dir), 0);
     snprintf(cmd, sizeof(cmd),
              "FAKE_NODES_STATE='%s' '%s/tests/nodes/harness.sh' status >/dev/null", state_dir, src);
     assert_int_not_equal(system(cmd), 0);

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -731,4 +732,50 @@ nodes_dirty_data_dir(struct nodes_node *n)
     snprintf(path, sizeof(path), "%s/serf/local.snapshot", n->data_dir);
     rc |= nodes_write_file(path, "alive: old-node 127.0.99.1:8301\n");
     return rc;
+}
+
+int
+nodes_processes_with(const char *text)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || atoi(de->d_name) == getpid()) {
+            continue;
+        }
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            continue;
+        }
+        char buf[4096];
+        size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < got; i++) {
+            buf[i] = buf[i] ? buf[i] : ' ';
+        }
+        buf[got] = '\0';
+        n += strstr(buf, text) != NULL;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return n;
+}
+
+int
+nodes_hanging(const struct nodes_node *n)
+{
+    DIR *d = opendir(n->fake_dir);
+    int count = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        count += strncmp(de->d_name, "hang.", 5) == 0;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return count;
 }

@@ -121,8 +121,14 @@ struct nodes_fault {
 /* A fault for the node's docker, docker-compose, hostname, mv, cp, cat, ls, mkdir and rm.
  * 0 or -1. */
 int nodes_fault_add(struct nodes_node *n, const struct nodes_fault *f);
-/* Removes every command fault of the node. */
+/* Removes every command fault of the node; a command hanging by a fault then ends (exit 124). */
 void nodes_fault_clear(struct nodes_node *n);
+/* How many commands of the node hang by a fault now (started and hanging, not only
+ * started). */
+int nodes_hanging(const struct nodes_node *n);
+/* How many processes (this one excluded) have text in their command line, e.g. "--root
+ * <node root> docker version" for the node's stand-in running that command. */
+int nodes_processes_with(const char *text);
 /* Writes the node's hostname file (two hosts with the same name give Consul's "Node name
  * conflicts"). 0 or -1. */
 int nodes_set_hostname(struct nodes_node *n, const char *hostname);

@@ -93,11 +93,21 @@ def check_faults(node, line):
     if hit is None:
         return None
     if hit.get("hang"):
-        # until killed (the SSH runner kills the process group), the node goes away, or the
-        # session's parent is gone
+        # until killed (the SSH runner kills the process group), the node goes away, its
+        # faults are cleared, or the session's parent is gone
+        # (hang.<pid> in the node's .fake marks it hanging: nodes_hanging counts them)
         deadline = time.monotonic() + 3600
-        while node.alive() and os.getppid() != 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        marker = os.path.join(node.fake, "hang.%d" % os.getpid())
+        open(marker, "w").close()
+        try:
+            while (node.alive() and os.path.exists(path) and os.getppid() != 1
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+        finally:
+            try:
+                os.unlink(marker)
+            except OSError:
+                pass
         return 124
     sys.stdout.write(hit.get("stdout", ""))
     sys.stderr.write(hit.get("stderr", ""))
