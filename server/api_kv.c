@@ -375,22 +375,27 @@ api_kv_restore(struct req *r)
     if (!body) {
         return r->status;
     }
+    static const char *const allowed[] = {"key", "audit_id", "which", NULL};
+    if (http_check_fields(r, body, allowed)) {
+        status = r->status;
+        goto out;
+    }
     const char *key = json_get_str(body, "key", NULL);
     const char *which = json_get_str(body, "which", NULL);
     const cJSON *idj = cJSON_GetObjectItemCaseSensitive(body, "audit_id");
     if (!key || !key[0]) {
-        status = http_reply_error(r, 400, "invalid_parameter", "'key' is required");
+        status = http_reply_error(r, 400, "invalid_field", "'key' is required");
         goto out;
     }
     target = kv_target(key);
     if (!cJSON_IsNumber(idj) || idj->valuedouble < 1 ||
         idj->valuedouble != (double)(int64_t)idj->valuedouble) {
-        status = http_reply_error(r, 400, "invalid_parameter",
+        status = http_reply_error(r, 400, "invalid_field",
                                   "'audit_id' must be the id of an audit entry");
         goto out;
     }
     if (!which || (strcmp(which, "previous") != 0 && strcmp(which, "value") != 0)) {
-        status = http_reply_error(r, 400, "invalid_parameter",
+        status = http_reply_error(r, 400, "invalid_field",
                                   "'which' must be \"previous\" or \"value\"");
         goto out;
     }

@@ -19,8 +19,8 @@ static const char usage_text[] =
     "usage: consulate audit verify\n"
     "       consulate audit reseal\n"
     "       consulate audit export --format csv|jsonl [--actor A] [--action PREFIX]\n"
-    "                              [--outcome O] [--since T] [--until T] [--q TEXT]\n"
-    "                              [--output FILE]\n"
+    "                              [--target T] [--outcome O] [--since T] [--until T]\n"
+    "                              [--q TEXT] [--output FILE]\n"
     "T is an RFC 3339 time (2026-01-31T12:00:00Z) or epoch milliseconds.\n";
 
 /* Prints the problem and the usage on stderr; returns the usage exit status 2. */

@@ -1,5 +1,5 @@
-/* main: the command line. `consulate serve|user|audit|migrate|version`, each taking
- * --config FILE and --db PATH. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
+/* main: the command line. `consulate serve|user|audit|migrate|backup|restore|cert|version`,
+ * each taking --config FILE and --db PATH (version and cert read neither). Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
 #include <errno.h>
 #include <libgen.h>
 #include <malloc.h>
@@ -46,8 +46,8 @@ usage(FILE *f)
           "                                      (exit 1 when it fails)\n"
           "  audit reseal                        start a new anchor (and key, when lost),\n"
           "                                      on the record\n"
-          "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--outcome O]\n"
-          "               [--since T] [--until T] [--q TEXT] [--output FILE]\n"
+          "  audit export --format csv|jsonl [--actor A] [--action PREFIX] [--target T]\n"
+          "               [--outcome O] [--since T] [--until T] [--q TEXT] [--output FILE]\n"
           "  migrate                             apply database migrations\n"
           "  backup FILE                         consistent copy of the database, also while\n"
           "                                      the server runs (never overwrites FILE)\n"

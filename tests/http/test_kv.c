@@ -402,13 +402,17 @@ test_restore_errors_and_permissions(void **state)
     assert_error_reply(&r, 404, "not_found", "audit entry 999999");
     resp_free(&r);
     r = restore(op, "perm/key", id, "newest");
-    assert_error_reply(&r, 400, "invalid_parameter", "'which'");
+    assert_error_reply(&r, 400, "invalid_field", "'which'");
     resp_free(&r);
     r = client_req(op, "POST", "/api/kv/restore", "{\"key\":\"perm/key\"}");
-    assert_error_reply(&r, 400, "invalid_parameter", "'audit_id'");
+    assert_error_reply(&r, 400, "invalid_field", "'audit_id'");
     resp_free(&r);
     r = client_req(op, "POST", "/api/kv/restore", "{\"audit_id\":1,\"which\":\"value\"}");
-    assert_error_reply(&r, 400, "invalid_parameter", "'key'");
+    assert_error_reply(&r, 400, "invalid_field", "'key'");
+    resp_free(&r);
+    r = client_req(op, "POST", "/api/kv/restore",
+                   "{\"key\":\"perm/key\",\"audit_id\":1,\"which\":\"value\",\"cas\":0}");
+    assert_error_reply(&r, 400, "invalid_field", "unknown field 'cas'");
     resp_free(&r);
     /* none of them wrote anything */
     assert_int_equal(sim_count(f, "/v1/kv/perm/key"), writes);
