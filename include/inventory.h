@@ -18,6 +18,8 @@ struct watch;
 #define INVENTORY_DEFAULT_COMPOSE_DIR "/mnt/opt/docker-compose/consul"
 #define INVENTORY_DEFAULT_DATA_DIR "/mnt/var/lib/container/consul"
 #define INVENTORY_PATH_MAX 1024
+/* Room for a canonical address (inventory_address_canonical) and its NUL. */
+#define INVENTORY_ADDRESS_MAX 256
 
 /* Each returns NULL when the value is acceptable, else a sentence saying why not (static
  * text; the caller names the field). */
@@ -25,6 +27,14 @@ struct watch;
 const char *inventory_name_problem(const char *name);
 /* An IPv4 or IPv6 literal (bare, no brackets) or a DNS name; no port. */
 const char *inventory_address_problem(const char *address);
+/* inventory_address_problem, then the one form the inventory stores and compares, written to
+ * out (outlen at least INVENTORY_ADDRESS_MAX): an IPv4 address as inet_ntop prints it; an
+ * IPv6 address in RFC 5952 form (lower-case hex, the longest run of two or more zero groups
+ * as "::", no dotted quad), as Consul (Go) prints it, except that an IPv4-mapped address
+ * (::ffff:a.b.c.d) becomes the IPv4 address a.b.c.d; a DNS name lower-cased without its
+ * trailing dot. So two spellings of one host give one string. Returns NULL, or the sentence
+ * of inventory_address_problem (out is then ""). */
+const char *inventory_address_canonical(const char *address, char *out, size_t outlen);
 /* 1–32 of [A-Za-z0-9._-], not starting with '-'. */
 const char *inventory_user_problem(const char *user);
 /* Absolute, without "." or ".." components, "//", a trailing '/' or control characters, at

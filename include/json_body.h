@@ -1,5 +1,7 @@
-/* json_body: a request body as the API handlers take it — UTF-8, JSON nested at most
- * JSON_MAX_DEPTH deep, an object at the top. Pure (no HTTP), so it is unit-tested and fuzzed
+/* json_body: a request body as the API handlers take it — UTF-8 without NUL (no byte 0, no
+ * \u0000 in a string: the handlers' C strings would end there, cutting what they check and
+ * store), JSON nested at most JSON_MAX_DEPTH deep, no object with a key twice, an object at
+ * the top. Pure (no HTTP), so it is unit-tested and fuzzed
  * (tests/fuzz/fuzz_body.c) without a server; http_json_body() replies with its message. */
 #ifndef CONSULATE_JSON_BODY_H
 #define CONSULATE_JSON_BODY_H
@@ -15,6 +17,8 @@ enum json_body_rc {
     JSON_BODY_TOO_DEEP,   /* arrays and objects nested more than JSON_MAX_DEPTH */
     JSON_BODY_SYNTAX,     /* not JSON */
     JSON_BODY_NOT_OBJECT, /* JSON, but not an object */
+    JSON_BODY_NUL,        /* a NUL byte, or a string with \u0000 (C strings would end there) */
+    JSON_BODY_DUP_KEY,    /* an object with a key twice (parsers differ on which one wins) */
 };
 
 /* Parses the len bytes of body (body[len] must be '\0'; body may be NULL when len is 0) as a

@@ -112,7 +112,11 @@ reply_job(struct req *r, int status, int64_t id)
 }
 
 /* A text a person wrote (reason, comment): UTF-8 without control characters except line
- * breaks and tabs, at most max bytes. */
+ * breaks and tabs, at most max bytes. Invisible format characters that change how the text
+ * reads are control characters here too: C1 controls (U+0080-U+009F), the bidirectional
+ * marks, embeddings, overrides and isolates (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069:
+ * the approver would read another text than the one recorded) and the line and paragraph
+ * separators U+2028, U+2029. */
 static const char *
 text_problem(const char *s, size_t max)
 {
@@ -124,9 +128,18 @@ text_problem(const char *s, size_t max)
         return "is not valid UTF-8";
     }
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+        const unsigned char *c = (const unsigned char *)s + i;
+        if ((c[0] < 0x20 && c[0] != '\n' && c[0] != '\t') || c[0] == 0x7f) {
             return "must not contain control characters";
+        }
+        if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+            return "must not contain control characters (C1)";
+        }
+        if (c[0] == 0xe2 &&
+            ((c[1] == 0x80 && ((c[2] >= 0xa8 && c[2] <= 0xae) || c[2] == 0x8e || c[2] == 0x8f)) ||
+             (c[1] == 0x81 && c[2] >= 0xa6 && c[2] <= 0xa9))) {
+            return "must not contain bidirectional or line-separator format characters "
+                   "(U+200E, U+200F, U+2028-U+202E, U+2066-U+2069)";
         }
     }
     return NULL;
@@ -183,8 +196,9 @@ request_read(struct req *r, const cJSON *in, struct jobs_request *req)
         }
         req->target = (int64_t)v;
     } else {
-        const char *p =
-            cJSON_IsString(node) ? inventory_name_problem(node->valuestring) : "is required";
+        const char *p = cJSON_IsString(node)          ? inventory_name_problem(node->valuestring)
+                        : node && !cJSON_IsNull(node) ? "must be a string"
+                                                      : "is required";
         if (p) {
             http_reply_error(r, 400, "invalid_field", "field 'node' %s", p);
             return -1;
@@ -543,7 +557,9 @@ decide(struct req *r, int approve)
             const char *p = cJSON_IsString(c) ? text_problem(c->valuestring, JOBS_REASON_MAX)
                                               : "must be a string";
             if (p) {
-                status = http_reply_error(r, 400, "invalid_field", "field 'comment' %s", p);
+                status =
+                    http_reply_error(r, 400, "invalid_field",
+                                     "field 'comment' %s (at most %d bytes)", p, JOBS_REASON_MAX);
                 goto out;
             }
             comment = c->valuestring;
@@ -589,6 +605,15 @@ api_jobs_cancel(struct req *r)
     int64_t id = path_id(r);
     if (!id) {
         return r->status;
+    }
+    if (r->body_len > 0) { /* none is needed; one given must be an empty object */
+        static const char *const none[] = {NULL};
+        cJSON *in = http_json_body(r);
+        int bad = !in || http_check_fields(r, in, none);
+        cJSON_Delete(in);
+        if (bad) {
+            return r->status;
+        }
     }
     struct jobs_user u;
     user_of(r, &u);

@@ -119,10 +119,12 @@ take_str(struct req *r, const cJSON *in, const char *key, const char **out)
     return 0;
 }
 
-/* The fields a request may set, each NULL / 0 when absent. */
+/* The fields a request may set, each NULL / 0 when absent. address is the canonical form
+ * (inventory_address_canonical) of the one given, in address_buf. */
 struct node_in {
     const char *address, *ssh_user, *ssh_key_path, *compose_dir, *data_dir, *server_state;
     int ssh_port; /* 0 absent */
+    char address_buf[INVENTORY_ADDRESS_MAX];
 };
 
 /* Reads and validates the fields present in `in`; replies 400 naming the first bad one and
@@ -149,9 +151,14 @@ node_in_read(struct req *r, const cJSON *in, struct node_in *ni)
         ni->ssh_port = (int)v;
     }
     const char *p;
-    if (ni->address && (p = inventory_address_problem(ni->address))) {
-        http_reply_error(r, 400, "invalid_field", "field 'address' %s", p);
-        return -1;
+    if (ni->address) {
+        /* stored and compared in one form: another spelling of a taken address is taken */
+        if ((p = inventory_address_canonical(ni->address, ni->address_buf,
+                                             sizeof(ni->address_buf)))) {
+            http_reply_error(r, 400, "invalid_field", "field 'address' %s", p);
+            return -1;
+        }
+        ni->address = ni->address_buf;
     }
     if (ni->ssh_user && (p = inventory_user_problem(ni->ssh_user))) {
         http_reply_error(r, 400, "invalid_field", "field 'ssh_user' %s", p);
@@ -363,7 +370,12 @@ api_nodes_update(struct req *r)
     }
     cJSON *d = cJSON_CreateObject();
     int old_port = n.ssh_port;
-    int addr_changed = ni.address && strcasecmp(ni.address, n.address) != 0;
+    /* a node stored before addresses were canonical may hold another spelling of its own
+     * address: that spelling is rewritten below without counting as a new address */
+    char old_addr[INVENTORY_ADDRESS_MAX];
+    const char *old =
+        inventory_address_canonical(n.address, old_addr, sizeof(old_addr)) ? n.address : old_addr;
+    int addr_changed = ni.address && strcasecmp(ni.address, old) != 0;
     change_str(d, "address", &n.address, ni.address);
     if (ni.ssh_port && ni.ssh_port != n.ssh_port) {
         cJSON *c = cJSON_AddObjectToObject(d, "ssh_port");
@@ -652,9 +664,9 @@ api_nodes_import(struct req *r)
         if (!s->in_raft) {
             continue;
         }
-        char host[256];
+        char host[256], addr[INVENTORY_ADDRESS_MAX];
         if (watch_addr_host(s->address, host, sizeof(host)) != 0 ||
-            inventory_address_problem(host)) {
+            inventory_address_canonical(host, addr, sizeof(addr))) {
             skip(&ic, s->node, "its raft address is not a usable host address");
             continue;
         }
@@ -664,7 +676,7 @@ api_nodes_import(struct req *r)
         }
         struct store_node n = {
             .name = s->node,
-            .address = host,
+            .address = addr,
             .ssh_port = ni.ssh_port ? ni.ssh_port : INVENTORY_DEFAULT_SSH_PORT,
             .ssh_user = (char *)ni.ssh_user,
             .ssh_key_path = (char *)ni.ssh_key_path,

@@ -568,6 +568,31 @@ decide(struct req *r, const struct route *rt, struct route_decision *d)
     }
 }
 
+/* 1 when a parameter of the query string q does not percent-decode (a bad escape, or %00:
+ * the C string would end there and a filter would silently drop); its name (as sent, cut
+ * to fit) in name. */
+static int
+query_bad_param(const char *q, char *name, size_t namelen)
+{
+    while (q && *q) {
+        size_t seg = strcspn(q, "&");
+        size_t eq = strcspn(q, "=");
+        size_t nl = eq < seg ? eq : seg;
+        char *n = http_pct_decode(q, nl, 1);
+        char *v = eq < seg ? http_pct_decode(q + eq + 1, seg - eq - 1, 1) : xstrdup("");
+        int bad = !n || !v;
+        free(n);
+        free(v);
+        if (bad) {
+            snprintf(name, namelen, "%.*s", (int)(nl < 40 ? nl : 40), q);
+            return 1;
+        }
+        q += seg;
+        q += *q == '&';
+    }
+    return 0;
+}
+
 static int
 dispatch(struct req *r)
 {
@@ -620,6 +645,12 @@ dispatch(struct req *r)
     }
     if (d.refuse_status == 403) {
         return http_deny(r, d.action, d.target, d.reason);
+    }
+    char bad_param[48];
+    if (query_bad_param(r->query, bad_param, sizeof(bad_param))) {
+        return http_reply_error(r, 400, "invalid_parameter",
+                                "query parameter '%s' has a bad percent-encoding (or %%00)",
+                                bad_param);
     }
     if (d.refuse_status) {
         http_reply_error_h(r, d.refuse_status, d.refuse_code, d.refuse_headers, "%s", d.reason);

@@ -1,6 +1,7 @@
 /* inventory: see include/inventory.h. */
 #include "inventory.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +50,104 @@ inventory_address_problem(const char *address)
     }
     if (compose_addr_valid(address, NULL) != COMPOSE_OK) {
         return "must be an IPv4 or IPv6 address or a DNS name";
+    }
+    return NULL;
+}
+
+/* The 16 bytes of an IPv6 address as RFC 5952 writes it, all in hex (as Go's net.IP.String
+ * does for an address that is not IPv4-mapped). Returns 0, or -1 when out is too small. */
+static int
+ip6_text(const unsigned char ip[16], char *out, size_t outlen)
+{
+    unsigned g[8];
+    for (int i = 0; i < 8; i++) {
+        g[i] = (unsigned)ip[2 * i] << 8 | ip[2 * i + 1];
+    }
+    /* the first longest run of zero groups, compressed only when 2 or more long */
+    int best = -1, best_len = 0;
+    for (int i = 0; i < 8;) {
+        if (g[i] != 0) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && g[j] == 0) {
+            j++;
+        }
+        if (j - i > best_len) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j;
+    }
+    if (best_len < 2) {
+        best = -1;
+        best_len = 0;
+    }
+    char buf[INET6_ADDRSTRLEN];
+    size_t o = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "::");
+            i += best_len - 1;
+            continue;
+        }
+        int sep = i > 0 && i != best + best_len;
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%x", sep ? ":" : "", g[i]);
+    }
+    if (o >= outlen) {
+        return -1;
+    }
+    memcpy(out, buf, o + 1);
+    return 0;
+}
+
+const char *
+inventory_address_canonical(const char *address, char *out, size_t outlen)
+{
+    static const char bad[] = "must be an IPv4 or IPv6 address or a DNS name";
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (outlen) {
+        out[0] = '\0';
+    }
+    const char *p = inventory_address_problem(address);
+    if (p) {
+        return p;
+    }
+    unsigned char ip[16];
+    const char *done;
+    if (strchr(address, ':')) {
+        /* two colons or more (one is refused as a port): an IPv6 literal */
+        if (inet_pton(AF_INET6, address, ip) != 1) {
+            return bad;
+        }
+        if (memcmp(ip, v4_mapped, sizeof(v4_mapped)) == 0) {
+            done = inet_ntop(AF_INET, ip + 12, out, (socklen_t)outlen);
+        } else {
+            done = ip6_text(ip, out, outlen) == 0 ? out : NULL;
+        }
+    } else if (inet_pton(AF_INET, address, ip) == 1) {
+        done = inet_ntop(AF_INET, ip, out, (socklen_t)outlen);
+    } else {
+        /* a DNS name (the validator took it as one): lower-cased, one trailing dot off */
+        size_t n = strlen(address);
+        if (n > 0 && address[n - 1] == '.') {
+            n--;
+        }
+        done = NULL;
+        if (n < outlen) {
+            for (size_t i = 0; i < n; i++) {
+                out[i] = (char)tolower((unsigned char)address[i]);
+            }
+            out[n] = '\0';
+            done = out;
+        }
+    }
+    if (!done) {
+        if (outlen) {
+            out[0] = '\0';
+        }
+        return bad;
     }
     return NULL;
 }

@@ -430,10 +430,46 @@ jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
             store_job_clear(&target);
             return err->code;
         }
+        /* what can never be rolled back is refused, not recorded as a failed job */
+        int refuse = 1;
+        if (strcmp(target.type, "diagnose") == 0 || strcmp(target.type, "rollback") == 0) {
+            set_err(err, JOBS_INVALID_STATE, "job %lld is a %s: it has nothing to roll back",
+                    (long long)target.id, target.type);
+        } else if (strcmp(target.state, "failed") != 0 &&
+                   strcmp(target.state, "interrupted") != 0) {
+            set_err(err, JOBS_INVALID_STATE,
+                    "job %lld is %s: only a failed or interrupted job is rolled back",
+                    (long long)target.id, target.state);
+        } else {
+            refuse = 0;
+        }
+        if (refuse) {
+            store_job_clear(&target);
+            return err->code;
+        }
         node = xstrdup(target.node);
         store_job_clear(&target);
     } else {
         node = xstrdup(req->node);
+    }
+    struct store_node inv;
+    int nrc = store_node_get(db, node, &inv);
+    if (nrc == STORE_OK) {
+        store_node_clear(&inv);
+    } else {
+        if (nrc != STORE_NOT_FOUND) {
+            set_err(err, JOBS_DB, "database error");
+        } else if (strcmp(req->type, "rollback") == 0) {
+            set_err(err, JOBS_INVALID_STATE,
+                    "job %lld was on node '%s', which is no longer in the inventory: it cannot "
+                    "be rolled back",
+                    (long long)req->target, node);
+        } else {
+            set_err(err, JOBS_INVALID, "field 'node': there is no node named '%s' in the inventory",
+                    node);
+        }
+        free(node);
+        return err->code;
     }
     int taken = slots_take(j->preparing, u->id);
     if (taken != SLOTS_OK) {

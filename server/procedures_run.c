@@ -1081,8 +1081,18 @@ proc_execute(struct proc_ctx *x, const struct proc_request *req, const char *app
     out->prechecks = cJSON_Duplicate(prep.prechecks, 1);
     int rc = 0;
     if (prep.failed) {
-        out->end = PROC_FAILED;
-        char *e = xasprintf("a precheck failed; nothing was changed: %s", prep.error);
+        /* a cancel or a stop during the prechecks ends their SSH work, which then reads as a
+         * failed precheck: the job ends as what it is (cancelled, interrupted), not failed */
+        int ab = proc_interrupted(x);
+        out->end = ab == PROC_ABORT_STOP     ? PROC_STOPPED
+                   : ab == PROC_ABORT_CANCEL ? PROC_CANCELLED
+                                             : PROC_FAILED;
+        char *e = ab ? xasprintf("%s during the prechecks; nothing was changed",
+                                 ab == PROC_ABORT_STOP ? "consulate stopped" : "cancelled")
+                     : xasprintf("a precheck failed; nothing was changed: %s", prep.error);
+        if (ab) {
+            proc_log(x, NULL, "info", "%s", e);
+        }
         cJSON_AddStringToObject(out->result, "error", e);
         free(e);
         goto done;

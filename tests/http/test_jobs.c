@@ -763,6 +763,36 @@ test_validation_and_roles(void **state)
                    "'job'");
     expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\",\"when\":1}",
                    "'when'");
+    /* a wrong type is named as such; a node not in the inventory creates no job */
+    expect_invalid(c, "{\"type\":\"diagnose\",\"node\":5}", "'node' must be a string");
+    expect_invalid(c, "{\"type\":\"node-remove\",\"node\":\"ghost\",\"reason\":\"r\"}",
+                   "no node named 'ghost' in the inventory");
+    /* a reason the approver would read otherwise than it is recorded: bidirectional
+     * overrides and isolates, line separators, C1 controls */
+    expect_invalid(c,
+                   "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"ok \\u202e "
+                   "evil\"}",
+                   "'reason' must not contain bidirectional");
+    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"a\\u2066b\"}",
+                   "'reason'");
+    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"a\\u2028b\"}",
+                   "'reason'");
+    expect_invalid(c, "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"a\\u0085b\"}",
+                   "'reason' must not contain control characters (C1)");
+    /* NUL in a string (C strings would end there: "ok" recorded) and a key given twice
+     * (parsers differ on which wins) are refused as JSON, with no job */
+    long long before = jobs_count(c);
+    static const char *const bad_json[] = {
+        "{\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"ok\\u0000hidden\"}",
+        "{\"type\":\"diagnose\",\"node\":\"spare-4\\u0000x\"}",
+        "{\"type\":\"diagnose\",\"type\":\"node-add\",\"node\":\"spare-4\",\"reason\":\"r\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
+        struct resp b = client_req(c->op, "POST", "/api/jobs", bad_json[i]);
+        assert_error_reply(&b, 400, "invalid_json", i < 2 ? "(NUL)" : "the key 'type' twice");
+        resp_free(&b);
+    }
+    assert_int_equal(jobs_count(c), before);
     struct resp r = client_req(c->op, "POST", "/api/jobs",
                                "{\"type\":\"rollback\",\"job\":4242,\"reason\":\"r\"}");
     assert_error_reply(&r, 404, "not_found", "4242");
@@ -777,16 +807,20 @@ test_validation_and_roles(void **state)
     assert_error_reply(&r, 403, "forbidden", "approver");
     resp_free(&r);
     assert_int_equal(jobs_count(c), 0);
-    /* list parameters */
-    r = client_req(c->viewer, "GET", "/api/jobs?state=bogus", NULL);
-    assert_error_reply(&r, 400, "invalid_parameter", "'state'");
-    resp_free(&r);
-    r = client_req(c->viewer, "GET", "/api/jobs?limit=0", NULL);
-    assert_error_reply(&r, 400, "invalid_parameter", "'limit'");
-    resp_free(&r);
-    r = client_req(c->viewer, "GET", "/api/jobs?before_id=x", NULL);
-    assert_error_reply(&r, 400, "invalid_parameter", "'before_id'");
-    resp_free(&r);
+    /* list parameters; %00 would end the C string (the filter would silently go) */
+    static const char *const bad_lists[][2] = {
+        {"/api/jobs?state=bogus", "'state'"},
+        {"/api/jobs?limit=0", "'limit'"},
+        {"/api/jobs?before_id=x", "'before_id'"},
+        {"/api/jobs?state=failed%00", "'state' has a bad percent-encoding"},
+        {"/api/jobs?node=%00", "'node'"},
+        {"/api/jobs?node=%zz", "'node'"},
+    };
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+        r = client_req(c->viewer, "GET", bad_lists[i][0], NULL);
+        assert_error_reply(&r, 400, "invalid_parameter", bad_lists[i][1]);
+        resp_free(&r);
+    }
     r = client_req(c->viewer, "GET", "/api/jobs/abc", NULL);
     assert_error_reply(&r, 404, "not_found", NULL);
     resp_free(&r);
@@ -1008,6 +1042,15 @@ test_remove_back_to_identical(void **state)
     assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "node"), "server_state", ""),
                         "removed");
     resp_free(&r);
+    /* a succeeded job is not rolled back: refused, no job recorded */
+    long long before = jobs_count(c);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"type\":\"rollback\",\"job\":%lld,\"reason\":\"undo\"}",
+             (long long)id);
+    r = client_req(c->op, "POST", "/api/jobs", body);
+    assert_error_reply(&r, 409, "invalid_state", "only a failed or interrupted job is rolled back");
+    resp_free(&r);
+    assert_int_equal(jobs_count(c), before);
 }
 
 static void
@@ -1067,6 +1110,10 @@ test_cancel_running(void **state)
     snprintf(path, sizeof(path), "/api/jobs/%lld/cancel", (long long)id);
     r = client_req(c->viewer, "POST", path, NULL);
     assert_error_reply(&r, 403, "forbidden", NULL);
+    resp_free(&r);
+    /* a cancel takes no fields */
+    r = client_req(c->op, "POST", path, "{\"x\":1}");
+    assert_error_reply(&r, 400, "invalid_field", "unknown field 'x'");
     resp_free(&r);
     long long t0 = sim_now_ms();
     r = client_req(c->op, "POST", path, NULL);

@@ -1,7 +1,8 @@
 /* Black-box tests of the inventory API (/api/nodes) against the real server, the simulator
  * and a real sshd: validation (status, error.code, the field named, nothing created), roles
  * (denials audited), create / read / update / delete with their audit entries, 409s
- * (node_exists, node_busy), host keys (probe as ssh-keygen -l prints it, trust only what the
+ * (node_exists, node_busy; an address taken in another spelling is taken: the inventory stores
+ * the canonical form), host keys (probe as ssh-keygen -l prints it, trust only what the
  * node presents now, mismatch refused with both fingerprints, a new port unpins), import from
  * the raft configuration, and the expected servers: an imported server that leaves is the
  * problem server_missing. Simulated servers on 127.0.0.81…84, the sshd on 127.0.0.86. */
@@ -107,16 +108,28 @@ node_count(struct ctx *c)
     return db_int(c->srv, "SELECT count(*) FROM nodes");
 }
 
+/* Sends body as the admin and expects status and code with what in the message (and, for
+ * 409 node_exists, the word "address"), the inventory unchanged. */
+static void
+expect_refused(struct ctx *c, const char *method, const char *path, const char *body, long status,
+               const char *code, const char *what)
+{
+    long long before = node_count(c);
+    struct resp r = client_req(c->admin, method, path, body);
+    assert_error_reply(&r, status, code, what);
+    if (strcmp(code, "node_exists") == 0) {
+        assert_non_null(strstr(resp_error_message(&r), "address"));
+    }
+    resp_free(&r);
+    assert_int_equal(node_count(c), before);
+}
+
 /* POSTs body and expects 400 invalid_field naming field, with nothing created. */
 static void
 expect_invalid(struct ctx *c, const char *method, const char *path, const char *body,
                const char *field)
 {
-    long long before = node_count(c);
-    struct resp r = client_req(c->admin, method, path, body);
-    assert_error_reply(&r, 400, "invalid_field", field);
-    resp_free(&r);
-    assert_int_equal(node_count(c), before);
+    expect_refused(c, method, path, body, 400, "invalid_field", field);
 }
 
 static void
@@ -411,6 +424,141 @@ test_crud_and_hostkey(void **state)
     assert_int_equal(node_count(c), 0);
 }
 
+/* POSTs a node named name at address addr (both JSON-safe). */
+static struct resp
+post_node(struct ctx *c, const char *name, const char *addr)
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":"
+             "\"%s\"}",
+             name, addr, c->key);
+    return client_req(c->admin, "POST", "/api/nodes", body);
+}
+
+/* POSTs name at addr and expects 201 answering the address want. */
+static void
+expect_created(struct ctx *c, const char *name, const char *addr, const char *want)
+{
+    struct resp r = post_node(c, name, addr);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(json_get_str(node_of(&r), "address", ""), want);
+    resp_free(&r);
+}
+
+/* A request expected to be refused with 409 node_exists naming the address taken (canonical),
+ * with the inventory unchanged. */
+static void
+expect_taken(struct ctx *c, const char *method, const char *path, const char *body,
+             const char *taken)
+{
+    expect_refused(c, method, path, body, 409, "node_exists", taken);
+}
+
+static void
+delete_all_nodes(struct ctx *c)
+{
+    struct resp r = client_req(c->viewer, "GET", "/api/nodes", NULL);
+    assert_int_equal(r.status, 200);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(r.json, "nodes"))
+    {
+        char path[128];
+        snprintf(path, sizeof(path), "/api/nodes/%s", json_get_str(it, "name", ""));
+        struct resp d = client_req(c->admin, "DELETE", path, NULL);
+        assert_int_equal(d.status, 200);
+        resp_free(&d);
+    }
+    resp_free(&r);
+    assert_int_equal(node_count(c), 0);
+}
+
+static void
+test_address_spellings(void **state)
+{
+    struct ctx *c = *state;
+    char body[512];
+    /* alone, each spelling is stored and answered in its canonical form */
+    expect_created(c, "s1", "0:0:0:0:0:0:0:1", "::1");
+    expect_created(c, "s2", "Node.Example.", "node.example");
+    expect_created(c, "s3", "::ffff:127.0.0.71", "127.0.0.71");
+    expect_created(c, "s4", "FD00:0:0:0:0:0:0:0A", "fd00::a");
+    expect_created(c, "s5", "2001:db8:0:1:0:0:0:1", "2001:db8:0:1::1");
+    expect_created(c, "s6", "::1.2.3.4", "::102:304");
+    assert_int_equal(db_int(c->srv, "SELECT count(*) FROM nodes WHERE address IN ('::1', "
+                                    "'node.example', '127.0.0.71', 'fd00::a', "
+                                    "'2001:db8:0:1::1', '::102:304')"),
+                     6);
+    delete_all_nodes(c);
+
+    /* beside a node, every other spelling of its address is taken */
+    expect_created(c, "t1", "::1", "::1");
+    expect_created(c, "t2", "Node.Example", "node.example");
+    expect_created(c, "t3", "127.0.0.71", "127.0.0.71");
+    long ok_before = db_count_audit(c->srv, "node.create", "ok");
+    static const struct {
+        const char *addr, *taken;
+    } dup[] = {
+        {"0:0:0:0:0:0:0:1", "::1"},
+        {"0::0:1", "::1"},
+        {"node.example.", "node.example"},
+        {"NODE.EXAMPLE", "node.example"},
+        {"::ffff:127.0.0.71", "127.0.0.71"},
+        {"::FFFF:7f00:47", "127.0.0.71"},
+        {"0:0:0:0:0:ffff:127.0.0.71", "127.0.0.71"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(dup); i++) {
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"dup%zu\",\"address\":\"%s\",\"ssh_user\":\"root\","
+                 "\"ssh_key_path\":\"%s\"}",
+                 i, dup[i].addr, c->key);
+        expect_taken(c, "POST", "/api/nodes", body, dup[i].taken);
+    }
+    assert_int_equal(db_count_audit(c->srv, "node.create", "ok"), ok_before);
+
+    /* PATCH to another node's address in another spelling: refused, nothing changed */
+    expect_created(c, "t4", "10.5.0.1", "10.5.0.1");
+    expect_taken(c, "PATCH", "/api/nodes/t4", "{\"address\":\"0:0::1\"}", "::1");
+    expect_taken(c, "PATCH", "/api/nodes/t4", "{\"address\":\"Node.Example.\"}", "node.example");
+    expect_taken(c, "PATCH", "/api/nodes/t4", "{\"address\":\"::ffff:127.0.0.71\"}", "127.0.0.71");
+    assert_int_equal(db_int(c->srv, "SELECT count(*) FROM nodes WHERE name = 't4' AND "
+                                    "address = '10.5.0.1'"),
+                     1);
+    /* its own address in another spelling is no new address (the pin stays), also for a node
+     * stored before addresses were canonical: its spelling becomes the canonical one */
+    assert_int_equal(db_exec(c->srv, "UPDATE nodes SET address = '0:0:0:0:0:0:0:1', "
+                                     "host_key_type = 'ssh-ed25519', "
+                                     "host_key_bits = 256, host_key_fingerprint = 'SHA256:x', "
+                                     "host_key_pinned_at = 1, host_key_pinned_by = 'admin' "
+                                     "WHERE name = 't1'"),
+                     0);
+    struct resp r = client_req(c->admin, "PATCH", "/api/nodes/t1", "{\"address\":\"0::1\"}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_get_str(node_of(&r), "address", ""), "::1");
+    assert_true(json_get_bool(cJSON_GetObjectItem(node_of(&r), "host_key"), "pinned", 0));
+    resp_free(&r);
+    assert_int_equal(db_int(c->srv, "SELECT count(*) FROM audit_log WHERE action = "
+                                    "'node.update' AND outcome = 'ok' AND detail LIKE "
+                                    "'%\"address\":{\"from\":\"0:0:0:0:0:0:0:1\",\"to\":\"::1\"}%' "
+                                    "AND detail NOT LIKE '%host_key_unpinned%'"),
+                     1);
+    /* a PATCH answers the canonical form too */
+    r = client_req(c->admin, "PATCH", "/api/nodes/t4", "{\"address\":\"::FFFF:10.5.0.2\"}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_get_str(node_of(&r), "address", ""), "10.5.0.2");
+    resp_free(&r);
+    delete_all_nodes(c);
+
+    /* a server's address in another spelling still matches the cluster model's */
+    char mapped[64];
+    snprintf(mapped, sizeof(mapped), "::ffff:%s", c->sim->servers[1].ip);
+    expect_created(c, "m1", mapped, c->sim->servers[1].ip);
+    cJSON *m1 = node_when_matched(c, "m1");
+    assert_string_equal(json_get_str(cJSON_GetObjectItem(m1, "consul"), "node", ""), "consul-2");
+    cJSON_Delete(m1);
+    delete_all_nodes(c);
+}
+
 static int
 has_problem_for(const cJSON *model, const char *code, const char *node)
 {
@@ -503,6 +651,7 @@ main(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_crud_and_hostkey),
+        cmocka_unit_test(test_address_spellings),
         cmocka_unit_test(test_import_and_server_missing),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

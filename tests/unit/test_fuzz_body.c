@@ -194,6 +194,21 @@ test_messages(void **state)
     expect("{\"a\":\"\xc3\x28\"}", JSON_BODY_NOT_UTF8, "UTF-8");
     expect("{\"a\":", JSON_BODY_SYNTAX, "not valid JSON (at byte");
     expect("{\"a\":1} x", JSON_BODY_SYNTAX, "not valid JSON");
+    /* a NUL: C strings would end there (a name "a\u0000b" stored as "a") */
+    expect("{\"a\":\"x\\u0000y\"}", JSON_BODY_NUL, "\\u0000 (NUL) in a string (at byte 7)");
+    expect("{\"a\\u0000b\":1}", JSON_BODY_NUL, "(NUL) in a string");
+    expect("{\"a\":[\"\\u0000\"]}", JSON_BODY_NUL, "(NUL)");
+    expect("{\"a\":\"\\\\u0000\"}", JSON_BODY_OK, NULL); /* a backslash, then "u0000" */
+    expect("{\"a\":\"\\u0001\"}", JSON_BODY_OK, NULL);
+    cJSON *j = NULL;
+    char m[200];
+    assert_int_equal(json_body_parse("{\"a\":1}\0{}", 10, &j, m, sizeof(m)), JSON_BODY_NUL);
+    assert_non_null(strstr(m, "NUL byte (at byte 7)"));
+    /* a key twice, at any depth: parsers differ on which one wins */
+    expect("{\"a\":1,\"b\":2,\"a\":3}", JSON_BODY_DUP_KEY, "the key 'a' twice");
+    expect("{\"o\":{\"x\":1,\"x\":1}}", JSON_BODY_DUP_KEY, "the key 'x' twice");
+    expect("{\"l\":[{\"y\":1},{\"y\":2,\"y\":3}]}", JSON_BODY_DUP_KEY, "'y' twice");
+    expect("{\"a\":1,\"A\":2,\"l\":[{\"a\":1},{\"a\":2}]}", JSON_BODY_OK, NULL);
     size_t len;
     char *deep = repeat("[", 65, "", &len);
     expect(deep, JSON_BODY_TOO_DEEP, "more than 64 deep");

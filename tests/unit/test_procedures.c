@@ -1052,6 +1052,36 @@ test_cancel_midway_rolls_back(void **state)
     assert_rolled_back(fx, job);
 }
 
+/* A cancel (or a stop) while the run does its prechecks again: their SSH work ends and reads
+ * as a failed precheck, but the job ends cancelled (interrupted), not failed, and nothing
+ * ran. */
+static void
+test_cancel_during_prechecks(void **state)
+{
+    struct fx *fx = *state;
+    struct w_host *n4 = H(fx, "n4");
+    struct proc_request req = {.type = "node-add", .node = "n4"};
+    for (int stop = 0; stop <= 1; stop++) {
+        snprintf(n4->cancel_on, sizeof(n4->cancel_on), "docker version");
+        n4->cancel_value = stop ? PROC_ABORT_STOP : 0;
+        atomic_store(&fx->abort, 0);
+        int64_t job = new_job(fx, "node-add", "n4", "running");
+        struct proc_ctx x = ctx_of(fx, job);
+        struct proc_outcome o;
+        assert_int_equal(proc_execute(&x, &req, NULL, &o), 0);
+        assert_int_equal(o.end, stop ? PROC_STOPPED : PROC_CANCELLED);
+        assert_false(o.changed);
+        assert_string_equal(json_get_str(o.result, "error", ""),
+                            stop ? "consulate stopped during the prechecks; nothing was changed"
+                                 : "cancelled during the prechecks; nothing was changed");
+        proc_outcome_free(&o);
+        assert_int_equal(steps_of(fx, job).n, 0);
+    }
+    n4->cancel_on[0] = '\0';
+    n4->cancel_value = 0;
+    atomic_store(&fx->abort, 0);
+}
+
 static void
 test_interrupted_then_rollback_job(void **state)
 {
@@ -1520,6 +1550,7 @@ main(void)
         T(test_last_server),
         T(test_failure_midway_rolls_back),
         T(test_full_restart_failure_rolls_back),
+        T(test_cancel_during_prechecks),
         T(test_cancel_midway_rolls_back),
         T(test_interrupted_then_rollback_job),
         T(test_plan_changed_since_approval),

@@ -103,3 +103,10 @@ export function preview(b64, max = 160) {
   const one = s.replace(/\s+/g, ' ');
   return one.length > max ? one.slice(0, max) + '…' : one;
 }
+
+// "host:port" for an address and a port; an IPv6 literal in brackets ("[::1]:2222"), so the
+// port cannot be read as one more group of the address.
+export function hostPort(address, port) {
+  const a = String(address || '');
+  return (a.includes(':') ? `[${a}]` : a) + ':' + port;
+}

@@ -4,7 +4,7 @@
 import * as api from './api.js';
 import { el, replace, uid } from './dom.js';
 import { t } from './i18n.js';
-import { timeEl } from './format.js';
+import { timeEl, hostPort } from './format.js';
 import { confirmDialog } from './ui.js';
 
 export const SERVER_STATES = ['unknown', 'server', 'spare', 'removed'];
@@ -128,7 +128,7 @@ export async function hostKeyDialog(node) {
   const mismatch = el('div', { class: 'hk-mismatch', 'aria-live': 'assertive' });
   let saved = null;
   const body = [
-    el('p', null, t('nodes.hk_presented', { name: node.name, addr: `${node.address}:${node.ssh_port || 22}` })),
+    el('p', null, t('nodes.hk_presented', { name: node.name, addr: hostPort(node.address, node.ssh_port || 22) })),
     keyFacts(presented, 'hk-presented'),
     pinned ? el('div', { class: ['alert', same ? 'alert-ok' : 'alert-error'], role: same ? 'status' : 'alert' },
       el('strong', null, same ? t('nodes.hk_same') : t('nodes.hk_differs')),

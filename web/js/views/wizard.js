@@ -8,6 +8,7 @@ import { t } from '../i18n.js';
 import { approvalIsRequired, currentUser } from '../session.js';
 import { loading, errorBox, badge, empty } from '../ui.js';
 import { typeText, strategyText } from '../jobs_ui.js';
+import { hostPort } from '../format.js';
 
 const STEPS = ['change', 'node', 'strategy', 'review'];
 const PLAN_TIMEOUT_MS = 180000; // the dry run reads every node's files over SSH
@@ -51,7 +52,7 @@ function nodeFacts(n) {
   const hk = n.host_key || {};
   const c = n.consul;
   return el('dl', { class: 'job-meta node-facts' },
-    el('dt', null, t('nodes.col_address')), el('dd', null, el('code', null, n.address + (n.ssh_port && n.ssh_port !== 22 ? ':' + n.ssh_port : ''))),
+    el('dt', null, t('nodes.col_address')), el('dd', null, el('code', null, n.ssh_port && n.ssh_port !== 22 ? hostPort(n.address, n.ssh_port) : n.address)),
     el('dt', null, t('nodes.col_host_key')), el('dd', null, hk.pinned
       ? [badge(t('nodes.pinned'), 'ok'), ' ', el('code', { class: 'fingerprint' }, hk.fingerprint || '')]
       : badge(t('nodes.not_pinned'), 'bad')),
