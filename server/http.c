@@ -977,27 +977,37 @@ log_message(const struct mg_connection *conn, const char *message)
 /* Every request, whatever its route: a Host header that does not name this console (DNS
  * rebinding: a page on an attacker's name that now resolves to this address) is refused
  * with 421, two Host headers with 400. No Host at all (HTTP/1.0 health checks) passes: a
- * browser always sends one. Returns 0 to go on, or the status sent. */
+ * browser always sends one. More than one Content-Length is 400 (RFC 9112 6.3: civetweb
+ * would take the first, and what follows the body it read as the next request: request
+ * smuggling behind a proxy that takes another one). A refused request's connection is closed
+ * after the answer: its body, unread, must not be read as a request. Returns 0 to go on, or
+ * the status sent. */
 static int
 begin_request(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const struct app *app = ri->user_data;
     const char *host = NULL;
-    int n = 0;
+    int n = 0, lengths = 0;
     for (int i = 0; i < ri->num_headers; i++) {
         if (strcasecmp(ri->http_headers[i].name, "Host") == 0) {
             host = ri->http_headers[i].value;
             n++;
         }
+        lengths += strcasecmp(ri->http_headers[i].name, "Content-Length") == 0;
     }
-    if (n == 0 || (n == 1 && front_host_allowed(host, app->cfg->allowed_hosts))) {
+    if (lengths <= 1 &&
+        (n == 0 || (n == 1 && front_host_allowed(host, app->cfg->allowed_hosts)))) {
         return 0;
     }
     struct req r;
     req_init(&r, conn);
+    mg_disable_connection_keep_alive(conn);
     int status;
-    if (n > 1) {
+    if (lengths > 1) {
+        status = http_reply_error(&r, 400, "bad_request",
+                                  "the request has %d Content-Length headers", lengths);
+    } else if (n > 1) {
         status = http_reply_error(&r, 400, "invalid_host", "the request has %d Host headers", n);
     } else {
         status = http_reply_error(&r, 421, "invalid_host",

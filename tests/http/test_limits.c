@@ -677,6 +677,30 @@ test_host_check(void **state)
     assert_string_equal(code, "invalid_host");
     raw_resp_free(&r);
 
+    /* two Content-Length headers (RFC 9112: 400): civetweb would take the first and read what
+     * follows that body as a next request; refused, and the connection closed after the one
+     * answer, so the smuggled request is never answered */
+    const char *smuggled = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const char *cl_body = "{\"username\":\"admin\",\"password\":\"x\"}";
+    snprintf(req, sizeof(req),
+             "POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\nContent-Length: %zu\r\n\r\n%s%s",
+             strlen(cl_body), strlen(cl_body) + strlen(smuggled), cl_body, smuggled);
+    int fd = raw_open(s->port, NULL, req);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_read(fd, &r, 5000, 0), 400);
+    raw_error(&r, code, sizeof(code), msg, sizeof(msg));
+    assert_string_equal(code, "bad_request");
+    assert_non_null(strstr(msg, "2 Content-Length headers"));
+    raw_resp_free(&r);
+    long long closed_by = sim_now_ms() + 3000;
+    while (raw_not_closed(fd) && raw_silent(fd) && sim_now_ms() < closed_by) {
+        sim_sleep_ms(20);
+    }
+    char extra[64];
+    assert_int_equal(read(fd, extra, sizeof(extra)), 0); /* closed, nothing more answered */
+    close(fd);
+
     /* a login through a rebinding name does nothing: no session, no audit entry */
     long before = db_count_audit(s, "auth.login", NULL);
     char body[256], lreq[1024];
