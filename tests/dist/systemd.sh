@@ -41,10 +41,14 @@ cp "$deb" "$root/root/consulate.deb"
 mkdir -p "$root/home/operator/.ssh" # ProtectHome must hide it from the service
 # As a site installs it: the .deb with its runtime Depends from the mirror, then the first
 # administrator as the service's user (README: The first login).
-chroot "$root" /bin/sh -c 'DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/consulate.deb >/dev/null'
+chroot "$root" /bin/sh -c 'DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/consulate.deb' >"$root.install.log" 2>&1 ||
+    { cat "$root.install.log"; echo "systemd.sh: FAILED: the .deb did not install" >&2; exit 1; }
 echo 'correct-horse-battery-9' | chroot "$root" runuser -u consulate -- consulate \
-    --config /etc/consulate/config.json user add admin --role admin --password-stdin >/dev/null
+    --config /etc/consulate/config.json user add admin --role admin --password-stdin \
+    >>"$root.install.log" 2>&1 ||
+    { cat "$root.install.log"; echo "systemd.sh: FAILED: user add" >&2; exit 1; }
+rm -f "$root.install.log"
 
 cat >"$root/root/probe.sh" <<'EOF'
 #!/bin/sh
@@ -75,7 +79,8 @@ ExecStart=/root/probe.sh
 [Install]
 WantedBy=multi-user.target
 EOF
-chroot "$root" systemctl enable consulate.service probe.service >/dev/null 2>&1
+chroot "$root" systemctl enable consulate.service probe.service >/dev/null 2>&1 ||
+    { echo "systemd.sh: FAILED: systemctl enable" >&2; exit 1; }
 
 timeout 180 systemd-nspawn -q --register=no --keep-unit --private-network -D "$root" -b >"$root.boot.log" 2>&1 || true
 report=$(cat "$root/root/result" 2>/dev/null || echo "no report: the container did not run the probe (see $root.boot.log)")
