@@ -108,6 +108,12 @@ int auth_login(struct store *s, const struct config *cfg, const char *username,
 #define AUTH_SESSION_TOUCH_MS 5000
 int auth_session_lookup(struct store *s, const struct config *cfg, const char *token,
                         struct auth_user *user);
+/* Whether the session of token_hash (as auth_session_lookup put it in auth_user.token_hash)
+ * still stands for user_id: not logged out, expired or its user disabled or deleted. Unlike
+ * auth_session_lookup it does not refresh last-seen (a stream left open is not activity).
+ * AUTH_OK, AUTH_NO_SESSION or AUTH_ERROR. */
+int auth_session_still_valid(struct store *s, const struct config *cfg, const char *token_hash,
+                             int64_t user_id);
 /* Drops one session from the cache; call after committing its deletion (logout). */
 void auth_session_forget(const char *token_hash);
 /* Call after committing any change to a user (password, role, disabled, deleted): its

@@ -23,17 +23,20 @@
 
 #include "api.h"
 #include "app.h"
+#include "auth.h"
 #include "events.h"
 #include "http_front.h"
 #include "metrics.h"
+#include "session_cache.h"
 #include "slots.h"
 #include "store.h"
 #include "util.h"
 #include "watch.h"
 
 #define SSE_PING_MS 15000
-#define SSE_TICK_MS 1000     /* how often a quiet stream checks that its client is there */
-#define SSE_RETRY_AFTER_S 10 /* Retry-After of a refused stream */
+#define SSE_TICK_MS 1000          /* how often a quiet stream checks that its client is there */
+#define SSE_AUTH_RECHECK_MS 30000 /* how often a stream looks at its session in the store */
+#define SSE_RETRY_AFTER_S 10      /* Retry-After of a refused stream */
 
 static int
 reply_disabled(struct req *r)
@@ -105,6 +108,21 @@ reply_too_many(struct req *r, int why)
     return status;
 }
 
+/* Whether the stream's session still stands (not logged out, expired, or its user disabled
+ * or deleted), looked up with a connection opened for it (the stream holds none). A store
+ * that cannot answer now is asked again at the next check. */
+static int
+stream_session_ok(struct req *r)
+{
+    struct store *db = store_thread(r->app->cfg->database);
+    if (!db) {
+        return 1;
+    }
+    int rc = auth_session_still_valid(db, r->app->cfg, r->user.token_hash, r->user.id);
+    store_thread_release();
+    return rc != AUTH_NO_SESSION;
+}
+
 int
 api_events_stream(struct req *r)
 {
@@ -139,7 +157,22 @@ api_events_stream(struct req *r)
         goto out;
     }
     int64_t last_write = time_mono_ms();
+    /* The session is looked at again whenever this process ended a session or changed a user
+     * (the cache's generation moves: within a tick), and every SSE_AUTH_RECHECK_MS for what
+     * another process (the CLI) or the clock did: a stream does not outlive its session. */
+    uint64_t auth_gen = session_cache_generation();
+    int64_t auth_at = time_mono_ms();
     for (;;) {
+        uint64_t gen = session_cache_generation();
+        if (gen != auth_gen || time_mono_ms() - auth_at >= SSE_AUTH_RECHECK_MS) {
+            auth_gen = gen;
+            auth_at = time_mono_ms();
+            if (!stream_session_ok(r)) {
+                http_stream_end(r);
+                http_stream_abort(r); /* the connection closes: the browser asks again, 401 */
+                break;
+            }
+        }
         struct event *e = NULL;
         int rc = events_next(app->events, sub, SSE_TICK_MS, &e);
         if (rc == EVENTS_CLOSED) {

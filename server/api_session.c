@@ -30,6 +30,11 @@ api_session_create(struct req *r)
         return r->status;
     }
     int status;
+    static const char *const allowed[] = {"username", "password", NULL};
+    if (http_check_fields(r, in, allowed)) {
+        status = r->status;
+        goto out;
+    }
     const cJSON *ju = cJSON_GetObjectItemCaseSensitive(in, "username");
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(in, "password");
     if (!cJSON_IsString(ju) || !ju->valuestring[0] || strlen(ju->valuestring) > 64) {

@@ -152,7 +152,10 @@ api_users_create(struct req *r)
     int rc = store_user_insert(r->db, name, role, hash, time_now_ms(), NULL);
     if (rc == STORE_CONFLICT) {
         store_rollback(r->db);
-        status = http_reply_error(r, 409, "user_exists", "a user named '%s' already exists", name);
+        status = http_reply_error(r, 409, "user_exists",
+                                  "a user named '%s' already exists (names are compared without "
+                                  "case)",
+                                  name);
         goto out;
     }
     cJSON *d = cJSON_CreateObject();

@@ -397,15 +397,11 @@ out:
 
 /* ---- sessions ---- */
 
-int
-auth_session_lookup(struct store *s, const struct config *cfg, const char *token,
-                    struct auth_user *user)
+/* The session of token_hash joined with its user, from the cache or the store (then cached).
+ * AUTH_OK, AUTH_NO_SESSION or AUTH_ERROR. */
+static int
+session_entry_load(struct store *s, const char *token_hash, struct session_entry *out)
 {
-    if (!token || strlen(token) != 64) {
-        return AUTH_NO_SESSION;
-    }
-    char token_hash[65];
-    auth_token_hash(token, token_hash);
     struct session_entry e;
     int64_t mono = time_mono_ms();
     if (session_cache_get(token_hash, mono, AUTH_SESSION_CACHE_TTL_MS, &e)) {
@@ -421,7 +417,7 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
             return AUTH_ERROR;
         }
         memset(&e, 0, sizeof(e));
-        memcpy(e.token_hash, token_hash, sizeof(token_hash));
+        snprintf(e.token_hash, sizeof(e.token_hash), "%s", token_hash);
         e.user_id = sess.user_id;
         memcpy(e.user_name, sess.user_name, sizeof(e.user_name));
         memcpy(e.user_role, sess.user_role, sizeof(e.user_role));
@@ -431,15 +427,42 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
         e.user_disabled = sess.user_disabled;
         session_cache_put(&e, gen, mono);
     }
-    int64_t now = time_now_ms();
-    if (now - e.last_seen_at > (int64_t)cfg->session_idle_timeout_s * 1000 ||
-        now - e.created_at > (int64_t)cfg->session_absolute_timeout_s * 1000) {
-        store_session_delete(s, token_hash);
-        session_cache_forget_token(token_hash);
+    *out = e;
+    return AUTH_OK;
+}
+
+/* AUTH_OK when e is neither expired (then deleted) nor its user disabled, at now (wall ms). */
+static int
+session_entry_live(struct store *s, const struct config *cfg, const struct session_entry *e,
+                   int64_t now)
+{
+    if (now - e->last_seen_at > (int64_t)cfg->session_idle_timeout_s * 1000 ||
+        now - e->created_at > (int64_t)cfg->session_absolute_timeout_s * 1000) {
+        store_session_delete(s, e->token_hash);
+        session_cache_forget_token(e->token_hash);
         return AUTH_NO_SESSION;
     }
-    if (e.user_disabled) {
+    return e->user_disabled ? AUTH_NO_SESSION : AUTH_OK;
+}
+
+int
+auth_session_lookup(struct store *s, const struct config *cfg, const char *token,
+                    struct auth_user *user)
+{
+    if (!token || strlen(token) != 64) {
         return AUTH_NO_SESSION;
+    }
+    char token_hash[65];
+    auth_token_hash(token, token_hash);
+    struct session_entry e;
+    int rc = session_entry_load(s, token_hash, &e);
+    if (rc != AUTH_OK) {
+        return rc;
+    }
+    int64_t now = time_now_ms();
+    rc = session_entry_live(s, cfg, &e, now);
+    if (rc != AUTH_OK) {
+        return rc;
     }
     /* Refresh last-seen at most every AUTH_SESSION_TOUCH_MS. The cached time moves first, so
      * requests in parallel do not all write; a write skipped because the database was busy
@@ -455,6 +478,18 @@ auth_session_lookup(struct store *s, const struct config *cfg, const char *token
     memcpy(user->csrf_token, e.csrf_token, sizeof(user->csrf_token));
     memcpy(user->token_hash, token_hash, sizeof(token_hash));
     return AUTH_OK;
+}
+
+int
+auth_session_still_valid(struct store *s, const struct config *cfg, const char *token_hash,
+                         int64_t user_id)
+{
+    struct session_entry e;
+    int rc = session_entry_load(s, token_hash, &e);
+    if (rc == AUTH_OK) {
+        rc = session_entry_live(s, cfg, &e, time_now_ms());
+    }
+    return rc == AUTH_OK && e.user_id != user_id ? AUTH_NO_SESSION : rc;
 }
 
 void

@@ -394,6 +394,22 @@ read_body(struct req *r, size_t max)
     if (cl > (long long)max) {
         return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes", max);
     }
+    /* Expect: 100-continue (curl sends it for large bodies and would otherwise wait a second
+     * before sending): answered once the length is known to be acceptable. civetweb answers
+     * it only for its own file handlers. */
+    const char *expect = http_header(r, "Expect");
+    const char *te = http_header(r, "Transfer-Encoding");
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0) {
+            mg_disable_connection_keep_alive(r->conn);
+            return http_reply_error(r, 417, "expectation_failed",
+                                    "Expect: %.60s cannot be met (only 100-continue is)", expect);
+        }
+        if (cl > 0 || te) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            mg_write(r->conn, cont, sizeof(cont) - 1);
+        }
+    }
     struct buf b;
     buf_init(&b, max);
     char chunk[16384];
@@ -404,6 +420,23 @@ read_body(struct req *r, size_t max)
             return http_reply_error(r, 413, "body_too_large", "request body exceeds %zu bytes",
                                     max);
         }
+    }
+    /* a body cut short or badly framed is not the client's JSON: the framing is named, and the
+     * connection (its position in the stream unknown) is closed after the answer */
+    if (n < 0 || (cl > 0 && b.len < (size_t)cl)) {
+        size_t got = b.len;
+        buf_free(&b);
+        mg_disable_connection_keep_alive(r->conn);
+        if (cl > 0 && n >= 0) {
+            return http_reply_error(r, 400, "bad_request",
+                                    "the request body ended after %zu of its %lld bytes "
+                                    "(Content-Length)",
+                                    got, cl);
+        }
+        return http_reply_error(r, 400, "bad_request",
+                                "the request body could not be read: %s",
+                                te ? "its chunked framing is broken"
+                                   : "the connection failed or timed out");
     }
     r->body_len = b.len;
     r->body = b.data ? buf_steal(&b) : xstrdup("");
@@ -977,26 +1010,39 @@ log_message(const struct mg_connection *conn, const char *message)
 /* Every request, whatever its route: a Host header that does not name this console (DNS
  * rebinding: a page on an attacker's name that now resolves to this address) is refused
  * with 421, two Host headers with 400. No Host at all (HTTP/1.0 health checks) passes: a
- * browser always sends one. More than one Content-Length is 400 (RFC 9112 6.3: civetweb
- * would take the first, and what follows the body it read as the next request: request
- * smuggling behind a proxy that takes another one). A refused request's connection is closed
- * after the answer: its body, unread, must not be read as a request. Returns 0 to go on, or
- * the status sent. */
+ * browser always sends one. More than one Content-Length, Transfer-Encoding, Origin or
+ * X-CSRF-Token, or both Content-Length and Transfer-Encoding, is 400 (RFC 9112 6.1, 6.3:
+ * civetweb would go by one of them, and read what follows the body it took as the next
+ * request: request smuggling behind a proxy that goes by the other). A refused request's
+ * connection is closed after the answer: its body, unread, must not be read as a request.
+ * Returns 0 to go on, or the status sent. */
 static int
 begin_request(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const struct app *app = ri->user_data;
+    /* headers a request may carry once: the framing and what the checks read (a second one
+     * would be what another parser, or only the first one here, goes by) */
+    static const char *const once[] = {"Content-Length", "Transfer-Encoding", "Origin",
+                                       "X-CSRF-Token"};
+    int count[ARRAY_LEN(once)] = {0};
     const char *host = NULL;
-    int n = 0, lengths = 0;
+    int n = 0;
     for (int i = 0; i < ri->num_headers; i++) {
         if (strcasecmp(ri->http_headers[i].name, "Host") == 0) {
             host = ri->http_headers[i].value;
             n++;
         }
-        lengths += strcasecmp(ri->http_headers[i].name, "Content-Length") == 0;
+        for (size_t k = 0; k < ARRAY_LEN(once); k++) {
+            count[k] += strcasecmp(ri->http_headers[i].name, once[k]) == 0;
+        }
     }
-    if (lengths <= 1 &&
+    const char *twice = NULL;
+    for (size_t k = 0; k < ARRAY_LEN(once) && !twice; k++) {
+        twice = count[k] > 1 ? once[k] : NULL;
+    }
+    int both = count[0] && count[1]; /* Content-Length and Transfer-Encoding */
+    if (!twice && !both &&
         (n == 0 || (n == 1 && front_host_allowed(host, app->cfg->allowed_hosts)))) {
         return 0;
     }
@@ -1004,9 +1050,13 @@ begin_request(struct mg_connection *conn)
     req_init(&r, conn);
     mg_disable_connection_keep_alive(conn);
     int status;
-    if (lengths > 1) {
+    if (twice) {
+        status = http_reply_error(&r, 400, "bad_request", "the request has more than one %s header",
+                                  twice);
+    } else if (both) {
         status = http_reply_error(&r, 400, "bad_request",
-                                  "the request has %d Content-Length headers", lengths);
+                                  "the request has both Content-Length and Transfer-Encoding "
+                                  "(RFC 9112 6.1: which one frames the body is ambiguous)");
     } else if (n > 1) {
         status = http_reply_error(&r, 400, "invalid_host", "the request has %d Host headers", n);
     } else {

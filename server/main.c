@@ -1,5 +1,6 @@
 /* main: the command line. `consulate serve|user|audit|migrate|backup|restore|cert|version`,
- * each taking --config FILE and --db PATH (version and cert read neither). Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
+ * each taking --config FILE and --db PATH (version and cert read neither). Exit codes: 0 ok,
+ * 1 failure, 2 usage or configuration error. */
 #include <errno.h>
 #include <libgen.h>
 #include <malloc.h>
@@ -353,7 +354,10 @@ user_change(struct store *s, int add, const char *name, const char *role, int fr
     }
     /* The change and its audit entry commit together or not at all. */
     const char *failed = NULL;
-    if (src != STORE_OK) {
+    if (src == STORE_CONFLICT) {
+        failed = "a user of that name in another case already exists (names are compared "
+                 "without case)";
+    } else if (src != STORE_OK) {
         failed = "database error";
     } else {
         cJSON *d = cJSON_CreateObject();

@@ -685,10 +685,16 @@ int
 store_user_insert(struct store *s, const char *name, const char *role, const char *pwhash,
                   int64_t now, int64_t *id_out)
 {
-    int rc = exec_bound(s, 0,
+    /* names are unique without case: "Admin" beside "admin" would read as the same person in
+     * the user list and the audit log */
+    int rc = exec_bound(s, 1,
                         "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
-                        "VALUES (?1, ?2, ?3, ?4, ?4)",
+                        "SELECT ?1, ?2, ?3, ?4, ?4 WHERE NOT EXISTS "
+                        "(SELECT 1 FROM users WHERE name = ?1 COLLATE NOCASE)",
                         "ttti", name, role, pwhash, now);
+    if (rc == STORE_NOT_FOUND) {
+        rc = STORE_CONFLICT;
+    }
     if (rc == STORE_OK && id_out) {
         *id_out = sqlite3_last_insert_rowid(s->db);
     }

@@ -730,16 +730,55 @@ test_failover_and_unreachable(void **state)
     cJSON_Delete(m);
 }
 
+/* Waits (at most ms) for the end of es; 1 when it ended. */
+static int
+sse_ended(struct sse *es, int ms)
+{
+    long long t0 = sim_now_ms();
+    int eof = 0;
+    while (!eof && sim_now_ms() - t0 < ms) {
+        pthread_mutex_lock(&es->mu);
+        eof = es->eof;
+        pthread_mutex_unlock(&es->mu);
+        sim_sleep_ms(10);
+    }
+    return eof;
+}
+
+/* A live-update stream of user, open once its first cluster event (Consul unreachable) came. */
+static struct sse *
+stream_of(struct srv *s, const char *user, const char *pw)
+{
+    char cookie[128];
+    session_cookie(s, user, pw, cookie, sizeof(cookie));
+    struct sse *es = sse_open(s, cookie);
+    assert_non_null(es);
+    size_t at = 0;
+    cJSON *ev = sse_wait(es, &at, "cluster", pred_unreachable, 3000, NULL);
+    assert_non_null(ev);
+    cJSON_Delete(ev);
+    return es;
+}
+
+/* A server whose Consul is nowhere (port 9), and its admin logged in (*admin). */
+static struct srv *
+start_without_consul(struct client **admin)
+{
+    struct srv *s = srv_start("\"consul\":{\"addresses\":[\"http://127.0.0.1:9\"]}");
+    assert_non_null(s);
+    *admin = srv_login(s, "admin", s->admin_pw);
+    assert_non_null(*admin);
+    return s;
+}
+
 /* Without any Consul: not ready at first (or already the unreachable model), then the
  * unreachable model; the server stays quick and stops promptly with an SSE client open. */
 static void
 test_no_consul_and_shutdown(void **state)
 {
     (void)state;
-    struct srv *s = srv_start("\"consul\":{\"addresses\":[\"http://127.0.0.1:9\"]}");
-    assert_non_null(s);
-    struct client *a = srv_login(s, "admin", s->admin_pw);
-    assert_non_null(a);
+    struct client *a;
+    struct srv *s = start_without_consul(&a);
     struct resp r = client_req(a, "GET", "/api/cluster", NULL);
     if (r.status == 503) {
         assert_string_equal(json_get_str(cJSON_GetObjectItem(r.json, "error"), "code", ""),
@@ -759,14 +798,7 @@ test_no_consul_and_shutdown(void **state)
     assert_false(json_get_bool(r.json, "known", 1));
     resp_free(&r);
 
-    char cookie[128];
-    session_cookie(s, "admin", s->admin_pw, cookie, sizeof(cookie));
-    struct sse *es = sse_open(s, cookie);
-    assert_non_null(es);
-    size_t at = 0;
-    cJSON *ev = sse_wait(es, &at, "cluster", pred_unreachable, 3000, NULL);
-    assert_non_null(ev);
-    cJSON_Delete(ev);
+    struct sse *es = stream_of(s, "admin", s->admin_pw);
     client_free(a);
 
     /* the log stays quiet about the missing Consul */
@@ -785,17 +817,52 @@ test_no_consul_and_shutdown(void **state)
     /* civetweb's loops poll in 2 s quanta: the listeners and the stream's connection are
      * shut at stop so that neither waits one out (it took 2.0 s before) */
     assert_true(took < 1000);
-    /* the stream ended */
-    long long t1 = sim_now_ms();
-    int eof = 0;
-    while (!eof && sim_now_ms() - t1 < 2000) {
-        pthread_mutex_lock(&es->mu);
-        eof = es->eof;
-        pthread_mutex_unlock(&es->mu);
-        sim_sleep_ms(10);
-    }
-    assert_true(eof);
+    assert_true(sse_ended(es, 2000)); /* the stream ended */
     sse_close(es);
+}
+
+/* A live-update stream does not outlive its session: its user disabled, deleted, or given a
+ * new password (which ends the user's sessions), the stream ends within a few seconds (the
+ * browser then asks again, gets 401 and shows the login page). Another user's stream goes on. */
+static void
+test_stream_ends_with_session(void **state)
+{
+    (void)state;
+    struct client *a;
+    struct srv *s = start_without_consul(&a);
+    assert_int_equal(srv_add_user(s, "vera", "viewer", "viewer-pass-123"), 201);
+    assert_int_equal(srv_add_user(s, "otto", "viewer", "viewer-pass-456"), 201);
+    assert_int_equal(srv_add_user(s, "ida", "viewer", "viewer-pass-789"), 201);
+    char cookie[128];
+    session_cookie(s, "ida", "viewer-pass-789", cookie, sizeof(cookie));
+    struct sse *bystander = sse_open(s, cookie);
+    assert_non_null(bystander);
+    static const struct {
+        const char *user, *pw, *method, *path, *body;
+    } ways[] = {
+        {"vera", "viewer-pass-123", "PATCH", "/api/users/vera", "{\"disabled\":true}"},
+        {"otto", "viewer-pass-456", "PATCH", "/api/users/otto", "{\"password\":\"new-pass-4567\"}"},
+        {"otto", "new-pass-4567", "DELETE", "/api/users/otto", NULL},
+    };
+    for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+        struct sse *es = stream_of(s, ways[i].user, ways[i].pw);
+        struct resp r = client_req(a, ways[i].method, ways[i].path, ways[i].body);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+        long long t0 = sim_now_ms();
+        if (!sse_ended(es, 5000)) {
+            fail_msg("%s %s: the stream of %s is still open after 5 s", ways[i].method,
+                     ways[i].path, ways[i].user);
+        }
+        print_message("%s %s: the stream ended after %lld ms\n", ways[i].method, ways[i].path,
+                      sim_now_ms() - t0);
+        sse_close(es);
+    }
+    /* ida's session stands: her stream is open */
+    assert_false(sse_ended(bystander, 100));
+    sse_close(bystander);
+    client_free(a);
+    srv_stop(s);
 }
 
 static void
@@ -830,6 +897,7 @@ main(void)
         cmocka_unit_test(test_upstream_independent_of_browsers),
         cmocka_unit_test(test_failover_and_unreachable),
         cmocka_unit_test(test_no_consul_and_shutdown),
+        cmocka_unit_test(test_stream_ends_with_session),
         cmocka_unit_test(test_watch_disabled),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -139,6 +139,8 @@ test_login_ok_and_bad(void **state)
         {"{\"username\":7,\"password\":\"wrong-password-1\"}", "invalid_field", "'username'"},
         {"{not json", "invalid_json", "not valid JSON"},
         {"[\"admin\"]", "invalid_json", "JSON object"},
+        {"{\"username\":\"admin\",\"password\":\"wrong-password-1\",\"role\":\"admin\"}",
+         "invalid_field", "unknown field 'role'"},
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         struct resp r = client_req(c, "POST", "/api/session", bad[i].body);
@@ -396,9 +398,14 @@ test_users_admin(void **state)
                    "{\"name\":\"dora\",\"role\":\"viewer\",\"password\":\"" PW "\"}");
     ASSERT_ERROR(r, 409, "user_exists", "'dora'");
     resp_free(&r);
+    /* the same name in another case is the same name: it would read as dora everywhere */
+    r = client_req(a, "POST", "/api/users",
+                   "{\"name\":\"Dora\",\"role\":\"admin\",\"password\":\"" PW "\"}");
+    ASSERT_ERROR(r, 409, "user_exists", "compared without case");
+    resp_free(&r);
     assert_int_equal(db_count(s, "users", "name = 'dora' AND role = 'operator'"), 1);
     assert_int_equal(db_count(s, "users", "1"), users0 + 1);
-    want++;
+    want += 2; /* both refusals recorded */
     assert_int_equal(db_count_soon(s, "audit_log", CREATE_ERRORS, want), want);
     /* the only admin can be neither demoted, disabled nor deleted */
     r = client_req(a, "PATCH", "/api/users/admin", "{\"role\":\"viewer\"}");
