@@ -35,6 +35,12 @@ const char *inventory_address_problem(const char *address);
  * trailing dot. So two spellings of one host give one string. Returns NULL, or the sentence
  * of inventory_address_problem (out is then ""). */
 const char *inventory_address_canonical(const char *address, char *out, size_t outlen);
+/* At start-up: every stored node address not in the canonical form (stored by a version that
+ * kept the spelling given) is rewritten in it, one transaction each with a node.update entry
+ * by "system" (the pinned host key stays); one whose canonical form another node has already
+ * is left and logged (two nodes name the same host). Returns how many were rewritten, or -1
+ * when the nodes cannot be read. */
+int inventory_canonicalize_stored(struct store *db);
 /* 1–32 of [A-Za-z0-9._-], not starting with '-'. */
 const char *inventory_user_problem(const char *user);
 /* Absolute, without "." or ".." components, "//", a trailing '/' or control characters, at

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cluster.h"
 #include "compose.h"
 #include "store_jobs.h"
@@ -339,4 +340,85 @@ inventory_publish_expected(struct store *db, struct watch *w)
         free((char *)a.e[i].address);
     }
     free(a.e);
+}
+
+/* ---- addresses stored before they were canonical ---- */
+
+struct canon_list {
+    struct store_node *v;
+    size_t n, cap;
+};
+
+static int
+canon_collect(const struct store_node *n, void *ctx)
+{
+    struct canon_list *l = ctx;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    store_node_copy(&l->v[l->n++], n);
+    return 0;
+}
+
+int
+inventory_canonicalize_stored(struct store *db)
+{
+    static const struct audit_actor system_actor = {.name = "system", .role = "", .ip = "local"};
+    struct canon_list l = {0};
+    if (store_node_each(db, canon_collect, &l) != STORE_OK) {
+        log_error("inventory: cannot read the nodes to check their addresses");
+        return -1;
+    }
+    int changed = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        const struct store_node *n = &l.v[i];
+        char canon[INVENTORY_ADDRESS_MAX];
+        if (inventory_address_canonical(n->address, canon, sizeof(canon)) ||
+            strcmp(canon, n->address) == 0) {
+            continue;
+        }
+        struct store_node u;
+        store_node_copy(&u, n);
+        free(u.address);
+        u.address = xstrdup(canon);
+        cJSON *d = cJSON_CreateObject();
+        cJSON *a = cJSON_AddObjectToObject(d, "address");
+        cJSON_AddStringToObject(a, "from", n->address);
+        cJSON_AddStringToObject(a, "to", canon);
+        cJSON_AddStringToObject(d, "reason", "the canonical spelling of the same address");
+        int rc = store_begin(db);
+        if (rc == STORE_OK) {
+            rc = store_node_update(db, &u, 0, time_now_ms());
+        }
+        if (rc == STORE_OK) {
+            rc = audit_record(db, &system_actor, "node.update", n->name, d, "ok", NULL);
+        } else {
+            cJSON_Delete(d); /* audit_record takes it; not reached */
+        }
+        if (rc == STORE_OK) {
+            rc = store_commit(db);
+        }
+        if (rc == STORE_OK) {
+            log_info("inventory: node %s: address %s is now written %s", n->name, n->address,
+                     canon);
+            changed++;
+        } else {
+            store_rollback(db);
+            if (rc == STORE_CONFLICT) {
+                log_warn("inventory: node %s (%s) names the same host as another node (%s): "
+                         "delete one of the two",
+                         n->name, n->address, canon);
+            } else {
+                log_error("inventory: node %s: cannot rewrite its address %s as %s", n->name,
+                          n->address, canon);
+            }
+        }
+        store_node_clear(&u);
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        store_node_clear(&l.v[i]);
+    }
+    free(l.v);
+    return changed;
 }

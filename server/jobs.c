@@ -1034,6 +1034,7 @@ jobs_start(struct app *app)
         return NULL;
     }
     mark_interrupted(db);
+    inventory_canonicalize_stored(db);
     if (!app->cfg->approval_required) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddBoolToObject(d, "approval_required", 0);

@@ -644,6 +644,68 @@ test_import_and_server_missing(void **state)
     resp_free(&r);
 }
 
+/* Addresses stored before they were canonical (by an older version, planted here in SQL) are
+ * rewritten at the next start, on the record, the pinned key kept; one whose canonical form
+ * another node has is left and logged. */
+static void
+test_stored_addresses_made_canonical(void **state)
+{
+    struct ctx *c = *state;
+    struct srv *s = srv_start(NULL);
+    assert_non_null(s);
+    struct client *a = srv_login(s, "admin", s->admin_pw);
+    assert_non_null(a);
+    static const char *const nodes[][2] = {
+        {"r1", "10.9.0.1"}, {"r2", "10.9.0.2"}, {"r3", "10.9.0.3"}, {"r4", "10.9.0.9"}};
+    for (size_t i = 0; i < ARRAY_LEN(nodes); i++) {
+        char body[1024];
+        snprintf(body, sizeof(body),
+                 "{\"name\":\"%s\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":"
+                 "\"%s\"}",
+                 nodes[i][0], nodes[i][1], c->key);
+        struct resp r = client_req(a, "POST", "/api/nodes", body);
+        assert_int_equal(r.status, 201);
+        resp_free(&r);
+    }
+    client_free(a);
+    assert_int_equal(db_exec(s, "UPDATE nodes SET address = '0:0:0:0:0:0:a:1', "
+                                "host_key_type = 'ssh-ed25519', host_key_bits = 256, "
+                                "host_key_fingerprint = 'SHA256:x', host_key_pinned_at = 1, "
+                                "host_key_pinned_by = 'admin' WHERE name = 'r1'"),
+                     0);
+    assert_int_equal(db_exec(s, "UPDATE nodes SET address = 'Host-A.Example.' WHERE name = 'r2'"),
+                     0);
+    assert_int_equal(db_exec(s, "UPDATE nodes SET address = '::FFFF:10.9.0.9' WHERE name = 'r3'"),
+                     0);
+    char dir[sizeof(s->dir)];
+    snprintf(dir, sizeof(dir), "%s", s->dir);
+    srv_stop_keep(s, 1);
+    s = srv_start_in(dir, NULL);
+    assert_non_null(s);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM nodes WHERE name = 'r1' AND address = "
+                               "'::a:1' AND host_key_fingerprint = 'SHA256:x'"),
+                     1);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM nodes WHERE name = 'r2' AND address = "
+                               "'host-a.example'"),
+                     1);
+    /* r3 is r4's host: left as it was, and said */
+    assert_int_equal(db_int(s, "SELECT count(*) FROM nodes WHERE name = 'r3' AND address = "
+                               "'::FFFF:10.9.0.9'"),
+                     1);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM audit_log WHERE action = 'node.update' "
+                               "AND actor = 'system' AND outcome = 'ok' AND detail LIKE "
+                               "'%\"to\":\"::a:1\"%'"),
+                     1);
+    assert_int_equal(db_int(s, "SELECT count(*) FROM audit_log WHERE action = 'node.update' "
+                               "AND actor = 'system'"),
+                     2);
+    char *log = file_read_all(s->log, 1 << 20, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "node r3 (::FFFF:10.9.0.9) names the same host as another node"));
+    free(log);
+    srv_stop(s);
+}
+
 int
 main(void)
 {
@@ -652,6 +714,7 @@ main(void)
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_crud_and_hostkey),
         cmocka_unit_test(test_address_spellings),
+        cmocka_unit_test(test_stored_addresses_made_canonical),
         cmocka_unit_test(test_import_and_server_missing),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
