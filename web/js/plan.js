@@ -45,7 +45,9 @@ function steps(list) {
         el('span', { class: 'step-no' }, String(i + 1) + '.'),
         s.node ? el('span', { class: 'tag node-tag' }, s.node) : el('span', { class: 'tag node-tag' }, t('plan.local')),
         el('span', { class: 'plan-step-title' }, s.title || '')),
-      s.command ? el('pre', { class: 'command' }, el('code', null, s.command)) : null))),
+      s.command ? el('pre', { class: 'command' }, el('code', null, s.command))
+        // a step on a node without a command is a file written over SFTP
+        : s.node ? el('p', { class: 'muted step-how' }, t('plan.sftp_write')) : null))),
   ];
 }
 

@@ -14,8 +14,10 @@ export function empty(text) {
 // An error message from an ApiError (translated by code where possible).
 export function errorBox(err, extra) {
   const text = errorText(err);
-  // When the code was translated, the server's own words follow as detail.
-  const detail = err && err.message && err.message !== text ? err.message : null;
+  // When the code was translated, the server's own words follow as detail (unless they say
+  // the same, differing only in case and punctuation).
+  const same = (a, b) => a.toLowerCase().replace(/[\s.。!]+$/u, '') === b.toLowerCase().replace(/[\s.。!]+$/u, '');
+  const detail = err && err.message && !same(err.message, text) ? err.message : null;
   return el('div', { class: 'alert alert-error', role: 'alert' },
     el('strong', null, text),
     err && err.code && err.status ? el('span', { class: 'alert-code' }, ` (${err.code}, HTTP ${err.status})`) : null,

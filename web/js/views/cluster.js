@@ -148,7 +148,9 @@ function badges(data) {
       t('cluster.failure_tolerance_hint')),
     stat(t('cluster.seed_check'), seed.ok ? t('cluster.seed_ok') : t('cluster.seed_fail'),
       seed.ok ? 'ok' : 'bad', seed.detail || null),
-    el('p', { class: 'seed-detail muted' }, t('cluster.seed_check_hint'), seed.detail ? ' — ' + seed.detail : ''));
+    el('p', { class: 'seed-detail muted' }, t('cluster.seed_check_hint')),
+    seed.detail ? el('p', { class: 'seed-detail muted' }, t('cluster.server_says'), ' ',
+      el('span', { lang: 'en' }, seed.detail)) : null);
 }
 
 function problemText(p) {

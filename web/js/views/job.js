@@ -91,7 +91,20 @@ function details(job) {
       !Number.isNaN(started) ? pair(t('job.duration'), duration((Number.isNaN(ended) ? Date.now() : ended) - started), 'duration') : null,
       opts.length ? pair(t('job.options'), el('span', { class: 'tags' }, opts), 'options') : null,
       typeof r.leaderless_s === 'number' ? pair(t('job.leaderless'), t('job.leaderless_s', { n: r.leaderless_s }), 'leaderless') : null,
-      r.gate ? pair(t('job.gate'), el('pre', { class: 'gate-json' }, JSON.stringify(r.gate, null, 2)), 'gate') : null));
+      r.gate ? pair(t('job.gate'), gateReport(r.gate), 'gate') : null));
+}
+
+// The last gate's report as a sentence (what it found, how long it took), the raw report
+// folded under it for whoever wants every field.
+function gateReport(g) {
+  const s = ((g.elapsed_ms || 0) / 1000).toFixed(1);
+  const text = g.passed
+    ? t('job.gate_passed', { s, servers: g.servers, leader: g.leader || '-', rounds: g.rounds })
+    : t('job.gate_failed', { s, reason: g.reason || '-' });
+  return el('div', { class: 'gate-report' },
+    el('span', { class: g.passed ? 'gate-ok' : 'gate-bad' }, text),
+    el('details', { class: 'gate-raw' }, el('summary', null, t('job.gate_raw')),
+      el('pre', { class: 'gate-json' }, JSON.stringify(g, null, 2))));
 }
 
 // Each node's status summed up from its steps.
@@ -179,6 +192,7 @@ export function render(root, params) {
   const actions = el('div', { class: 'actions job-actions', role: 'group', 'aria-label': t('job.actions') });
   const bannerSlot = el('div');
   const notice = el('div', { 'aria-live': 'polite' });
+  let noticeState = null; // the job's state when the notice's confirmation was shown
   const detailSlot = el('div', null, loading());
   const planWrap = el('details', { class: 'plan-wrap' }, el('summary', null, el('h2', { id: 'plan-h' }, t('plan.title'))));
   const planSlot = el('div');
@@ -213,6 +227,12 @@ export function render(root, params) {
   }
 
   function draw() {
+    // A confirmation ("approved job #1") belongs to the state it was given in: once the job
+    // has moved on, the state banner says what matters and the notice goes.
+    if (noticeState !== null && job.state !== noticeState) {
+      replace(notice);
+      noticeState = null;
+    }
     replace(stateSlot, stateBadge(job.state));
     title.textContent = t('job.title_full', { id: job.id, type: typeText(job.type), node: job.node || '-' });
     document.title = title.textContent + ' · Consulate';
@@ -307,7 +327,10 @@ export function render(root, params) {
         confirmLabel: t('job.approve'),
         onConfirm: () => api.post(base + '/approve', { comment: c.area.value.trim() || undefined }),
       });
-      if (ok) replace(notice, okBox(t('job.approved_done', { id: job.id })));
+      if (ok) {
+        replace(notice, okBox(t('job.approved_done', { id: job.id })));
+        noticeState = job.state;
+      }
     } else if (action === 'reject') {
       const c = commentField(true, t('job.comment_required'));
       ok = await confirmDialog({
@@ -317,7 +340,10 @@ export function render(root, params) {
         danger: true,
         onConfirm: () => api.post(base + '/reject', { comment: c.area.value.trim() }),
       });
-      if (ok) replace(notice, okBox(t('job.rejected_done', { id: job.id })));
+      if (ok) {
+        replace(notice, okBox(t('job.rejected_done', { id: job.id })));
+        noticeState = job.state;
+      }
     } else if (action === 'cancel') {
       ok = await confirmDialog({
         title: t('job.cancel_title', { id: job.id }),
@@ -326,7 +352,10 @@ export function render(root, params) {
         danger: true,
         onConfirm: () => api.post(base + '/cancel', {}),
       });
-      if (ok) replace(notice, okBox(t('job.cancel_done', { id: job.id })));
+      if (ok) {
+        replace(notice, okBox(t('job.cancel_done', { id: job.id })));
+        noticeState = job.state;
+      }
     } else if (action === 'rollback') {
       const c = commentField(true, t('job.rollback_reason'));
       let created = null;
