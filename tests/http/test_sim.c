@@ -1515,8 +1515,11 @@ test_join_during_election(void **state)
     struct sim *sim = sim_start("--servers 3 --speed 20 --seed 3 --ip-base 127.0.0.171");
     assert_non_null(sim);
     const char *h2 = sim->servers[1].http;
-    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
+    /* t0 before the stop is sent: the leader stopped at t0 or later, so joined - t0 is at
+     * least the time the join was held (taken after the answer, a slow answer under load
+     * made the join look early) */
     long long t0 = sim_now_ms();
+    ctl_ok(sim, "POST", "/sim/servers/consul-1/stop", NULL);
     cJSON_Delete(ctl(sim, "POST", "/sim/servers",
                      "{\"name\":\"consul-4\",\"ip\":\"127.0.0.174\","
                      "\"retry_join\":[\"127.0.0.172\"]}",
