@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "api.h"
 #include "app.h"
@@ -176,13 +175,11 @@ api_events_stream(struct req *r)
         struct event *e = NULL;
         int rc = events_next(app->events, sub, SSE_TICK_MS, &e);
         if (rc == EVENTS_CLOSED) {
-            /* The server is stopping: the stream ends, and so does the connection. Without
-             * the read side shut, civetweb would keep the worker waiting for a next request
-             * on it, and mg_stop for that worker (up to its 2 s poll). */
+            /* The server is stopping: the stream ends, and so does the connection (kept
+             * alive, civetweb would keep the worker waiting for a next request on it, and
+             * mg_stop for that worker, up to its 2 s poll). */
             http_stream_end(r);
-            if (fd >= 0) {
-                shutdown(fd, SHUT_RD);
-            }
+            http_stream_abort(r);
             break;
         }
         int wrc = 0;

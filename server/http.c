@@ -2,6 +2,7 @@
  * files and the HTTP counters. See include/http.h. */
 #include "http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -601,22 +602,23 @@ decide(struct req *r, const struct route *rt, struct route_decision *d)
     }
 }
 
-/* 1 when a parameter of the query string q does not percent-decode (a bad escape, or %00:
- * the C string would end there and a filter would silently drop); its name (as sent, cut
- * to fit) in name. */
+/* 1 when a parameter of the query string q would not percent-decode (http_pct_decode's rule:
+ * '%' not followed by two hex digits, or %00, where the C string would end and a filter would
+ * silently drop); its name (as sent, cut to fit) in name. Scans, decodes nothing. */
 static int
 query_bad_param(const char *q, char *name, size_t namelen)
 {
     while (q && *q) {
         size_t seg = strcspn(q, "&");
-        size_t eq = strcspn(q, "=");
-        size_t nl = eq < seg ? eq : seg;
-        char *n = http_pct_decode(q, nl, 1);
-        char *v = eq < seg ? http_pct_decode(q + eq + 1, seg - eq - 1, 1) : xstrdup("");
-        int bad = !n || !v;
-        free(n);
-        free(v);
+        int bad = 0;
+        for (size_t i = 0; i < seg && !bad; i++) {
+            bad = q[i] == '%' && (i + 2 >= seg || !isxdigit((unsigned char)q[i + 1]) ||
+                                  !isxdigit((unsigned char)q[i + 2]) ||
+                                  (q[i + 1] == '0' && q[i + 2] == '0'));
+        }
         if (bad) {
+            size_t nl = strcspn(q, "=");
+            nl = nl < seg ? nl : seg;
             snprintf(name, namelen, "%.*s", (int)(nl < 40 ? nl : 40), q);
             return 1;
         }

@@ -382,19 +382,17 @@ inventory_canonicalize_stored(struct store *db)
         store_node_copy(&u, n);
         free(u.address);
         u.address = xstrdup(canon);
-        cJSON *d = cJSON_CreateObject();
-        cJSON *a = cJSON_AddObjectToObject(d, "address");
-        cJSON_AddStringToObject(a, "from", n->address);
-        cJSON_AddStringToObject(a, "to", canon);
-        cJSON_AddStringToObject(d, "reason", "the canonical spelling of the same address");
         int rc = store_begin(db);
         if (rc == STORE_OK) {
             rc = store_node_update(db, &u, 0, time_now_ms());
         }
         if (rc == STORE_OK) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON *a = cJSON_AddObjectToObject(d, "address");
+            cJSON_AddStringToObject(a, "from", n->address);
+            cJSON_AddStringToObject(a, "to", canon);
+            cJSON_AddStringToObject(d, "reason", "the canonical spelling of the same address");
             rc = audit_record(db, &system_actor, "node.update", n->name, d, "ok", NULL);
-        } else {
-            cJSON_Delete(d); /* audit_record takes it; not reached */
         }
         if (rc == STORE_OK) {
             rc = store_commit(db);

@@ -431,19 +431,13 @@ jobs_create(struct jobs *j, struct store *db, const struct jobs_request *req,
             return err->code;
         }
         /* what can never be rolled back is refused, not recorded as a failed job */
-        int refuse = 1;
-        if (strcmp(target.type, "diagnose") == 0 || strcmp(target.type, "rollback") == 0) {
-            set_err(err, JOBS_INVALID_STATE, "job %lld is a %s: it has nothing to roll back",
-                    (long long)target.id, target.type);
-        } else if (strcmp(target.state, "failed") != 0 &&
-                   strcmp(target.state, "interrupted") != 0) {
+        int nothing = strcmp(target.type, "diagnose") == 0 || strcmp(target.type, "rollback") == 0;
+        if (nothing || (strcmp(target.state, "failed") != 0 &&
+                        strcmp(target.state, "interrupted") != 0)) {
             set_err(err, JOBS_INVALID_STATE,
-                    "job %lld is %s: only a failed or interrupted job is rolled back",
-                    (long long)target.id, target.state);
-        } else {
-            refuse = 0;
-        }
-        if (refuse) {
+                    nothing ? "job %lld is a %s: it has nothing to roll back"
+                            : "job %lld is %s: only a failed or interrupted job is rolled back",
+                    (long long)target.id, nothing ? target.type : target.state);
             store_job_clear(&target);
             return err->code;
         }

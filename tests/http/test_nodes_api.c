@@ -424,16 +424,22 @@ test_crud_and_hostkey(void **state)
     assert_int_equal(node_count(c), 0);
 }
 
-/* POSTs a node named name at address addr (both JSON-safe). */
+/* POSTs, as client a, a node named name at address addr with SSH key key (JSON-safe). */
 static struct resp
-post_node(struct ctx *c, const char *name, const char *addr)
+post_node_as(struct client *a, const char *key, const char *name, const char *addr)
 {
     char body[1024];
     snprintf(body, sizeof(body),
              "{\"name\":\"%s\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":"
              "\"%s\"}",
-             name, addr, c->key);
-    return client_req(c->admin, "POST", "/api/nodes", body);
+             name, addr, key);
+    return client_req(a, "POST", "/api/nodes", body);
+}
+
+static struct resp
+post_node(struct ctx *c, const char *name, const char *addr)
+{
+    return post_node_as(c->admin, c->key, name, addr);
 }
 
 /* POSTs name at addr and expects 201 answering the address want. */
@@ -658,12 +664,7 @@ test_stored_addresses_made_canonical(void **state)
     static const char *const nodes[][2] = {
         {"r1", "10.9.0.1"}, {"r2", "10.9.0.2"}, {"r3", "10.9.0.3"}, {"r4", "10.9.0.9"}};
     for (size_t i = 0; i < ARRAY_LEN(nodes); i++) {
-        char body[1024];
-        snprintf(body, sizeof(body),
-                 "{\"name\":\"%s\",\"address\":\"%s\",\"ssh_user\":\"root\",\"ssh_key_path\":"
-                 "\"%s\"}",
-                 nodes[i][0], nodes[i][1], c->key);
-        struct resp r = client_req(a, "POST", "/api/nodes", body);
+        struct resp r = post_node_as(a, c->key, nodes[i][0], nodes[i][1]);
         assert_int_equal(r.status, 201);
         resp_free(&r);
     }
