@@ -193,6 +193,11 @@ export function render(root, params) {
   const bannerSlot = el('div');
   const notice = el('div', { 'aria-live': 'polite' });
   let noticeState = null; // the job's state when the notice's confirmation was shown
+  // Shows the confirmation of a decision or a cancel until the job moves on (see draw).
+  function confirmed(key) {
+    replace(notice, okBox(t(key, { id: job.id })));
+    noticeState = job.state;
+  }
   const detailSlot = el('div', null, loading());
   const planWrap = el('details', { class: 'plan-wrap' }, el('summary', null, el('h2', { id: 'plan-h' }, t('plan.title'))));
   const planSlot = el('div');
@@ -327,10 +332,7 @@ export function render(root, params) {
         confirmLabel: t('job.approve'),
         onConfirm: () => api.post(base + '/approve', { comment: c.area.value.trim() || undefined }),
       });
-      if (ok) {
-        replace(notice, okBox(t('job.approved_done', { id: job.id })));
-        noticeState = job.state;
-      }
+      if (ok) confirmed('job.approved_done');
     } else if (action === 'reject') {
       const c = commentField(true, t('job.comment_required'));
       ok = await confirmDialog({
@@ -340,10 +342,7 @@ export function render(root, params) {
         danger: true,
         onConfirm: () => api.post(base + '/reject', { comment: c.area.value.trim() }),
       });
-      if (ok) {
-        replace(notice, okBox(t('job.rejected_done', { id: job.id })));
-        noticeState = job.state;
-      }
+      if (ok) confirmed('job.rejected_done');
     } else if (action === 'cancel') {
       ok = await confirmDialog({
         title: t('job.cancel_title', { id: job.id }),
@@ -352,10 +351,7 @@ export function render(root, params) {
         danger: true,
         onConfirm: () => api.post(base + '/cancel', {}),
       });
-      if (ok) {
-        replace(notice, okBox(t('job.cancel_done', { id: job.id })));
-        noticeState = job.state;
-      }
+      if (ok) confirmed('job.cancel_done');
     } else if (action === 'rollback') {
       const c = commentField(true, t('job.rollback_reason'));
       let created = null;
